@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what the stack needs on Debian/Ubuntu: system packages, a Python venv, the UI build.
+# Idempotent: a second run only checks. `--dev` adds what the tests need (Chromium, test tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+missing=()
+want() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+want redis-server redis-server
+want nginx nginx
+want node nodejs
+want npm npm
+# python3 -m venv works already on many machines (pyenv, python.org builds).
+python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [ "$dev" = 1 ]; then want chromium chromium; fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" != 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3 -m venv .venv
+fi
+extras="all"
+[ "$dev" = 1 ] && extras="all,dev"
+echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e ".[$extras]"
+
+echo "==> building the chat UI"
+(cd chatui && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run every check: lint, types, UI unit tests, then pytest (unit, integration, e2e).
+# Extra arguments go to pytest, e.g. `./stack test tests/unit -k tokens`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install.sh --dev
+
+echo "==> ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "==> mypy";  .venv/bin/mypy
+echo "==> vitest"; (cd chatui && npm run --silent test)
+echo "==> pytest"; .venv/bin/pytest "$@"
