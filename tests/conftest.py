@@ -1,0 +1,125 @@
+"""Fixtures shared by every test level: real servers on free ports, torn down at the end.
+
+`stack` is the whole product (redis-server, a fake OpenAI-compatible model, assistant,
+conversation and nginx serving the built UI). `model_stack` is the same path with the
+embedded SmolLM2 model instead of the fake, for the few tests that exercise the real model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import (
+    ROOT,
+    Server,
+    free_port,
+    http_ok,
+    start,
+    start_assistant,
+    start_conversation,
+    start_fake_upstream,
+    start_redis,
+)
+
+
+def _load_render() -> Callable[..., str]:
+    # nginx/ holds config, not a Python package: load its renderer by path.
+    spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "nginx" / "render.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    render: Callable[..., str] = module.render
+    return render
+
+
+def start_nginx(conversation: list[Server], static_root: Path | None = None) -> Server:
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    prefix = Path(tempfile.mkdtemp(prefix="nginx-"))
+    prefix.chmod(0o755)  # nginx workers run as nobody when the tests run as root
+    static = static_root or ROOT / "chatui" / "dist"
+    conf = _load_render()(
+        listen=f"127.0.0.1:{port}",
+        static_root=str(static),
+        conversation=[f"127.0.0.1:{c.port}" for c in conversation],
+        prefix=str(prefix),
+    )
+    (prefix / "nginx.conf").write_text(conf)
+    cmd = [exe, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
+    return start("nginx", cmd, port, http_ok(f"http://127.0.0.1:{port}/api/health"))
+
+
+@dataclass
+class Stack:
+    redis: Server
+    upstream: Server | None
+    assistant: Server
+    conversation: Server
+    nginx: Server
+
+    @property
+    def url(self) -> str:
+        return self.nginx.url
+
+    def servers(self) -> list[Server]:
+        found = [self.nginx, self.conversation, self.assistant, self.upstream, self.redis]
+        return [s for s in found if s is not None]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.name} ---\n{s.log()[-4000:]}" for s in self.servers())
+
+
+def fake_assistant_env(upstream: Server) -> dict[str, str]:
+    return {
+        "ASSISTANT_PROVIDER": "openai",
+        "OPENAI_BASE_URL": f"{upstream.url}/v1",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_MODEL": "fake-model",
+    }
+
+
+def conversation_env(redis: Server, assistant: Server) -> dict[str, str]:
+    return {"REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "ASSISTANT_URL": assistant.url}
+
+
+@contextlib.contextmanager
+def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Iterator[Stack]:
+    started: list[Server] = [upstream] if upstream else []
+    try:
+        redis = start_redis()
+        started.append(redis)
+        assistant = start_assistant(assistant_env, timeout=180)
+        started.append(assistant)
+        conversation = start_conversation(conversation_env(redis, assistant))
+        started.append(conversation)
+        nginx = start_nginx([conversation])
+        started.append(nginx)
+        yield Stack(redis, upstream, assistant, conversation, nginx)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The whole product in front of a fake model that streams one word every 30 ms."""
+    upstream = start_fake_upstream(FAKE_DELAY_MS=os.environ.get("TEST_FAKE_DELAY_MS", "30"))
+    with build_stack(fake_assistant_env(upstream), upstream) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def model_stack() -> Iterator[Stack]:
+    """The whole product with the embedded SmolLM2 model: no key, no network."""
+    env = {"ASSISTANT_PROVIDER": "local", "LOCAL_MAX_TOKENS": "48"}
+    with build_stack(env, None) as s:
+        yield s
