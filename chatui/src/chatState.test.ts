@@ -1,0 +1,175 @@
+import { describe, expect, it } from "vitest";
+import type { Message, StreamEvent } from "./api";
+import { chatReducer, initialChat, isBusy, type ChatAction, type ChatState } from "./chatState";
+
+function run(state: ChatState, ...actions: ChatAction[]): ChatState {
+  return actions.reduce(chatReducer, state);
+}
+
+const ev = (event: StreamEvent): ChatAction => ({ type: "event", event });
+const delta = (id: string, text: string) => ev({ type: "delta", id, text });
+const msg = (id: string, role: Message["role"], content: string, status: Message["status"] = "complete"): Message => ({
+  id,
+  role,
+  content,
+  status,
+});
+const opened = run(initialChat, { type: "open", sessionId: "s1" }, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [] } });
+
+function sent(content = "hi"): ChatState {
+  return run(
+    opened,
+    { type: "send", content, clientMessageId: "c1" },
+    ev({ type: "user", id: "1", message: msg("u1", "user", content) }),
+    ev({ type: "start", id: "2", messageId: "a1" }),
+  );
+}
+
+describe("sending and streaming", () => {
+  it("shows the message at once, then the reply word by word", () => {
+    const s0 = run(opened, { type: "send", content: "hi", clientMessageId: "c1" });
+    expect(s0.messages.map((m) => [m.role, m.content, m.status])).toEqual([
+      ["user", "hi", "pending"],
+      ["assistant", "", "streaming"],
+    ]);
+    expect(s0.phase).toBe("waiting");
+    const s1 = run(sent(), delta("3", "Echo: "), delta("4", "hi"));
+    expect(s1.phase).toBe("streaming");
+    expect(s1.messages[0]).toMatchObject({ id: "u1", status: "complete", key: "c1" });
+    expect(s1.messages[1]).toMatchObject({ id: "a1", content: "Echo: hi", status: "streaming" });
+    expect(isBusy(s1)).toBe(true);
+  });
+
+  it("takes the stored reply on done and becomes idle", () => {
+    const s = run(sent(), delta("3", "Echo: hi"), ev({ type: "done", id: "5", message: msg("a1", "assistant", "Echo: hi") }));
+    expect(s.phase).toBe("idle");
+    expect(s.messages[1]).toMatchObject({ id: "a1", content: "Echo: hi", status: "complete" });
+    expect(isBusy(s)).toBe(false);
+    // the React key stays the placeholder's, so the bubble is not re-mounted
+    expect(s.messages[1]?.key).toBe(sent().messages[1]?.key);
+  });
+});
+
+describe("resume without duplicates", () => {
+  it("skips events a resumed stream repeats", () => {
+    const before = run(sent(), delta("3", "Echo: "), delta("4", "one "));
+    const after = run(
+      before,
+      { type: "connectionLost" },
+      { type: "resuming", messageId: "a1", lastEventId: "4" },
+      delta("4", "one "), // the server may repeat the Last-Event-ID event itself
+      delta("5", "two"),
+    );
+    expect(before.lastEventId).toBe("4");
+    expect(after.messages[1]?.content).toBe("Echo: one two");
+    expect(after.phase).toBe("streaming");
+  });
+
+  it("replaces the partial text when the reply is replayed from the start after a reload", () => {
+    const reloaded = run(initialChat, { type: "open", sessionId: "s1" }, {
+      type: "loaded",
+      session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), msg("a1", "assistant", "Echo: o", "streaming")] },
+    });
+    expect(reloaded.phase).toBe("reconnecting");
+    expect(reloaded.replyId).toBe("a1");
+    const resumed = run(reloaded, { type: "resuming", messageId: "a1", lastEventId: null });
+    // what was shown stays until the replay arrives
+    expect(resumed.messages[1]?.content).toBe("Echo: o");
+    const replayed = run(resumed, delta("1", "Echo: "), delta("2", "one "), delta("3", "two"));
+    expect(replayed.messages[1]?.content).toBe("Echo: one two");
+  });
+
+  it("ignores a repeated done", () => {
+    const done = ev({ type: "done", id: "9", message: msg("a1", "assistant", "Echo: hi") });
+    const s = run(sent(), delta("3", "Echo: hi"), done);
+    expect(run(s, done)).toBe(s);
+  });
+});
+
+describe("stop", () => {
+  it("keeps the partial reply as cancelled", () => {
+    const s = run(
+      sent(),
+      delta("3", "Echo: "),
+      { type: "stop" },
+      delta("4", "half"),
+      ev({ type: "done", id: "5", message: msg("a1", "assistant", "Echo: half", "cancelled") }),
+    );
+    expect(s.messages[1]).toMatchObject({ content: "Echo: half", status: "cancelled" });
+    expect(s.phase).toBe("idle");
+    expect(s.error).toBeNull();
+  });
+
+  it("marks cancelled when the server closes with a cancelled error or a bare done", () => {
+    const viaError = run(sent(), delta("3", "Echo"), { type: "stop" }, ev({ type: "error", id: "4", code: "cancelled", message: "Cancelled" }));
+    expect(viaError.messages[1]).toMatchObject({ content: "Echo", status: "cancelled" });
+    expect(viaError.error).toBeNull();
+    const bare = run(sent(), delta("3", "Echo"), { type: "stop" }, ev({ type: "done", id: "4", message: null }));
+    expect(bare.messages[1]).toMatchObject({ content: "Echo", status: "cancelled" });
+  });
+
+  it("stays stopping while the last words arrive", () => {
+    const s = run(sent(), { type: "stop" }, ev({ type: "start", id: "9", messageId: "a1" }), delta("10", "x"));
+    expect(s.phase).toBe("stopping");
+  });
+});
+
+describe("errors", () => {
+  it("puts a stream error on the reply and offers to regenerate", () => {
+    const s = run(sent(), delta("3", "Echo: "), ev({ type: "error", id: "4", code: "assistant_unavailable", message: "The assistant is not reachable." }));
+    expect(s.messages[1]).toMatchObject({ status: "error", content: "Echo: ", errorText: "The assistant is not reachable." });
+    expect(s.error).toEqual({ kind: "unavailable", message: "The assistant is not reachable.", retry: { type: "regenerate" } });
+    expect(s.phase).toBe("idle");
+  });
+
+  it("drops what the server never stored when a send is refused", () => {
+    const s = run(
+      opened,
+      { type: "send", content: "x".repeat(10), clientMessageId: "c9" },
+      { type: "failed", error: { kind: "too_long", message: "Message too long", retry: null } },
+    );
+    expect(s.messages).toEqual([]);
+    expect(s.error?.kind).toBe("too_long");
+    expect(s.phase).toBe("idle");
+  });
+
+  it("keeps a started reply as interrupted when it cannot be resumed", () => {
+    const s = run(sent(), delta("3", "Echo"), { type: "failed", error: { kind: "network", message: "offline", retry: { type: "resume" } } });
+    expect(s.messages.map((m) => [m.content, m.status])).toEqual([
+      ["hi", "complete"],
+      ["Echo", "interrupted"],
+    ]);
+  });
+
+  it("clears the error on the next send", () => {
+    const failed = run(opened, { type: "failed", error: { kind: "busy", message: "busy", retry: null } });
+    expect(run(failed, { type: "send", content: "again", clientMessageId: "c2" }).error).toBeNull();
+  });
+});
+
+describe("regenerate and edit", () => {
+  const finished = run(sent("first"), delta("3", "Echo: first"), ev({ type: "done", id: "4", message: msg("a1", "assistant", "Echo: first") }));
+
+  it("regenerate replaces the last reply", () => {
+    const s = run(finished, { type: "regenerate" }, ev({ type: "start", id: "1", messageId: "a2" }), delta("2", "again"));
+    expect(s.messages.map((m) => [m.id, m.content])).toEqual([
+      ["u1", "first"],
+      ["a2", "again"],
+    ]);
+  });
+
+  it("edit changes the last user message and replaces the reply", () => {
+    const s = run(finished, { type: "edit", messageId: "u1", content: "second" }, ev({ type: "start", id: "1", messageId: "a3" }), delta("2", "Echo: second"));
+    expect(s.messages.map((m) => [m.role, m.content])).toEqual([
+      ["user", "second"],
+      ["assistant", "Echo: second"],
+    ]);
+  });
+
+  it("a new reply starts with no applied ids from the previous one", () => {
+    const s = run(finished, { type: "regenerate" });
+    expect(s.applied).toEqual([]);
+    // the same event ids as the last reply (a fresh stream on the server) are applied again
+    expect(run(s, ev({ type: "start", id: "2", messageId: "a2" }), delta("3", "new")).messages[1]?.content).toBe("new");
+  });
+});

@@ -1,0 +1,269 @@
+/**
+ * The state of the open chat and every way it changes, as a pure reducer.
+ *
+ * All the rules that make streaming robust live here, so they are unit-tested without a
+ * browser: a resumed stream never duplicates text (event ids already applied are skipped,
+ * and a replay from the start replaces what was shown), Stop keeps the partial reply, and
+ * failures land on the message they belong to.
+ */
+
+import type { ErrorKind, Message, SessionDetail, StreamEvent } from "./api";
+
+export interface ChatMessage extends Message {
+  /** Stable React key: survives the server assigning the real id. */
+  key: string;
+  /** Why this reply failed, shown inside the reply. */
+  errorText?: string;
+}
+
+/** What the person can do about an error, offered as a button. */
+export type Retry =
+  | { type: "send"; content: string; clientMessageId: string }
+  | { type: "regenerate" }
+  | { type: "resume" }
+  | { type: "new-chat" };
+
+export interface ChatError {
+  kind: ErrorKind;
+  message: string;
+  retry: Retry | null;
+}
+
+export type Phase =
+  | "idle"
+  | "loading" // fetching the chat
+  | "waiting" // request sent, no reply text yet
+  | "streaming"
+  | "stopping" // Stop pressed, waiting for the server to close the reply
+  | "reconnecting"; // the connection dropped (or the page reloaded) mid-reply
+
+export interface ChatState {
+  sessionId: string | null;
+  name: string;
+  messages: ChatMessage[];
+  phase: Phase;
+  /** The reply being written (its server id), and how far we have it. */
+  replyId: string | null;
+  lastEventId: string | null;
+  /** Event ids already applied to the current reply: a resumed stream may repeat some. */
+  applied: string[];
+  /** The next delta starts the reply over: we resumed without knowing how far we were. */
+  restart: boolean;
+  stopRequested: boolean;
+  error: ChatError | null;
+}
+
+export type ChatAction =
+  | { type: "open"; sessionId: string | null }
+  | { type: "created"; sessionId: string; name: string }
+  | { type: "loaded"; session: SessionDetail }
+  | { type: "renamed"; name: string }
+  | { type: "send"; content: string; clientMessageId: string }
+  | { type: "regenerate" }
+  | { type: "edit"; messageId: string; content: string }
+  | { type: "event"; event: StreamEvent }
+  | { type: "resuming"; messageId: string; lastEventId: string | null }
+  | { type: "connectionLost" }
+  | { type: "stop" }
+  | { type: "failed"; error: ChatError }
+  | { type: "dismissError" };
+
+export const initialChat: ChatState = {
+  sessionId: null,
+  name: "",
+  messages: [],
+  phase: "idle",
+  replyId: null,
+  lastEventId: null,
+  applied: [],
+  restart: false,
+  stopRequested: false,
+  error: null,
+};
+
+const PLACEHOLDER = "reply:";
+
+function placeholder(key: string): ChatMessage {
+  return { key: PLACEHOLDER + key, id: "", role: "assistant", content: "", status: "streaming" };
+}
+
+function withKey(m: Message): ChatMessage {
+  return { ...m, key: m.id };
+}
+
+/** The index of the reply being written: the one with the server id, else the last assistant placeholder. */
+function replyIndex(state: ChatState): number {
+  if (state.replyId) {
+    const i = state.messages.findIndex((m) => m.id === state.replyId);
+    if (i !== -1) return i;
+  }
+  const last = state.messages.length - 1;
+  const m = state.messages[last];
+  return m && m.role === "assistant" && m.status === "streaming" ? last : -1;
+}
+
+function updateReply(state: ChatState, change: (m: ChatMessage) => ChatMessage): ChatMessage[] {
+  const i = replyIndex(state);
+  if (i === -1) return state.messages;
+  return state.messages.map((m, j) => (j === i ? change(m) : m));
+}
+
+const streamReset = {
+  replyId: null,
+  lastEventId: null,
+  applied: [] as string[],
+  restart: false,
+  stopRequested: false,
+};
+
+function startReply(state: ChatState, messages: ChatMessage[], key: string): ChatState {
+  return { ...state, ...streamReset, messages: [...messages, placeholder(key)], phase: "waiting", error: null };
+}
+
+/** Drop what the server never confirmed: a pending user message and an empty reply placeholder. */
+function dropUnconfirmed(messages: ChatMessage[]): ChatMessage[] {
+  return messages.filter((m) => m.status !== "pending" && !(m.id === "" && m.role === "assistant" && m.content === ""));
+}
+
+function lastUserIndex(messages: ChatMessage[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]?.role === "user") return i;
+  return -1;
+}
+
+function applyEvent(state: ChatState, event: StreamEvent): ChatState {
+  // Events only matter while a reply is in flight: a late one from a closed stream is noise.
+  if (!isBusy(state)) return state;
+  // A repeated event (a resume that overlaps what we have) is skipped whatever its type.
+  if (event.id !== null && state.applied.includes(event.id)) return state;
+  const applied = event.id !== null ? [...state.applied, event.id] : state.applied;
+  const lastEventId = event.id ?? state.lastEventId;
+  const next = { ...state, applied, lastEventId };
+  switch (event.type) {
+    case "user": {
+      const i = lastUserIndex(state.messages);
+      if (i === -1) return next;
+      const messages = state.messages.map((m, j) =>
+        j === i ? { ...event.message, key: m.key, status: "complete" as const } : m,
+      );
+      return { ...next, messages };
+    }
+    case "start": {
+      const messages = updateReply(state, (m) => ({ ...m, id: event.messageId, status: "streaming" }));
+      return { ...next, messages, replyId: event.messageId, phase: state.phase === "stopping" ? "stopping" : "streaming" };
+    }
+    case "delta": {
+      const messages = updateReply(state, (m) => ({
+        ...m,
+        content: state.restart ? event.text : m.content + event.text,
+        status: "streaming",
+      }));
+      const phase = state.phase === "stopping" ? "stopping" : "streaming";
+      return { ...next, messages, restart: false, phase };
+    }
+    case "done": {
+      const stored = event.message;
+      const messages = updateReply(state, (m) => {
+        if (stored && stored.content !== "" ) return { ...stored, key: m.key, role: "assistant" };
+        const status = stored?.status ?? (state.stopRequested ? "cancelled" : "complete");
+        return { ...m, id: stored?.id || m.id, status: status === "streaming" ? "complete" : status };
+      });
+      return { ...next, ...streamReset, messages, phase: "idle" };
+    }
+    case "error": {
+      const cancelled = event.code === "cancelled";
+      const messages = updateReply(state, (m) =>
+        cancelled ? { ...m, status: "cancelled" } : { ...m, status: "error", errorText: event.message },
+      );
+      const error: ChatError | null = cancelled ? null : { kind: kindOfCode(event.code), message: event.message, retry: { type: "regenerate" } };
+      return { ...next, ...streamReset, messages, phase: "idle", error };
+    }
+  }
+}
+
+function kindOfCode(code: string): ErrorKind {
+  const c = code.toLowerCase();
+  if (c.includes("rate")) return "rate_limited";
+  if (c.includes("too_long") || c.includes("context")) return "too_long";
+  if (c.includes("expired") || c.includes("not_found")) return "expired";
+  return "unavailable";
+}
+
+export function chatReducer(state: ChatState, action: ChatAction): ChatState {
+  switch (action.type) {
+    case "open":
+      return { ...initialChat, sessionId: action.sessionId, phase: action.sessionId ? "loading" : "idle" };
+    case "created":
+      return { ...state, sessionId: action.sessionId, name: action.name };
+    case "renamed":
+      return { ...state, name: action.name };
+    case "loaded": {
+      const messages = action.session.messages.map(withKey);
+      const last = messages[messages.length - 1];
+      const base = { ...initialChat, sessionId: action.session.session_id, name: action.session.name, messages };
+      if (last && last.role === "assistant" && last.status === "streaming") {
+        // A reply still being written (page reloaded mid-reply): resume it.
+        return { ...base, replyId: last.id, phase: "reconnecting" };
+      }
+      return base;
+    }
+    case "send": {
+      const user: ChatMessage = {
+        key: action.clientMessageId,
+        id: "",
+        role: "user",
+        content: action.content,
+        status: "pending",
+      };
+      return startReply(state, [...state.messages, user], action.clientMessageId);
+    }
+    case "regenerate": {
+      const last = state.messages[state.messages.length - 1];
+      const kept = last && last.role === "assistant" ? state.messages.slice(0, -1) : state.messages;
+      return startReply(state, kept, `regen:${state.messages.length}:${last?.id ?? ""}`);
+    }
+    case "edit": {
+      const i = state.messages.findIndex((m) => m.id === action.messageId);
+      if (i === -1) return state;
+      const kept = state.messages.slice(0, i + 1).map((m, j) => (j === i ? { ...m, content: action.content } : m));
+      return startReply(state, kept, `edit:${action.messageId}:${action.content.length}`);
+    }
+    case "event":
+      return applyEvent(state, action.event);
+    case "resuming": {
+      // Without a Last-Event-ID the server replays the reply from its first word, so what
+      // is shown now is replaced by the replay rather than appended to.
+      const messages = state.messages.map((m) => (m.id === action.messageId ? { ...m, status: "streaming" as const } : m));
+      const fresh = action.lastEventId === null;
+      return {
+        ...state,
+        messages,
+        replyId: action.messageId,
+        lastEventId: action.lastEventId,
+        applied: fresh ? [] : state.applied,
+        restart: fresh,
+        phase: state.phase === "stopping" ? "stopping" : "reconnecting",
+        error: null,
+      };
+    }
+    case "connectionLost":
+      return { ...state, phase: state.phase === "idle" ? "idle" : "reconnecting" };
+    case "stop":
+      return { ...state, stopRequested: true, phase: "stopping" };
+    case "failed": {
+      // A reply that had started keeps its text and shows why it stopped.
+      const messages = dropUnconfirmed(state.messages).map((m, i, all) =>
+        i === all.length - 1 && m.role === "assistant" && m.status === "streaming"
+          ? { ...m, status: "interrupted" as const }
+          : m,
+      );
+      return { ...state, ...streamReset, messages, phase: "idle", error: action.error };
+    }
+    case "dismissError":
+      return { ...state, error: null };
+  }
+}
+
+/** Whether a reply is on its way (Stop is offered, sending is not). */
+export function isBusy(state: ChatState): boolean {
+  return state.phase === "waiting" || state.phase === "streaming" || state.phase === "stopping" || state.phase === "reconnecting";
+}
