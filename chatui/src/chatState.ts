@@ -120,9 +120,19 @@ function startReply(state: ChatState, messages: ChatMessage[], key: string): Cha
   return { ...state, ...streamReset, messages: [...messages, placeholder(key)], phase: "waiting", error: null };
 }
 
-/** Drop what the server never confirmed: a pending user message and an empty reply placeholder. */
-function dropUnconfirmed(messages: ChatMessage[]): ChatMessage[] {
-  return messages.filter((m) => m.status !== "pending" && !(m.id === "" && m.role === "assistant" && m.content === ""));
+/**
+ * After a failure: a reply that had started (it has an id, so the message before it was
+ * stored) keeps its text and is marked interrupted; otherwise what the server never
+ * confirmed (a pending message, an empty placeholder) is dropped.
+ */
+function settleAfterFailure(messages: ChatMessage[]): ChatMessage[] {
+  const last = messages[messages.length - 1];
+  if (last && last.role === "assistant" && last.id !== "" && last.status === "streaming") {
+    return messages.map((m, i) =>
+      i === messages.length - 1 ? { ...m, status: "interrupted" as const } : m.status === "pending" ? { ...m, status: "complete" as const } : m,
+    );
+  }
+  return messages.filter((m) => m.status !== "pending" && !(m.id === "" && m.role === "assistant"));
 }
 
 function lastUserIndex(messages: ChatMessage[]): number {
@@ -249,15 +259,8 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return { ...state, phase: state.phase === "idle" ? "idle" : "reconnecting" };
     case "stop":
       return { ...state, stopRequested: true, phase: "stopping" };
-    case "failed": {
-      // A reply that had started keeps its text and shows why it stopped.
-      const messages = dropUnconfirmed(state.messages).map((m, i, all) =>
-        i === all.length - 1 && m.role === "assistant" && m.status === "streaming"
-          ? { ...m, status: "interrupted" as const }
-          : m,
-      );
-      return { ...state, ...streamReset, messages, phase: "idle", error: action.error };
-    }
+    case "failed":
+      return { ...state, ...streamReset, messages: settleAfterFailure(state.messages), phase: "idle", error: action.error };
     case "dismissError":
       return { ...state, error: null };
   }

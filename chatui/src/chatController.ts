@@ -1,0 +1,250 @@
+/**
+ * Drives the open chat: talks to the API and feeds what happens into chatReducer.
+ *
+ * A reply's generation belongs to the server, not to our connection, so a dropped
+ * connection is resumed (Last-Event-ID, with backoff) and a page that opens a chat whose
+ * reply is still being written follows it from the start. Closing the connection (switching
+ * chats) never cancels a reply; only Stop does.
+ */
+
+import * as realApi from "./api";
+import { ApiError, type ErrorKind, type StreamEvent } from "./api";
+import type { ChatAction, ChatError, Retry } from "./chatState";
+import { newClientId, titleFrom } from "./ids";
+
+type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
+
+/** The part of the API the controller uses: the real module, or a fake in unit tests. */
+export type ChatApi = Pick<
+  typeof realApi,
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "resumeReply" | "cancelReply"
+>;
+
+export interface ChatOptions {
+  /** A refused message goes back into the composer, so nothing typed is lost. */
+  restoreDraft: (content: string) => void;
+  /** The chat list changed (a chat was created, or a reply finished). */
+  onListChanged: () => void;
+}
+
+/** Waits between resume attempts; after the last one the person is asked to retry. */
+export const RESUME_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000];
+
+const WHAT_TO_DO: Record<ErrorKind, string> = {
+  expired: "Start a new chat to continue.",
+  too_long: "Shorten the message and send it again.",
+  rate_limited: "Wait a moment, then try again.",
+  busy: "Wait for the current reply to finish, or stop it.",
+  unavailable: "Try again in a moment.",
+  network: "Check your connection, then try again.",
+  invalid: "",
+  other: "Try again.",
+};
+
+export function toChatError(e: unknown, retry: Retry | null): ChatError {
+  const err = e instanceof ApiError ? e : new ApiError("other", "Something went wrong.", 0);
+  const hint = WHAT_TO_DO[err.kind];
+  const message = hint && !err.message.includes(hint) ? `${err.message} ${hint}` : err.message;
+  const noRetry = err.kind === "too_long" || err.kind === "invalid" || err.kind === "busy";
+  const action: Retry | null = err.kind === "expired" ? { type: "new-chat" } : noRetry ? null : retry;
+  return { kind: err.kind, message, retry: action };
+}
+
+const lost = () => new ApiError("network", "The connection was lost.", 0);
+
+export class ChatController {
+  private connection: AbortController | null = null;
+  private sessionId: string | null = null;
+  private replyId: string | null = null;
+  private stopPending = false;
+
+  constructor(
+    private readonly dispatch: (action: ChatAction) => void,
+    private readonly options: ChatOptions,
+    private readonly api: ChatApi = realApi,
+    private readonly wait: (ms: number, signal: AbortSignal) => Promise<void> = sleep,
+  ) {}
+
+  /** Close the connection (the reply, if any, goes on server-side). */
+  close(): void {
+    this.connection?.abort();
+    this.connection = null;
+  }
+
+  async open(sessionId: string | null): Promise<void> {
+    const signal = this.connect();
+    this.sessionId = sessionId;
+    this.replyId = null;
+    this.stopPending = false;
+    this.dispatch({ type: "open", sessionId });
+    if (sessionId) await this.recover(sessionId, signal);
+  }
+
+  async send(content: string, clientMessageId: string = newClientId()): Promise<void> {
+    const retry: Retry = { type: "send", content, clientMessageId };
+    this.dispatch({ type: "send", content, clientMessageId });
+    let sessionId = this.sessionId;
+    if (!sessionId) {
+      const signal = this.connect();
+      try {
+        const created = await this.api.createSession(titleFrom(content));
+        if (signal.aborted) return;
+        sessionId = created.session_id;
+        this.sessionId = sessionId;
+        this.dispatch({ type: "created", sessionId, name: created.name });
+        this.options.onListChanged();
+      } catch (e) {
+        if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, retry) });
+        return;
+      }
+    }
+    const sid = sessionId;
+    await this.follow(sid, (signal) => this.api.sendMessage(sid, content, clientMessageId, signal), retry);
+  }
+
+  async regenerate(): Promise<void> {
+    const sid = this.sessionId;
+    if (!sid) return;
+    this.dispatch({ type: "regenerate" });
+    await this.follow(sid, (signal) => this.api.regenerate(sid, signal), { type: "regenerate" });
+  }
+
+  async edit(messageId: string, content: string): Promise<void> {
+    const sid = this.sessionId;
+    if (!sid) return;
+    this.dispatch({ type: "edit", messageId, content });
+    await this.follow(sid, (signal) => this.api.editMessage(sid, messageId, content, signal), { type: "regenerate" });
+  }
+
+  stop(): void {
+    this.dispatch({ type: "stop" });
+    if (this.sessionId && this.replyId) this.cancel(this.sessionId, this.replyId);
+    else this.stopPending = true; // cancelled as soon as the reply has an id
+  }
+
+  retry(action: Retry): void {
+    switch (action.type) {
+      case "send":
+        void this.send(action.content, action.clientMessageId);
+        break;
+      case "regenerate":
+        void this.regenerate();
+        break;
+      case "resume":
+        void this.open(this.sessionId);
+        break;
+      case "new-chat":
+        void this.open(null);
+        break;
+    }
+  }
+
+  private connect(): AbortSignal {
+    this.close();
+    const ac = new AbortController();
+    this.connection = ac;
+    return ac.signal;
+  }
+
+  private cancel(sessionId: string, replyId: string): void {
+    // A failed cancel leaves the reply running: it ends on its own.
+    this.api.cancelReply(sessionId, replyId).catch(() => undefined);
+  }
+
+  /** Re-read the chat from the server and follow a reply that is still being written. */
+  private async recover(sessionId: string, signal: AbortSignal): Promise<void> {
+    try {
+      const session = await this.api.getSession(sessionId);
+      if (signal.aborted) return;
+      this.dispatch({ type: "loaded", session });
+      const last = session.messages[session.messages.length - 1];
+      if (last?.role === "assistant" && last.status === "streaming") {
+        await this.follow(sessionId, null, { type: "resume" }, last.id);
+      }
+    } catch (e) {
+      if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, { type: "resume" }) });
+    }
+  }
+
+  /**
+   * Read a reply stream to its end. `opener` starts it (send, regenerate, edit); with
+   * `opener` null the reply `resumeId` is followed from its first event.
+   */
+  private async follow(sessionId: string, opener: Opener | null, retry: Retry, resumeId: string | null = null): Promise<void> {
+    const signal = this.connect();
+    this.replyId = resumeId;
+    this.stopPending = false;
+    let lastId: string | null = null;
+    let resuming = opener === null;
+    let open: Opener = opener ?? ((s) => this.api.resumeReply(sessionId, resumeId ?? "", null, s));
+    if (resumeId) this.dispatch({ type: "resuming", messageId: resumeId, lastEventId: null });
+    for (let attempt = 0; ; ) {
+      let received = false;
+      try {
+        for await (const event of await open(signal)) {
+          if (signal.aborted) return;
+          received = true;
+          attempt = 0;
+          this.dispatch({ type: "event", event });
+          if (event.id !== null) lastId = event.id;
+          if (event.type === "start") this.started(sessionId, event.messageId);
+          if (event.type === "done" || event.type === "error") {
+            this.replyId = null;
+            this.options.onListChanged();
+            return;
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        const refused = e instanceof ApiError && e.kind !== "network";
+        if (refused && resuming) {
+          // The reply can no longer be resumed (finished long ago, or gone): the history has it.
+          await this.recover(sessionId, signal);
+          return;
+        }
+        if (!received && !resuming) {
+          // Nothing happened yet: the message was refused, or never reached the server.
+          this.dispatch({ type: "failed", error: toChatError(e, retry) });
+          if (refused && retry.type === "send") this.options.restoreDraft(retry.content);
+          return;
+        }
+      }
+      if (signal.aborted) return;
+      // The connection ended before the reply did.
+      const replyId = this.replyId;
+      const delay = RESUME_DELAYS_MS[attempt];
+      if (!replyId || delay === undefined) {
+        // Cut before the reply had an id, a resend with the same client_message_id is
+        // answered from what the server stored, never stored twice.
+        this.dispatch({ type: "failed", error: toChatError(lost(), replyId ? { type: "resume" } : retry) });
+        return;
+      }
+      attempt++;
+      this.dispatch({ type: "connectionLost" });
+      await this.wait(delay, signal);
+      if (signal.aborted) return;
+      this.dispatch({ type: "resuming", messageId: replyId, lastEventId: lastId });
+      const from = lastId;
+      open = (s) => this.api.resumeReply(sessionId, replyId, from, s);
+      resuming = true;
+    }
+  }
+
+  private started(sessionId: string, replyId: string): void {
+    this.replyId = replyId;
+    if (this.stopPending) {
+      this.stopPending = false;
+      this.cancel(sessionId, replyId);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
