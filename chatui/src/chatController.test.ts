@@ -1,9 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import { ApiError, type Message, type SessionDetail, type StreamEvent } from "./api";
 import { ChatController, RESUME_DELAYS_MS, type ChatApi } from "./chatController";
-import { chatReducer, initialChat, type ChatAction, type ChatState } from "./chatState";
 
-const delta = (id: string, text: string): StreamEvent => ({ type: "delta", id, text });
+const delta = (end: number, text: string): StreamEvent => ({ type: "delta", id: String(end), text });
 const reply = (content: string, status: Message["status"] = "complete"): Message => ({ id: "a1", role: "assistant", content, status });
 
 /** A stream of events that, with `cut`, ends like a dropped connection. */
@@ -13,12 +12,8 @@ async function* stream(events: StreamEvent[], cut = false): AsyncGenerator<Strea
 }
 
 function harness(api: Partial<ChatApi>) {
-  let state: ChatState = initialChat;
   const restoreDraft = vi.fn();
   const waits: number[] = [];
-  const dispatch = (a: ChatAction) => {
-    state = chatReducer(state, a);
-  };
   const fail = () => Promise.reject(new Error("not expected in this test"));
   const full: ChatApi = {
     getSession: fail,
@@ -34,8 +29,8 @@ function harness(api: Partial<ChatApi>) {
     waits.push(ms);
     return Promise.resolve();
   };
-  const controller = new ChatController(dispatch, { restoreDraft, onListChanged: () => undefined }, full, wait);
-  return { controller, restoreDraft, waits, state: () => state };
+  const controller = new ChatController({ restoreDraft, onListChanged: () => undefined }, full, wait);
+  return { controller, restoreDraft, waits, state: controller.getState };
 }
 
 const session = (messages: Message[]): SessionDetail => ({ session_id: "s1", name: "Chat", messages });
@@ -43,17 +38,17 @@ const session = (messages: Message[]): SessionDetail => ({ session_id: "s1", nam
 describe("ChatController", () => {
   it("resumes a dropped reply from the last event id, without duplicating text", async () => {
     const resumeReply = vi.fn(async () =>
-      stream([delta("4", "two "), delta("5", "three"), { type: "done", id: "6", message: reply("Echo: two three") }]),
+      stream([delta(10, "two "), delta(15, "three"), { type: "done", id: "15", message: reply("Echo: two three") }]),
     );
     const h = harness({
       getSession: async () => session([]),
       sendMessage: async () =>
         stream(
           [
-            { type: "user", id: "1", message: { id: "u1", role: "user", content: "two three", status: "complete" } },
-            { type: "start", id: "2", messageId: "a1" },
-            delta("3", "Echo: "),
-            delta("4", "two "),
+            { type: "user", id: "0", message: { id: "u1", role: "user", content: "two three", status: "complete" } },
+            { type: "start", id: "0", messageId: "a1" },
+            delta(6, "Echo: "),
+            delta(10, "two "),
           ],
           true,
         ),
@@ -61,7 +56,7 @@ describe("ChatController", () => {
     });
     await h.controller.open("s1");
     await h.controller.send("two three", "c1");
-    expect(resumeReply).toHaveBeenCalledWith("s1", "a1", "4", expect.anything());
+    expect(resumeReply).toHaveBeenCalledWith("s1", "a1", "10", expect.anything());
     expect(h.state().messages.map((m) => [m.role, m.content, m.status])).toEqual([
       ["user", "two three", "complete"],
       ["assistant", "Echo: two three", "complete"],
@@ -71,14 +66,15 @@ describe("ChatController", () => {
 
   it("follows a reply still being written when a chat is opened (page reload)", async () => {
     const resumeReply = vi.fn(async () =>
-      stream([delta("1", "Echo: "), delta("2", "hi"), { type: "done", id: "3", message: null }]),
+      stream([delta(6, "Echo: "), delta(8, "hi"), { type: "done", id: "8", message: null }]),
     );
     const h = harness({
       getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo:", "streaming")]),
       resumeReply,
     });
     await h.controller.open("s1");
-    expect(resumeReply).toHaveBeenCalledWith("s1", "a1", null, expect.anything());
+    // the page shows "Echo:" (5 characters) already: the resume starts after it
+    expect(resumeReply).toHaveBeenCalledWith("s1", "a1", "5", expect.anything());
     expect(h.state().messages[1]).toMatchObject({ content: "Echo: hi", status: "complete" });
   });
 
@@ -113,8 +109,8 @@ describe("ChatController", () => {
       sendMessage: async () =>
         (async function* () {
           await gate;
-          yield { type: "start", id: "1", messageId: "a1" } as StreamEvent;
-          yield { type: "done", id: "2", message: reply("", "cancelled") } as StreamEvent;
+          yield { type: "start", id: "0", messageId: "a1" } as StreamEvent;
+          yield { type: "done", id: "0", message: reply("", "cancelled") } as StreamEvent;
         })(),
     });
     await h.controller.open("s1");
@@ -130,7 +126,7 @@ describe("ChatController", () => {
   it("gives up resuming after its last attempt and offers to retry", async () => {
     const h = harness({
       getSession: async () => session([]),
-      sendMessage: async () => stream([{ type: "start", id: "1", messageId: "a1" }, delta("2", "Echo")], true),
+      sendMessage: async () => stream([{ type: "start", id: "0", messageId: "a1" }, delta(4, "Echo")], true),
       resumeReply: async () => stream([], true),
     });
     await h.controller.open("s1");

@@ -9,7 +9,7 @@
 
 import * as realApi from "./api";
 import { ApiError, type ErrorKind, type StreamEvent } from "./api";
-import type { ChatAction, ChatError, Retry } from "./chatState";
+import { chatReducer, initialChat, type ChatAction, type ChatError, type ChatState, type Retry } from "./chatState";
 import { newClientId, titleFrom } from "./ids";
 
 type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
@@ -52,18 +52,46 @@ export function toChatError(e: unknown, retry: Retry | null): ChatError {
 
 const lost = () => new ApiError("network", "The connection was lost.", 0);
 
+/**
+ * Owns the chat state (a small store React subscribes to), so async code always reads the
+ * state as it is now: how much of a reply we have decides where a resume starts.
+ */
 export class ChatController {
+  private state: ChatState = initialChat;
+  private readonly listeners = new Set<() => void>();
   private connection: AbortController | null = null;
   private sessionId: string | null = null;
   private replyId: string | null = null;
   private stopPending = false;
 
   constructor(
-    private readonly dispatch: (action: ChatAction) => void,
     private readonly options: ChatOptions,
     private readonly api: ChatApi = realApi,
     private readonly wait: (ms: number, signal: AbortSignal) => Promise<void> = sleep,
   ) {}
+
+  readonly getState = (): ChatState => this.state;
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  /** The chat was renamed from the list. */
+  renamed(name: string): void {
+    this.dispatch({ type: "renamed", name });
+  }
+
+  dismissError(): void {
+    this.dispatch({ type: "dismissError" });
+  }
+
+  private dispatch(action: ChatAction): void {
+    const next = chatReducer(this.state, action);
+    if (next === this.state) return;
+    this.state = next;
+    for (const listener of this.listeners) listener();
+  }
 
   /** Close the connection (the reply, if any, goes on server-side). */
   close(): void {
@@ -168,16 +196,15 @@ export class ChatController {
 
   /**
    * Read a reply stream to its end. `opener` starts it (send, regenerate, edit); with
-   * `opener` null the reply `resumeId` is followed from its first event.
+   * `opener` null the reply `resumeId` is followed from what the page already has.
    */
   private async follow(sessionId: string, opener: Opener | null, retry: Retry, resumeId: string | null = null): Promise<void> {
     const signal = this.connect();
     this.replyId = resumeId;
     this.stopPending = false;
-    let lastId: string | null = null;
     let resuming = opener === null;
-    let open: Opener = opener ?? ((s) => this.api.resumeReply(sessionId, resumeId ?? "", null, s));
-    if (resumeId) this.dispatch({ type: "resuming", messageId: resumeId, lastEventId: null });
+    let open: Opener = opener ?? this.resumer(sessionId, resumeId ?? "");
+    if (resumeId) this.dispatch({ type: "resuming", messageId: resumeId });
     for (let attempt = 0; ; ) {
       let received = false;
       try {
@@ -186,7 +213,6 @@ export class ChatController {
           received = true;
           attempt = 0;
           this.dispatch({ type: "event", event });
-          if (event.id !== null) lastId = event.id;
           if (event.type === "start") this.started(sessionId, event.messageId);
           if (event.type === "done" || event.type === "error") {
             this.replyId = null;
@@ -223,11 +249,15 @@ export class ChatController {
       this.dispatch({ type: "connectionLost" });
       await this.wait(delay, signal);
       if (signal.aborted) return;
-      this.dispatch({ type: "resuming", messageId: replyId, lastEventId: lastId });
-      const from = lastId;
-      open = (s) => this.api.resumeReply(sessionId, replyId, from, s);
+      this.dispatch({ type: "resuming", messageId: replyId });
+      open = this.resumer(sessionId, replyId);
       resuming = true;
     }
+  }
+
+  /** Resume after the characters we have, read when the request is made. */
+  private resumer(sessionId: string, replyId: string): Opener {
+    return (signal) => this.api.resumeReply(sessionId, replyId, String(this.state.offset), signal);
   }
 
   private started(sessionId: string, replyId: string): void {

@@ -7,7 +7,8 @@ function run(state: ChatState, ...actions: ChatAction[]): ChatState {
 }
 
 const ev = (event: StreamEvent): ChatAction => ({ type: "event", event });
-const delta = (id: string, text: string) => ev({ type: "delta", id, text });
+/** A delta as conversation sends it: its id is the reply's length in characters at its end. */
+const delta = (end: number, text: string) => ev({ type: "delta", id: String(end), text });
 const msg = (id: string, role: Message["role"], content: string, status: Message["status"] = "complete"): Message => ({
   id,
   role,
@@ -20,8 +21,8 @@ function sent(content = "hi"): ChatState {
   return run(
     opened,
     { type: "send", content, clientMessageId: "c1" },
-    ev({ type: "user", id: "1", message: msg("u1", "user", content) }),
-    ev({ type: "start", id: "2", messageId: "a1" }),
+    ev({ type: "user", id: "0", message: msg("u1", "user", content) }),
+    ev({ type: "start", id: "0", messageId: "a1" }),
   );
 }
 
@@ -33,7 +34,7 @@ describe("sending and streaming", () => {
       ["assistant", "", "streaming"],
     ]);
     expect(s0.phase).toBe("waiting");
-    const s1 = run(sent(), delta("3", "Echo: "), delta("4", "hi"));
+    const s1 = run(sent(), delta(6, "Echo: "), delta(8, "hi"));
     expect(s1.phase).toBe("streaming");
     expect(s1.messages[0]).toMatchObject({ id: "u1", status: "complete", key: "c1" });
     expect(s1.messages[1]).toMatchObject({ id: "a1", content: "Echo: hi", status: "streaming" });
@@ -41,7 +42,7 @@ describe("sending and streaming", () => {
   });
 
   it("takes the stored reply on done and becomes idle", () => {
-    const s = run(sent(), delta("3", "Echo: hi"), ev({ type: "done", id: "5", message: msg("a1", "assistant", "Echo: hi") }));
+    const s = run(sent(), delta(8, "Echo: hi"), ev({ type: "done", id: "8", message: msg("a1", "assistant", "Echo: hi") }));
     expect(s.phase).toBe("idle");
     expect(s.messages[1]).toMatchObject({ id: "a1", content: "Echo: hi", status: "complete" });
     expect(isBusy(s)).toBe(false);
@@ -51,37 +52,43 @@ describe("sending and streaming", () => {
 });
 
 describe("resume without duplicates", () => {
-  it("skips events a resumed stream repeats", () => {
-    const before = run(sent(), delta("3", "Echo: "), delta("4", "one "));
+  it("takes from an overlapping resumed stream only the text beyond what it has", () => {
+    const before = run(sent(), delta(6, "Echo: "), delta(10, "one "));
+    expect(before.offset).toBe(10);
     const after = run(
       before,
       { type: "connectionLost" },
-      { type: "resuming", messageId: "a1", lastEventId: "4" },
-      delta("4", "one "), // the server may repeat the Last-Event-ID event itself
-      delta("5", "two"),
+      { type: "resuming", messageId: "a1" },
+      delta(10, "one "), // repeated whole
+      delta(14, "e two "), // overlaps by two characters
+      delta(19, "three"),
     );
-    expect(before.lastEventId).toBe("4");
-    expect(after.messages[1]?.content).toBe("Echo: one two");
+    expect(after.messages[1]?.content).toBe("Echo: one two three");
     expect(after.phase).toBe("streaming");
   });
 
-  it("replaces the partial text when the reply is replayed from the start after a reload", () => {
+  it("resumes a reloaded reply after the text it already shows, even if replayed from the start", () => {
     const reloaded = run(initialChat, { type: "open", sessionId: "s1" }, {
       type: "loaded",
-      session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), msg("a1", "assistant", "Echo: o", "streaming")] },
+      session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi 👋"), msg("a1", "assistant", "Echo: hi", "streaming")] },
     });
     expect(reloaded.phase).toBe("reconnecting");
     expect(reloaded.replyId).toBe("a1");
-    const resumed = run(reloaded, { type: "resuming", messageId: "a1", lastEventId: null });
-    // what was shown stays until the replay arrives
-    expect(resumed.messages[1]?.content).toBe("Echo: o");
-    const replayed = run(resumed, delta("1", "Echo: "), delta("2", "one "), delta("3", "two"));
-    expect(replayed.messages[1]?.content).toBe("Echo: one two");
+    expect(reloaded.offset).toBe(8);
+    const replayed = run(reloaded, { type: "resuming", messageId: "a1" }, delta(6, "Echo: "), delta(9, "hi "), delta(10, "👋"));
+    expect(replayed.messages[1]?.content).toBe("Echo: hi 👋");
+    expect(replayed.offset).toBe(10);
+  });
+
+  it("counts characters as the server does: an emoji is one", () => {
+    const s = run(sent(), delta(2, "👋 "), delta(4, "é!"));
+    expect(s.offset).toBe(4);
+    expect(run(s, delta(4, "é!")).messages[1]?.content).toBe("👋 é!");
   });
 
   it("ignores a repeated done", () => {
-    const done = ev({ type: "done", id: "9", message: msg("a1", "assistant", "Echo: hi") });
-    const s = run(sent(), delta("3", "Echo: hi"), done);
+    const done = ev({ type: "done", id: "8", message: msg("a1", "assistant", "Echo: hi") });
+    const s = run(sent(), delta(8, "Echo: hi"), done);
     expect(run(s, done)).toBe(s);
   });
 });
@@ -90,10 +97,10 @@ describe("stop", () => {
   it("keeps the partial reply as cancelled", () => {
     const s = run(
       sent(),
-      delta("3", "Echo: "),
+      delta(6, "Echo: "),
       { type: "stop" },
-      delta("4", "half"),
-      ev({ type: "done", id: "5", message: msg("a1", "assistant", "Echo: half", "cancelled") }),
+      delta(10, "half"),
+      ev({ type: "done", id: "10", message: msg("a1", "assistant", "Echo: half", "cancelled") }),
     );
     expect(s.messages[1]).toMatchObject({ content: "Echo: half", status: "cancelled" });
     expect(s.phase).toBe("idle");
@@ -101,22 +108,22 @@ describe("stop", () => {
   });
 
   it("marks cancelled when the server closes with a cancelled error or a bare done", () => {
-    const viaError = run(sent(), delta("3", "Echo"), { type: "stop" }, ev({ type: "error", id: "4", code: "cancelled", message: "Cancelled" }));
+    const viaError = run(sent(), delta(4, "Echo"), { type: "stop" }, ev({ type: "error", id: "4", code: "cancelled", message: "Cancelled" }));
     expect(viaError.messages[1]).toMatchObject({ content: "Echo", status: "cancelled" });
     expect(viaError.error).toBeNull();
-    const bare = run(sent(), delta("3", "Echo"), { type: "stop" }, ev({ type: "done", id: "4", message: null }));
+    const bare = run(sent(), delta(4, "Echo"), { type: "stop" }, ev({ type: "done", id: "4", message: null }));
     expect(bare.messages[1]).toMatchObject({ content: "Echo", status: "cancelled" });
   });
 
   it("stays stopping while the last words arrive", () => {
-    const s = run(sent(), { type: "stop" }, ev({ type: "start", id: "9", messageId: "a1" }), delta("10", "x"));
+    const s = run(sent(), { type: "stop" }, ev({ type: "start", id: "0", messageId: "a1" }), delta(1, "x"));
     expect(s.phase).toBe("stopping");
   });
 });
 
 describe("errors", () => {
   it("puts a stream error on the reply and offers to regenerate", () => {
-    const s = run(sent(), delta("3", "Echo: "), ev({ type: "error", id: "4", code: "assistant_unavailable", message: "The assistant is not reachable." }));
+    const s = run(sent(), delta(6, "Echo: "), ev({ type: "error", id: "6", code: "assistant_unavailable", message: "The assistant is not reachable." }));
     expect(s.messages[1]).toMatchObject({ status: "error", content: "Echo: ", errorText: "The assistant is not reachable." });
     expect(s.error).toEqual({ kind: "unavailable", message: "The assistant is not reachable.", retry: { type: "regenerate" } });
     expect(s.phase).toBe("idle");
@@ -134,7 +141,7 @@ describe("errors", () => {
   });
 
   it("keeps a started reply as interrupted when it cannot be resumed", () => {
-    const s = run(sent(), delta("3", "Echo"), { type: "failed", error: { kind: "network", message: "offline", retry: { type: "resume" } } });
+    const s = run(sent(), delta(4, "Echo"), { type: "failed", error: { kind: "network", message: "offline", retry: { type: "resume" } } });
     expect(s.messages.map((m) => [m.content, m.status])).toEqual([
       ["hi", "complete"],
       ["Echo", "interrupted"],
@@ -148,10 +155,10 @@ describe("errors", () => {
 });
 
 describe("regenerate and edit", () => {
-  const finished = run(sent("first"), delta("3", "Echo: first"), ev({ type: "done", id: "4", message: msg("a1", "assistant", "Echo: first") }));
+  const finished = run(sent("first"), delta(11, "Echo: first"), ev({ type: "done", id: "11", message: msg("a1", "assistant", "Echo: first") }));
 
   it("regenerate replaces the last reply", () => {
-    const s = run(finished, { type: "regenerate" }, ev({ type: "start", id: "1", messageId: "a2" }), delta("2", "again"));
+    const s = run(finished, { type: "regenerate" }, ev({ type: "start", id: "0", messageId: "a2" }), delta(5, "again"));
     expect(s.messages.map((m) => [m.id, m.content])).toEqual([
       ["u1", "first"],
       ["a2", "again"],
@@ -159,17 +166,16 @@ describe("regenerate and edit", () => {
   });
 
   it("edit changes the last user message and replaces the reply", () => {
-    const s = run(finished, { type: "edit", messageId: "u1", content: "second" }, ev({ type: "start", id: "1", messageId: "a3" }), delta("2", "Echo: second"));
+    const s = run(finished, { type: "edit", messageId: "u1", content: "second" }, ev({ type: "start", id: "0", messageId: "a3" }), delta(12, "Echo: second"));
     expect(s.messages.map((m) => [m.role, m.content])).toEqual([
       ["user", "second"],
       ["assistant", "Echo: second"],
     ]);
   });
 
-  it("a new reply starts with no applied ids from the previous one", () => {
+  it("a new reply counts its characters from zero", () => {
     const s = run(finished, { type: "regenerate" });
-    expect(s.applied).toEqual([]);
-    // the same event ids as the last reply (a fresh stream on the server) are applied again
-    expect(run(s, ev({ type: "start", id: "2", messageId: "a2" }), delta("3", "new")).messages[1]?.content).toBe("new");
+    expect(s.offset).toBe(0);
+    expect(run(s, ev({ type: "start", id: "0", messageId: "a2" }), delta(3, "new")).messages[1]?.content).toBe("new");
   });
 });

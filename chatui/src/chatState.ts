@@ -2,9 +2,13 @@
  * The state of the open chat and every way it changes, as a pure reducer.
  *
  * All the rules that make streaming robust live here, so they are unit-tested without a
- * browser: a resumed stream never duplicates text (event ids already applied are skipped,
- * and a replay from the start replaces what was shown), Stop keeps the partial reply, and
+ * browser: a resumed stream never duplicates text, Stop keeps the partial reply, and
  * failures land on the message they belong to.
+ *
+ * Conversation numbers a delta's `id:` with the count of reply characters (code points)
+ * written up to its end, and resumes after `Last-Event-ID: n` with the text after n
+ * characters. So the page keeps `offset`, the characters it has, and takes from each delta
+ * only what lies beyond it: a replay that overlaps (or starts over) adds nothing twice.
  */
 
 import type { ErrorKind, Message, SessionDetail, StreamEvent } from "./api";
@@ -42,13 +46,10 @@ export interface ChatState {
   name: string;
   messages: ChatMessage[];
   phase: Phase;
-  /** The reply being written (its server id), and how far we have it. */
+  /** The reply being written (its server id). */
   replyId: string | null;
-  lastEventId: string | null;
-  /** Event ids already applied to the current reply: a resumed stream may repeat some. */
-  applied: string[];
-  /** The next delta starts the reply over: we resumed without knowing how far we were. */
-  restart: boolean;
+  /** Characters (code points) of that reply we have: what a resume sends as Last-Event-ID. */
+  offset: number;
   stopRequested: boolean;
   error: ChatError | null;
 }
@@ -62,7 +63,7 @@ export type ChatAction =
   | { type: "regenerate" }
   | { type: "edit"; messageId: string; content: string }
   | { type: "event"; event: StreamEvent }
-  | { type: "resuming"; messageId: string; lastEventId: string | null }
+  | { type: "resuming"; messageId: string }
   | { type: "connectionLost" }
   | { type: "stop" }
   | { type: "failed"; error: ChatError }
@@ -74,9 +75,7 @@ export const initialChat: ChatState = {
   messages: [],
   phase: "idle",
   replyId: null,
-  lastEventId: null,
-  applied: [],
-  restart: false,
+  offset: 0,
   stopRequested: false,
   error: null,
 };
@@ -108,13 +107,26 @@ function updateReply(state: ChatState, change: (m: ChatMessage) => ChatMessage):
   return state.messages.map((m, j) => (j === i ? change(m) : m));
 }
 
-const streamReset = {
-  replyId: null,
-  lastEventId: null,
-  applied: [] as string[],
-  restart: false,
-  stopRequested: false,
-};
+const streamReset = { replyId: null, offset: 0, stopRequested: false };
+
+export function charCount(text: string): number {
+  let n = 0;
+  for (const _ of text) n++; // by code point, as the server counts (an emoji is one)
+  return n;
+}
+
+/**
+ * The part of a delta that lies beyond `have` characters, and the new count. A delta whose
+ * id is not a number (another server) is taken whole.
+ */
+export function unseenText(text: string, id: string | null, have: number): { text: string; offset: number } {
+  const chars = Array.from(text);
+  if (id === null || !/^\d+$/.test(id)) return { text, offset: have + chars.length };
+  const end = Number(id);
+  if (end <= have) return { text: "", offset: have };
+  const start = end - chars.length;
+  return { text: start < have ? chars.slice(have - start).join("") : text, offset: end };
+}
 
 function startReply(state: ChatState, messages: ChatMessage[], key: string): ChatState {
   return { ...state, ...streamReset, messages: [...messages, placeholder(key)], phase: "waiting", error: null };
@@ -143,49 +155,44 @@ function lastUserIndex(messages: ChatMessage[]): number {
 function applyEvent(state: ChatState, event: StreamEvent): ChatState {
   // Events only matter while a reply is in flight: a late one from a closed stream is noise.
   if (!isBusy(state)) return state;
-  // A repeated event (a resume that overlaps what we have) is skipped whatever its type.
-  if (event.id !== null && state.applied.includes(event.id)) return state;
-  const applied = event.id !== null ? [...state.applied, event.id] : state.applied;
-  const lastEventId = event.id ?? state.lastEventId;
-  const next = { ...state, applied, lastEventId };
+  const stopping = state.phase === "stopping";
   switch (event.type) {
     case "user": {
       const i = lastUserIndex(state.messages);
-      if (i === -1) return next;
+      if (i === -1) return state;
       const messages = state.messages.map((m, j) =>
         j === i ? { ...event.message, key: m.key, status: "complete" as const } : m,
       );
-      return { ...next, messages };
+      return { ...state, messages };
     }
     case "start": {
       const messages = updateReply(state, (m) => ({ ...m, id: event.messageId, status: "streaming" }));
-      return { ...next, messages, replyId: event.messageId, phase: state.phase === "stopping" ? "stopping" : "streaming" };
+      return { ...state, messages, replyId: event.messageId, phase: stopping ? "stopping" : "streaming" };
     }
     case "delta": {
-      const messages = updateReply(state, (m) => ({
-        ...m,
-        content: state.restart ? event.text : m.content + event.text,
-        status: "streaming",
-      }));
-      const phase = state.phase === "stopping" ? "stopping" : "streaming";
-      return { ...next, messages, restart: false, phase };
+      const { text, offset } = unseenText(event.text, event.id, state.offset);
+      const phase = stopping ? "stopping" : "streaming";
+      if (text === "") return { ...state, phase };
+      const messages = updateReply(state, (m) => ({ ...m, content: m.content + text, status: "streaming" }));
+      return { ...state, messages, offset, phase };
     }
     case "done": {
       const stored = event.message;
       const messages = updateReply(state, (m) => {
-        if (stored && stored.content !== "" ) return { ...stored, key: m.key, role: "assistant" };
+        if (stored && stored.content !== "") return { ...stored, key: m.key, role: "assistant" };
         const status = stored?.status ?? (state.stopRequested ? "cancelled" : "complete");
         return { ...m, id: stored?.id || m.id, status: status === "streaming" ? "complete" : status };
       });
-      return { ...next, ...streamReset, messages, phase: "idle" };
+      return { ...state, ...streamReset, messages, phase: "idle" };
     }
     case "error": {
       const cancelled = event.code === "cancelled";
       const messages = updateReply(state, (m) =>
         cancelled ? { ...m, status: "cancelled" } : { ...m, status: "error", errorText: event.message },
       );
-      const error: ChatError | null = cancelled ? null : { kind: kindOfCode(event.code), message: event.message, retry: { type: "regenerate" } };
-      return { ...next, ...streamReset, messages, phase: "idle", error };
+      const retry: Retry = { type: "regenerate" };
+      const error: ChatError | null = cancelled ? null : { kind: kindOfCode(event.code), message: event.message, retry };
+      return { ...state, ...streamReset, messages, phase: "idle", error };
     }
   }
 }
@@ -211,8 +218,8 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       const last = messages[messages.length - 1];
       const base = { ...initialChat, sessionId: action.session.session_id, name: action.session.name, messages };
       if (last && last.role === "assistant" && last.status === "streaming") {
-        // A reply still being written (page reloaded mid-reply): resume it.
-        return { ...base, replyId: last.id, phase: "reconnecting" };
+        // A reply still being written (page reloaded mid-reply): resume after what we have.
+        return { ...base, replyId: last.id, offset: charCount(last.content), phase: "reconnecting" };
       }
       return base;
     }
@@ -239,22 +246,8 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     }
     case "event":
       return applyEvent(state, action.event);
-    case "resuming": {
-      // Without a Last-Event-ID the server replays the reply from its first word, so what
-      // is shown now is replaced by the replay rather than appended to.
-      const messages = state.messages.map((m) => (m.id === action.messageId ? { ...m, status: "streaming" as const } : m));
-      const fresh = action.lastEventId === null;
-      return {
-        ...state,
-        messages,
-        replyId: action.messageId,
-        lastEventId: action.lastEventId,
-        applied: fresh ? [] : state.applied,
-        restart: fresh,
-        phase: state.phase === "stopping" ? "stopping" : "reconnecting",
-        error: null,
-      };
-    }
+    case "resuming":
+      return { ...state, replyId: action.messageId, phase: state.phase === "stopping" ? "stopping" : "reconnecting", error: null };
     case "connectionLost":
       return { ...state, phase: state.phase === "idle" ? "idle" : "reconnecting" };
     case "stop":
