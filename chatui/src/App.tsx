@@ -1,0 +1,141 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { isBusy } from "./chatState";
+import { Composer, type ComposerHandle } from "./components/Composer";
+import { EmptyState } from "./components/EmptyState";
+import { ErrorNotice } from "./components/ErrorNotice";
+import { MenuIcon, PlusIcon } from "./components/Icons";
+import { Sidebar } from "./components/Sidebar";
+import { Thread } from "./components/Thread";
+import { pathOf, sessionIdFromPath } from "./routes";
+import { useChat } from "./useChat";
+import { useSessions } from "./useSessions";
+
+export function App() {
+  const sessions = useSessions();
+  const [draft, setDraft] = useState("");
+  const [sidebarOpen, setSidebarOpen] = useState(false);
+  const composer = useRef<ComposerHandle>(null);
+  const { state: chat, controller } = useChat({ restoreDraft: setDraft, onListChanged: sessions.refresh });
+  const busy = isBusy(chat);
+
+  // The address bar and the open chat follow each other (reload, back and forward work).
+  useEffect(() => {
+    void controller.open(sessionIdFromPath(window.location.pathname));
+    const onPop = () => void controller.open(sessionIdFromPath(window.location.pathname));
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, [controller]);
+  useEffect(() => {
+    const path = pathOf(chat.sessionId);
+    if (window.location.pathname !== path) window.history.pushState(null, "", path);
+  }, [chat.sessionId]);
+  useEffect(() => {
+    document.title = chat.name ? `${chat.name} · Chat` : "Chat";
+  }, [chat.name]);
+
+  const select = useCallback(
+    (id: string | null) => {
+      setSidebarOpen(false);
+      setDraft("");
+      void controller.open(id);
+      composer.current?.focus();
+    },
+    [controller],
+  );
+
+  const send = useCallback(
+    (text: string) => {
+      setDraft("");
+      void controller.send(text);
+    },
+    [controller],
+  );
+
+  const rename = useCallback(
+    (id: string, name: string) => {
+      void sessions.rename(id, name);
+      if (id === chat.sessionId) controller.renamed(name);
+    },
+    [sessions, controller, chat.sessionId],
+  );
+
+  const remove = useCallback(
+    (id: string) => {
+      void sessions.remove(id).then(() => {
+        if (id === chat.sessionId) select(null);
+      });
+    },
+    [sessions, chat.sessionId, select],
+  );
+
+  useEffect(() => {
+    composer.current?.focus();
+  }, []);
+
+  return (
+    <div className="app">
+      <a className="skip-link" href="#composer-input">
+        Skip to the message box
+      </a>
+      <Sidebar
+        sessions={sessions.sessions}
+        loaded={sessions.loaded}
+        error={sessions.error}
+        activeId={chat.sessionId}
+        open={sidebarOpen}
+        onClose={() => setSidebarOpen(false)}
+        onNew={() => select(null)}
+        onSelect={select}
+        onRename={rename}
+        onDelete={remove}
+      />
+      {sidebarOpen ? <div className="scrim" onClick={() => setSidebarOpen(false)} aria-hidden="true" /> : null}
+      <main className="main">
+        <header className="topbar">
+          <button type="button" className="icon-button only-narrow" aria-label="Open the chat list" aria-expanded={sidebarOpen} onClick={() => setSidebarOpen(true)}>
+            <MenuIcon />
+          </button>
+          <h1 className="chat-title">{chat.name || "New chat"}</h1>
+          <button type="button" className="icon-button only-narrow" aria-label="New chat" onClick={() => select(null)}>
+            <PlusIcon />
+          </button>
+        </header>
+        <Thread
+          chat={chat}
+          onEdit={(id, content) => void controller.edit(id, content)}
+          onRegenerate={() => void controller.regenerate()}
+          empty={<EmptyState onPick={send} />}
+        />
+        <div className="bottom">
+          {chat.error ? <ErrorNotice error={chat.error} onRetry={(r) => controller.retry(r)} onDismiss={() => controller.dismissError()} /> : null}
+          <Composer
+            ref={composer}
+            draft={draft}
+            onDraft={setDraft}
+            busy={busy}
+            stopping={chat.phase === "stopping"}
+            onSend={send}
+            onStop={() => controller.stop()}
+          />
+        </div>
+        <p className="visually-hidden" role="status" aria-live="polite">
+          {announce(chat.phase)}
+        </p>
+      </main>
+    </div>
+  );
+}
+
+/** What a screen reader hears as a reply progresses (the reply text itself is in the log). */
+function announce(phase: string): string {
+  switch (phase) {
+    case "waiting":
+      return "The assistant is writing a reply.";
+    case "reconnecting":
+      return "Connection lost, reconnecting.";
+    case "stopping":
+      return "Stopping the reply.";
+    default:
+      return "";
+  }
+}
