@@ -1,0 +1,1 @@
+"""Conversation: sessions, history and resumable reply streams, with all state in Redis."""

@@ -1,0 +1,182 @@
+"""The original tutorials' interfaces, on top of the same sessions.
+
+Their clients keep working unchanged: `/token` + `/refresh_token` + `WS /chat` (a token
+names a session), `/api/chat` (a word-per-event stream) and `/chat/` (plain JSON turns).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
+from fastapi.sse import EventSourceResponse
+from pydantic import BaseModel, ConfigDict
+
+from common.protocol import ChatMessage
+from conversation.assistant_client import AssistantError
+from conversation.auth import authorize, bearer_token
+from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
+from conversation.events import Event
+from conversation.store import SessionMeta, Store
+from conversation.turns import Turns, final_event
+
+router = APIRouter(tags=["tutorials"])
+
+INVALID_NAME = {"loc": "name", "msg": "Enter a valid name"}
+SESSION_GONE = "Session expired or does not exist"
+WORD = re.compile(r"\S+")
+
+
+class TokenOut(BaseModel):
+    name: str
+    token: str
+
+
+class TutorialMessage(BaseModel):
+    id: str
+    msg: str
+    timestamp: datetime
+    role: str
+
+
+class ChatHistory(BaseModel):
+    token: str
+    name: str
+    messages: list[TutorialMessage]
+    session_start: datetime
+
+
+class ApiChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_message: str
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = None
+    message: str
+
+
+class ChatOut(BaseModel):
+    response: str
+    session_id: str
+    token: str | None = None
+
+
+@router.get("/test")
+async def test() -> dict[str, str]:
+    return {"msg": "API is Online"}
+
+
+@router.post("/token")
+async def create_token(store: StoreDep, settings: SettingsDep, name: str = "") -> TokenOut:
+    name = name.strip()
+    if not name or len(name) > settings.max_name_chars:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, INVALID_NAME)
+    _, token = await store.create_session(name, "", "")
+    return TokenOut(name=name, token=token)
+
+
+async def _session_for(store: Store, token: str | None) -> SessionMeta | None:
+    return await store.session_for_token(token) if token else None
+
+
+@router.api_route("/refresh_token", methods=["GET", "POST"])
+async def refresh_token(store: StoreDep, token: str | None = None) -> ChatHistory:
+    meta = await _session_for(store, token)
+    history = await store.history(meta.session_id) if meta else None
+    if meta is None or history is None or token is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, SESSION_GONE)
+    return ChatHistory(
+        token=token,
+        name=meta.name,
+        session_start=meta.created_at,
+        messages=[
+            TutorialMessage(id=m.id, msg=m.content, timestamp=m.created_at, role=m.role)
+            for m in history
+        ],
+    )
+
+
+async def _reply(turns: Turns, meta: SessionMeta, text: str) -> tuple[bool, str]:
+    """Run a turn to its end: (succeeded, reply text or the reason it failed)."""
+    event = await final_event(await turns.send(meta, text, None))
+    data: dict[str, Any] = orjson.loads(event.data) if event is not None else {}
+    if event is not None and event.name == "done":
+        return True, str(data["content"])
+    return False, str(data.get("message", "The reply could not be written."))
+
+
+@router.websocket("/chat")
+async def chat_socket(
+    ws: WebSocket, store: StoreDep, turns: TurnsDep, settings: SettingsDep
+) -> None:
+    await ws.accept()
+    meta = await _session_for(store, ws.query_params.get("token"))
+    if meta is None:
+        await ws.close(status.WS_1008_POLICY_VIOLATION, reason=SESSION_GONE)
+        return
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                check_length(text, settings.max_message_chars, "The message")
+                _, reply = await _reply(turns, meta, text)
+            except HTTPException as exc:
+                reply = str(exc.detail)
+            await ws.send_text(reply)
+    except WebSocketDisconnect:
+        return
+
+
+@router.post("/chat/")
+async def chat_turn(
+    body: ChatIn, request: Request, store: StoreDep, turns: TurnsDep, settings: SettingsDep
+) -> ChatOut:
+    """One JSON turn; without `session_id` a new session starts and its token is returned."""
+    check_length(body.message, settings.max_message_chars, "The message")
+    token: str | None = None
+    if body.session_id:
+        meta = await authorize(request, body.session_id, store, settings, bearer_token(request))
+    else:
+        meta, token = await store.create_session("Chat", "", "")
+    ok, reply = await _reply(turns, meta, body.message)
+    if not ok:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, reply)
+    return ChatOut(response=reply, session_id=meta.session_id, token=token)
+
+
+async def _words(assistant: AssistantDep, text: str) -> AsyncIterator[bytes]:
+    pending = ""
+    try:
+        async for item in assistant.stream([ChatMessage(role="user", content=text)]):
+            if isinstance(item, str):
+                pending += item
+                words = WORD.findall(pending)
+                # The last word may continue in the next delta unless whitespace ended it.
+                pending = words.pop() if words and not pending[-1].isspace() else ""
+                for word in words:
+                    yield b"data: " + word.encode() + b"\n\n"
+    except AssistantError as exc:
+        yield b"event: error\ndata: " + exc.message.encode() + b"\n\n"
+        return
+    for word in WORD.findall(pending):
+        yield b"data: " + word.encode() + b"\n\n"
+
+
+@router.post("/api/chat")
+async def api_chat(
+    body: ApiChatIn, assistant: AssistantDep, settings: SettingsDep
+) -> EventSourceResponse:
+    """A one-off question: the reply as `data: <word>` events, one per word."""
+    text = check_length(body.user_message, settings.max_message_chars, "The message")
+    return EventSourceResponse(
+        _words(assistant, text), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+__all__ = ["Event", "router"]

@@ -1,0 +1,84 @@
+"""Messages: send (answered as an SSE stream), resume, cancel, regenerate, edit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi.sse import EventSourceResponse
+
+from conversation.deps import SessionDep, SettingsDep, TurnsDep, check_length
+from conversation.models import EditMessage, Message, Regenerate, SendMessage
+from conversation.streams import sse_body
+from conversation.turns import Turn
+
+router = APIRouter(prefix="/api/sessions/{session_id}", tags=["messages"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "user/start/delta/done/error"}
+}
+
+
+def stream(turn: Turn) -> EventSourceResponse:
+    return EventSourceResponse(sse_body(turn.first, turn.events), headers=SSE_HEADERS)
+
+
+@router.post("/messages", responses=SSE_DOC)
+async def send_message(
+    body: SendMessage, session: SessionDep, turns: TurnsDep, settings: SettingsDep
+) -> EventSourceResponse:
+    content = check_length(body.content, settings.max_message_chars, "The message")
+    return stream(await turns.send(session, content, body.client_message_id))
+
+
+def parse_offset(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "Last-Event-ID must be the id of an event received from this reply (a number).",
+        )
+    return int(value)
+
+
+@router.get("/messages/{message_id}/stream", responses=SSE_DOC)
+async def resume_stream(
+    message_id: str,
+    session: SessionDep,
+    turns: TurnsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    from_id: Annotated[str | None, Query(alias="last_event_id")] = None,
+) -> EventSourceResponse:
+    """Continue a reply after the client's last event (`Last-Event-ID` header or query);
+    without one, replay it from `start`."""
+    offset = parse_offset(last_event_id if last_event_id is not None else from_id)
+    return stream(await turns.resume(session, message_id, offset))
+
+
+@router.post("/messages/{message_id}/cancel")
+async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) -> Message:
+    """Stop the reply wherever it is being written; the partial reply is kept."""
+    return (await turns.cancel(session, message_id)).public()
+
+
+@router.post("/regenerate", responses=SSE_DOC)
+async def regenerate(
+    session: SessionDep, turns: TurnsDep, body: Regenerate | None = None
+) -> EventSourceResponse:
+    """Replace the last reply with a new one (events: start, delta..., done)."""
+    return stream(await turns.regenerate(session))
+
+
+@router.patch("/messages/{message_id}", responses=SSE_DOC)
+async def edit_message(
+    message_id: str,
+    body: EditMessage,
+    session: SessionDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
+) -> EventSourceResponse:
+    """Edit the last user message and regenerate its reply (events: user, start, ...)."""
+    content = check_length(body.content, settings.max_message_chars, "The message")
+    return stream(await turns.edit(session, message_id, content))

@@ -1,0 +1,103 @@
+"""Sessions: create, list the browser's own, read with history, rename, delete."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from conversation.auth import browser_id, new_browser_id, not_found, set_browser_cookie
+from conversation.deps import SessionDep, SettingsDep, StoreDep, check_length
+from conversation.models import (
+    CreateSession,
+    RenameSession,
+    SessionCreated,
+    SessionDetail,
+    SessionList,
+    SessionSummary,
+)
+from conversation.store import SessionMeta, Store, digest, utcnow
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+DEFAULT_NAME = "New chat"
+
+
+def summary(meta: SessionMeta, store: Store) -> SessionSummary:
+    return SessionSummary(
+        session_id=meta.session_id,
+        name=meta.name,
+        created_at=meta.created_at,
+        expires_at=store.expires_at(),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_session(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    body: CreateSession | None = None,
+) -> SessionCreated:
+    body = body or CreateSession()
+    name = (body.name or "").strip() or DEFAULT_NAME
+    check_length(name, settings.max_name_chars, "The session name")
+    system_prompt = (body.system_prompt or "").strip()
+    if system_prompt:
+        check_length(system_prompt, settings.max_system_prompt_chars, "The system prompt")
+    # The cookie names this browser; it owns the sessions it creates.
+    browser = browser_id(request, settings) or new_browser_id()
+    set_browser_cookie(response, browser, settings)
+    meta, token = await store.create_session(name, system_prompt, digest(browser))
+    return SessionCreated(**summary(meta, store).model_dump(), token=token)
+
+
+@router.get("")
+async def list_sessions(request: Request, store: StoreDep, settings: SettingsDep) -> SessionList:
+    """The sessions created by the calling browser (identified by its cookie), newest first."""
+    browser = browser_id(request, settings)
+    if browser is None:
+        return SessionList(sessions=[])
+    owned = await store.owned_sessions(digest(browser))
+    return SessionList(
+        sessions=[
+            SessionSummary(
+                session_id=meta.session_id,
+                name=meta.name,
+                created_at=meta.created_at,
+                expires_at=utcnow() + timedelta(seconds=ttl),
+            )
+            for meta, ttl in owned
+        ]
+    )
+
+
+@router.get("/{session_id}")
+async def get_session(
+    session: SessionDep,
+    store: StoreDep,
+    limit: int = Query(default=0, ge=0, description="Only the newest `limit` messages (0: all)"),
+) -> SessionDetail:
+    messages = await store.history(session.session_id, limit)
+    if messages is None:
+        raise not_found()
+    return SessionDetail(
+        **summary(session, store).model_dump(), messages=[m.public() for m in messages]
+    )
+
+
+@router.patch("/{session_id}")
+async def rename_session(
+    body: RenameSession, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> SessionSummary:
+    name = check_length(body.name.strip(), settings.max_name_chars, "The session name")
+    await store.rename(session.session_id, name)
+    return summary(dataclasses.replace(session, name=name), store)
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_session(session: SessionDep, store: StoreDep) -> Response:
+    await store.delete(session)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,101 @@
+"""WebSocket chat: the same events as the SSE stream, as JSON text frames.
+
+Client frames: {"type": "message", "content", "client_message_id"?} and {"type": "cancel"}.
+Server frames: {"event": "user"|"start"|"delta"|"done"|"error", "id": "<n>", "data": {...}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
+from pydantic import TypeAdapter, ValidationError
+
+from conversation.auth import authorize, websocket_token
+from conversation.deps import SettingsDep, StoreDep, TurnsDep
+from conversation.events import error_event
+from conversation.models import WsFrame, WsMessage
+from conversation.store import SessionMeta
+from conversation.turns import Turn, Turns
+
+router = APIRouter(tags=["websocket"])
+
+FRAME = TypeAdapter[WsFrame](WsFrame)
+CODES = {404: "not_found", 409: "conflict", 422: "invalid"}
+
+
+async def pump(ws: WebSocket, turn: Turn) -> None:
+    for event in turn.first:
+        await ws.send_text(event.ws())
+    if turn.events is not None:
+        async for item in turn.events:
+            if item is not None:  # the WebSocket server pings idle connections itself
+                await ws.send_text(item.ws())
+
+
+async def send_error(ws: WebSocket, code: str, message: str) -> None:
+    await ws.send_text(error_event(code, message, 0).ws())
+
+
+class Chat:
+    """One socket's turns: at most one pump at a time, cancel stops the current reply."""
+
+    def __init__(self, ws: WebSocket, meta: SessionMeta, turns: Turns, limit: int) -> None:
+        self.ws, self.meta, self.turns, self.limit = ws, meta, turns, limit
+        self.reply_id = ""
+        self.pump: asyncio.Task[None] | None = None
+
+    async def handle(self, raw: str) -> None:
+        try:
+            frame = FRAME.validate_json(raw)
+        except ValidationError as exc:
+            await send_error(self.ws, "invalid", f"Unreadable frame: {exc.errors()[0]['msg']}.")
+            return
+        try:
+            if isinstance(frame, WsMessage):
+                await self.send(frame)
+            elif self.reply_id:
+                await self.turns.cancel(self.meta, self.reply_id)
+        except HTTPException as exc:
+            await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
+
+    async def send(self, frame: WsMessage) -> None:
+        if len(frame.content) > self.limit or not frame.content.strip():
+            raise HTTPException(
+                422, f"The message must be 1 to {self.limit} characters and not blank."
+            )
+        turn = await self.turns.send(self.meta, frame.content, frame.client_message_id)
+        if self.pump is not None:
+            # begin_turn succeeded, so the previous reply has ended: let its last frames go.
+            with contextlib.suppress(Exception):
+                await self.pump
+        self.reply_id = turn.reply_id
+        self.pump = asyncio.create_task(pump(self.ws, turn))
+
+    async def close(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.pump
+
+
+@router.websocket("/api/sessions/{session_id}/ws")
+async def session_socket(
+    ws: WebSocket, session_id: str, store: StoreDep, settings: SettingsDep, turns: TurnsDep
+) -> None:
+    token, subprotocol = websocket_token(ws)
+    await ws.accept(subprotocol=subprotocol)
+    try:
+        meta = await authorize(ws, session_id, store, settings, token)
+    except HTTPException as exc:
+        await ws.close(status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
+        return
+    chat = Chat(ws, meta, turns, settings.max_message_chars)
+    try:
+        while True:
+            await chat.handle(await ws.receive_text())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await chat.close()

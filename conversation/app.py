@@ -1,0 +1,62 @@
+"""The Conversation service: `uvicorn conversation.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from conversation.api import compat, health, messages, sessions, ws
+from conversation.assistant_client import AssistantClient, create_http_session
+from conversation.config import Settings
+from conversation.generation import Hub
+from conversation.store import Store
+from conversation.turns import Turns
+
+log = logging.getLogger("conversation")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    http = create_http_session(settings)
+    store = Store(redis, settings)
+    assistant = AssistantClient(http, settings)
+    hub = Hub(store, assistant, redis, settings)
+    app.state.store = store
+    app.state.assistant = assistant
+    app.state.turns = Turns(store, hub, settings)
+    await hub.start_background()
+    try:
+        yield
+    finally:
+        await hub.stop()
+        await http.close()
+        await redis.aclose()
+
+
+async def redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.error("Redis error: %r", exc)
+    return JSONResponse(
+        {"detail": "The session store (Redis) is unavailable right now; try again shortly."},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Conversation",
+        description="Chat sessions, history and resumable reply streams, state in Redis.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings()
+    app.add_exception_handler(RedisError, redis_unavailable)
+    for module in (health, sessions, messages, ws, compat):
+        app.include_router(module.router)
+    return app

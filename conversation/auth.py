@@ -1,0 +1,132 @@
+"""Who may use a session: its Bearer token, or the browser cookie that owns it.
+
+Redis keeps only SHA-256 digests of tokens and browser ids, compared in constant time, so a
+leaked Redis dump does not hand out sessions. Browsers authenticate with an HttpOnly,
+SameSite=Strict cookie instead of a token page scripts could read; cookie-authenticated
+requests that change state must prove they come from our own page (CSRF guard).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Response, status
+from starlette.requests import HTTPConnection
+
+from conversation.config import Settings
+from conversation.store import SessionMeta, Store, digest
+
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
+BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WS_BEARER_PROTOCOL = "bearer"
+_NO_MATCH = digest("no session")
+
+MISSING_CREDENTIALS = (
+    "This session needs credentials: send the token from POST /api/sessions as "
+    "'Authorization: Bearer <token>'."
+)
+CSRF_REFUSED = (
+    "Requests authenticated by the browser cookie must send a JSON body "
+    "(Content-Type: application/json) or an X-Requested-With header."
+)
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def browser_id(conn: HTTPConnection, settings: Settings) -> str | None:
+    value = conn.cookies.get(settings.cookie_name)
+    return value if value and BROWSER_ID.fullmatch(value) else None
+
+
+def new_browser_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_browser_cookie(response: Response, value: str, settings: Settings) -> None:
+    response.set_cookie(
+        settings.cookie_name,
+        value,
+        max_age=settings.cookie_max_age,
+        path="/api",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _same(expected: str, secret: str) -> bool:
+    return hmac.compare_digest(expected, digest(secret))
+
+
+def same_origin(conn: HTTPConnection) -> bool:
+    """A page from another site must not drive a browser's cookie (Origin names the page)."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    host = conn.headers.get("x-forwarded-host") or conn.headers.get("host", "")
+    # nginx forwards $host without the port; compare host names only.
+    return urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
+
+
+def csrf_safe(conn: HTTPConnection) -> bool:
+    method = conn.scope.get("method", "GET")
+    if method in SAFE_METHODS:
+        return same_origin(conn)
+    json_body = conn.headers.get("content-type", "").startswith("application/json")
+    return same_origin(conn) and (json_body or "x-requested-with" in conn.headers)
+
+
+def not_found(what: str = "Session") -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"{what} not found, or your credentials do not grant access to it.",
+    )
+
+
+async def authorize(
+    conn: HTTPConnection,
+    session_id: str,
+    store: Store,
+    settings: Settings,
+    token: str | None,
+) -> SessionMeta:
+    """The session if `token` or the browser cookie grants it; 401 without either, and the
+    same 404 for a wrong token and a missing session, so neither reveals the other."""
+    cookie = browser_id(conn, settings)
+    if token is None and cookie is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            MISSING_CREDENTIALS,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    meta = await store.get_meta(session_id) if SESSION_ID.fullmatch(session_id) else None
+    token_hash = meta.token_hash if meta else _NO_MATCH
+    if token is not None and _same(token_hash, token) and meta is not None:
+        return meta
+    if cookie is not None and meta is not None and meta.owner and _same(meta.owner, cookie):
+        if not csrf_safe(conn):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, CSRF_REFUSED)
+        return meta
+    raise not_found()
+
+
+def websocket_token(conn: HTTPConnection) -> tuple[str | None, str | None]:
+    """The token from `?token=` or the subprotocols ["bearer", <token>], and the
+    subprotocol to accept."""
+    token = conn.query_params.get("token")
+    offered = [p.strip() for p in conn.headers.get("sec-websocket-protocol", "").split(",")]
+    if WS_BEARER_PROTOCOL in offered:
+        rest = [p for p in offered if p and p != WS_BEARER_PROTOCOL]
+        if token is None and rest:
+            token = rest[0]
+        return token, WS_BEARER_PROTOCOL
+    return token or None, None

@@ -1,0 +1,37 @@
+"""Settings, read from the environment (see the Conversation section of .env.example)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "chat"
+
+    assistant_url: str = "http://127.0.0.1:8001"
+    assistant_api_key: str | None = None
+    assistant_model: str | None = None
+    assistant_connect_timeout: float = Field(default=5.0, gt=0)
+    # Seconds without a byte from assistant before a reply is abandoned as failed.
+    assistant_read_timeout: float = Field(default=120.0, gt=0)
+    reply_max_tokens: int | None = Field(default=None, ge=1)
+    assistant_max_connections: int = Field(default=1024, ge=1)
+
+    session_ttl: int = Field(default=7 * 24 * 3600, ge=1)
+    max_message_chars: int = Field(default=8000, ge=1)
+    max_name_chars: int = Field(default=120, ge=1)
+    max_system_prompt_chars: int = Field(default=4000, ge=0)
+    context_token_budget: int = Field(default=2048, ge=1)
+
+    stream_retention: int = Field(default=600, ge=1)
+    stream_flush_ms: int = Field(default=50, ge=1)
+    heartbeat_interval: float = Field(default=15.0, gt=0)
+    generation_lease: float = Field(default=5.0, gt=0)
+
+    cookie_name: str = "chat_browser"
+    cookie_secure: bool = False
+    cookie_max_age: int = Field(default=180 * 24 * 3600, ge=1)

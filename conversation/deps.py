@@ -1,0 +1,57 @@
+"""FastAPI dependencies: the clients made in the lifespan, and the authorized session."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, HTTPException, Request, status
+from starlette.requests import HTTPConnection
+
+from conversation.assistant_client import AssistantClient
+from conversation.auth import authorize, bearer_token
+from conversation.config import Settings
+from conversation.store import SessionMeta, Store
+from conversation.turns import Turns
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    return cast(Settings, conn.app.state.settings)
+
+
+def get_store(conn: HTTPConnection) -> Store:
+    return cast(Store, conn.app.state.store)
+
+
+def get_turns(conn: HTTPConnection) -> Turns:
+    return cast(Turns, conn.app.state.turns)
+
+
+def get_assistant(conn: HTTPConnection) -> AssistantClient:
+    return cast(AssistantClient, conn.app.state.assistant)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+TurnsDep = Annotated[Turns, Depends(get_turns)]
+AssistantDep = Annotated[AssistantClient, Depends(get_assistant)]
+
+
+async def session_access(
+    session_id: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> SessionMeta:
+    return await authorize(request, session_id, store, settings, bearer_token(request))
+
+
+SessionDep = Annotated[SessionMeta, Depends(session_access)]
+
+
+def check_length(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{what} is {len(value)} characters long; the limit is {limit}. "
+            "Shorten it or split it into several messages.",
+        )
+    if not value.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{what} is empty.")
+    return value

@@ -1,0 +1,93 @@
+"""Reply events, serialized once and shared by every client that receives them.
+
+An event's `id` is the number of reply characters delivered up to and including it, so a
+client that reconnects with `Last-Event-ID: n` gets exactly the text after its first n
+characters, on any replica. `user` and `start` carry id 0; `done` and `error` carry the
+final length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel
+
+from conversation.models import (
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    Message,
+    StartEvent,
+    StoredMessage,
+)
+
+EventName = Literal["user", "start", "delta", "done", "error"]
+HEARTBEAT = b": ping\n\n"
+
+
+@dataclass(slots=True)
+class Event:
+    name: EventName
+    id: int
+    data: bytes
+    _sse: bytes | None = field(default=None, repr=False)
+    _ws: str | None = field(default=None, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.name in ("done", "error")
+
+    def sse(self) -> bytes:
+        if self._sse is None:
+            head = b"event: " + self.name.encode() + b"\ndata: "
+            self._sse = head + self.data + b"\nid: " + str(self.id).encode() + b"\n\n"
+        return self._sse
+
+    def ws(self) -> str:
+        """The same event as a WebSocket text frame: {"event", "id", "data"}."""
+        if self._ws is None:
+            head = f'{{"event":"{self.name}","id":"{self.id}","data":'
+            self._ws = head + self.data.decode() + "}"
+        return self._ws
+
+
+def _event(name: EventName, offset: int, model: BaseModel) -> Event:
+    return Event(name, offset, model.model_dump_json().encode())
+
+
+def user_event(message: Message) -> Event:
+    return _event("user", 0, message)
+
+
+def start_event(message_id: str) -> Event:
+    return _event("start", 0, StartEvent(message_id=message_id))
+
+
+def delta_event(text: str, end_offset: int) -> Event:
+    return _event("delta", end_offset, DeltaEvent(text=text))
+
+
+def error_event(code: str, message: str, offset: int) -> Event:
+    return _event("error", offset, ErrorEvent(code=code, message=message))
+
+
+def done_event(message: StoredMessage) -> Event:
+    payload = DoneEvent(**message.public().model_dump(), usage=message.usage)
+    return _event("done", len(message.content), payload)
+
+
+INTERRUPTED = (
+    "interrupted",
+    "The server writing this reply stopped before finishing it; the partial reply is kept. "
+    "Regenerate it to get a full answer.",
+)
+
+
+def terminal_event(message: StoredMessage) -> Event:
+    """The event that ends a finished reply's stream, rebuilt from the stored message."""
+    if message.status in ("complete", "cancelled"):
+        return done_event(message)
+    if message.error is not None:
+        return error_event(message.error.code, message.error.message, len(message.content))
+    return error_event(*INTERRUPTED, len(message.content))

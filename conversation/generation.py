@@ -1,0 +1,258 @@
+"""Reply generation: a task per reply, independent of the HTTP connection that asked for it.
+
+Each delta from assistant goes at once, in process, to the clients connected to this replica
+(one queue each). Separately and batched, at most one write per STREAM_FLUSH_MS, the new
+text is appended to the reply's Redis Stream, for resume and for the other replicas. The
+finished reply goes to the history; only then do local clients get `done`, so a client that
+reads the session right after `done` sees the stored reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common.protocol import ChatMessage, Usage
+from conversation.assistant_client import AssistantClient, AssistantError
+from conversation.config import Settings
+from conversation.events import (
+    INTERRUPTED,
+    Event,
+    delta_event,
+    terminal_event,
+)
+from conversation.models import ErrorInfo, StoredMessage
+from conversation.store import Store
+
+log = logging.getLogger(__name__)
+
+# A queue item is an event, or None for a heartbeat.
+Outbox = asyncio.Queue[Event | None]
+
+
+class Generation:
+    def __init__(
+        self,
+        hub: Hub,
+        session_id: str,
+        reply: StoredMessage,
+        context: list[ChatMessage],
+    ) -> None:
+        self.hub = hub
+        self.session_id = session_id
+        self.reply = reply
+        self.context = context
+        self.parts: list[str] = []
+        self.length = 0
+        self.subscribers: set[Outbox] = set()
+        self.terminal: Event | None = None
+        self.cancel_requested = False
+        self._unflushed: list[str] = []
+        self._flushed = 0
+        self._dirty = asyncio.Event()
+        self._closing = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.reply.id
+
+    def subscribe(self, offset: int = 0) -> Outbox:
+        """A queue that gets the text after `offset`, then every event until the end."""
+        outbox: Outbox = asyncio.Queue()
+        if offset < self.length:
+            outbox.put_nowait(delta_event("".join(self.parts)[offset:], self.length))
+        if self.terminal is not None:
+            outbox.put_nowait(self.terminal)
+        else:
+            self.subscribers.add(outbox)
+        return outbox
+
+    def unsubscribe(self, outbox: Outbox) -> None:
+        self.subscribers.discard(outbox)
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.cancel_requested = True
+            self.task.cancel()
+
+    def _publish(self, event: Event) -> None:
+        for outbox in self.subscribers:
+            outbox.put_nowait(event)
+
+    def _on_delta(self, text: str) -> None:
+        self.parts.append(text)
+        self._unflushed.append(text)
+        self.length += len(text)
+        self._publish(delta_event(text, self.length))
+        self._dirty.set()
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop())
+        usage: Usage | None = None
+        error: ErrorInfo | None = None
+        status: str = "complete"
+        try:
+            async for item in self.hub.assistant.stream(self.context):
+                if isinstance(item, str):
+                    self._on_delta(item)
+                else:
+                    usage = item
+        except asyncio.CancelledError:
+            if self.cancel_requested:
+                status = "cancelled"
+            else:
+                status, error = (
+                    "interrupted",
+                    ErrorInfo(code=INTERRUPTED[0], message=INTERRUPTED[1]),
+                )
+        except AssistantError as exc:
+            status, error = "error", ErrorInfo(code=exc.code, message=exc.message)
+        except Exception:
+            log.exception("reply %s failed", self.id)
+            status = "error"
+            error = ErrorInfo(
+                code="internal_error",
+                message="The conversation service failed while writing this reply; "
+                "the partial reply is kept. Regenerate it to try again.",
+            )
+        self._closing.set()
+        self._dirty.set()
+        await flusher
+        await self._finish(status, usage, error)
+
+    async def _finish(self, status: str, usage: Usage | None, error: ErrorInfo | None) -> None:
+        final = self.reply.model_copy(
+            update={
+                "content": "".join(self.parts),
+                "status": status,
+                "usage": usage,
+                "tokens": usage.completion_tokens if usage else None,
+                "error": error,
+            }
+        )
+        try:
+            await self.hub.store.finish(self.session_id, final, self._flushed)
+        except RedisError:
+            log.exception("could not store reply %s; it will show as interrupted", self.id)
+        self.reply = final
+        self.terminal = terminal_event(final)
+        self._publish(self.terminal)
+        self.subscribers.clear()
+
+    async def _flush_loop(self) -> None:
+        """Append new text to the Redis Stream at most once per interval; renew the lease."""
+        interval = self.hub.settings.stream_flush_ms / 1000
+        renew_every = self.hub.settings.generation_lease / 3
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(renew_every):
+                    await self._dirty.wait()
+            if self._closing.is_set():
+                return
+            self._dirty.clear()
+            text, end = "".join(self._unflushed), self.length
+            self._unflushed.clear()
+            try:
+                await self.hub.store.flush(self.session_id, self.id, end, text)
+                self._flushed = end
+            except RedisError:
+                # The text stays in memory; the final write carries whatever was not stored.
+                self._unflushed.insert(0, text)
+                log.warning("stream write for reply %s failed", self.id, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                return
+
+
+class Hub:
+    """This replica's generations, their local clients, and cancels from other replicas."""
+
+    def __init__(
+        self, store: Store, assistant: AssistantClient, redis: Redis, settings: Settings
+    ) -> None:
+        self.store = store
+        self.assistant = assistant
+        self.redis = redis
+        self.settings = settings
+        self._active: dict[tuple[str, str], Generation] = {}
+        self._background: list[asyncio.Task[None]] = []
+
+    def start(
+        self, session_id: str, reply: StoredMessage, context: list[ChatMessage]
+    ) -> Generation:
+        gen = Generation(self, session_id, reply, context)
+        key = (session_id, reply.id)
+        self._active[key] = gen
+
+        async def run() -> None:
+            try:
+                await gen.run()
+            finally:
+                self._active.pop(key, None)
+
+        gen.task = asyncio.create_task(run(), name=f"reply-{reply.id}")
+        return gen
+
+    def get(self, session_id: str, message_id: str) -> Generation | None:
+        return self._active.get((session_id, message_id))
+
+    def cancel_local(self, session_id: str, message_id: str) -> Generation | None:
+        gen = self.get(session_id, message_id)
+        if gen is not None:
+            gen.cancel()
+        return gen
+
+    async def start_background(self) -> None:
+        self._background = [
+            asyncio.create_task(self._heartbeats(), name="heartbeats"),
+            asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for gen in list(self._active.values()):
+            if gen.task is not None:
+                gen.task.cancel()
+        pending = [t for t in [*self._background, *(g.task for g in self._active.values())] if t]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _heartbeats(self) -> None:
+        """Every idle stream needs a byte now and then to survive proxies' read timeouts."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            for gen in self._active.values():
+                for outbox in gen.subscribers:
+                    outbox.put_nowait(None)
+
+    async def _listen_for_cancels(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.store.cancel_channel)
+                    async for message in pubsub.listen():
+                        sid, _, mid = str(message["data"]).partition(" ")
+                        self.cancel_local(sid, mid)
+            except RedisError:
+                log.warning("cancel listener lost Redis; reconnecting", exc_info=True)
+                await asyncio.sleep(1)  # back off before reconnecting to a failing Redis
+
+
+async def outbox_events(gen: Generation, outbox: Outbox) -> AsyncIterator[Event | None]:
+    """Drain a subscriber's queue until the reply's terminal event."""
+    try:
+        while True:
+            event = await outbox.get()
+            yield event
+            if event is not None and event.terminal:
+                return
+    finally:
+        gen.unsubscribe(outbox)

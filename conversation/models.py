@@ -1,0 +1,138 @@
+"""Request, response and event models of the Conversation API.
+
+Requests reject unknown fields so a typo in a client is a clear 422, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from common.protocol import Usage
+
+Role = Literal["user", "assistant"]
+# complete: finished normally; streaming: being written now (resume it);
+# cancelled: stopped by a user, partial text kept; error: assistant failed, partial text kept;
+# interrupted: the replica writing it died, partial text kept.
+Status = Literal["complete", "streaming", "cancelled", "error", "interrupted"]
+
+Text = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1)]
+ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSession(Request):
+    name: str | None = None
+    system_prompt: str | None = None
+
+
+class RenameSession(Request):
+    name: Text
+
+
+class SendMessage(Request):
+    content: Text
+    client_message_id: ClientMessageId | None = None
+
+
+class EditMessage(Request):
+    content: Text
+
+
+class Regenerate(Request):
+    pass
+
+
+class Message(BaseModel):
+    id: str
+    role: Role
+    content: str
+    status: Status
+    created_at: datetime
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class StoredMessage(Message):
+    """A message as kept in Redis: the public fields plus what replay and context need."""
+
+    usage: Usage | None = None
+    # Token count when the model reported it; context budgeting estimates the rest.
+    tokens: int | None = None
+    error: ErrorInfo | None = None
+
+    def public(self) -> Message:
+        return Message(
+            id=self.id,
+            role=self.role,
+            content=self.content,
+            status=self.status,
+            created_at=self.created_at,
+        )
+
+
+class SessionSummary(BaseModel):
+    session_id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class SessionCreated(SessionSummary):
+    token: str
+
+
+class SessionDetail(SessionSummary):
+    messages: list[Message]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummary]
+
+
+class Health(BaseModel):
+    status: str = "success"
+    message: str = "The server is up and running."
+
+
+# Event payloads: the same JSON in SSE `data:` and in WebSocket frames.
+
+
+class StartEvent(BaseModel):
+    message_id: str
+
+
+class DeltaEvent(BaseModel):
+    text: str
+
+
+class DoneEvent(Message):
+    usage: Usage | None = None
+
+
+class ErrorEvent(ErrorInfo):
+    pass
+
+
+# WebSocket frames from the client.
+
+
+class WsMessage(Request):
+    type: Literal["message"]
+    content: Text
+    client_message_id: ClientMessageId | None = None
+
+
+class WsCancel(Request):
+    type: Literal["cancel"]
+
+
+WsFrame = Annotated[WsMessage | WsCancel, Field(discriminator="type")]

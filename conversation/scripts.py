@@ -1,0 +1,202 @@
+"""Lua scripts: each multi-key change to a session is one atomic, idempotent round trip.
+
+redis-py retries a command whose connection failed, and the first attempt may already have
+run, so every script is written to give the same result when run twice: appends go through
+HSETNX, stream entries carry explicit ids (a repeated XADD fails harmlessly), and a retried
+turn start recognises its own generation lock.
+
+Keys of session P: P (meta hash), P:m (message id -> JSON), P:o (message ids in order),
+P:x (idempotency index), P:g (generation lock, value = reply id), P:r:<reply id> (reply stream).
+"""
+
+from __future__ import annotations
+
+_COMMON = r"""
+local function renew(P, ttl)
+  for _, k in ipairs({P, P..':m', P..':o', P..':x'}) do redis.call('EXPIRE', k, ttl) end
+  local tk = redis.call('HGET', P, 'tk')
+  if tk then redis.call('EXPIRE', tk, ttl) end
+end
+
+-- The text written so far and the id of the stream's last entry.
+local function stream_text(S)
+  local parts, last = {}, nil
+  for _, e in ipairs(redis.call('XRANGE', S, '-', '+')) do
+    last = e[1]
+    local f = e[2]
+    for i = 1, #f, 2 do if f[i] == 'x' then parts[#parts+1] = f[i+1] end end
+  end
+  return table.concat(parts), last
+end
+
+-- A reply left 'streaming' without a lock holder lost its replica: keep its partial text,
+-- mark it interrupted and end its stream so every reader stops waiting.
+local function interrupt(P, mid, retention)
+  local raw = redis.call('HGET', P..':m', mid)
+  if not raw then return nil end
+  local m = cjson.decode(raw)
+  if m.status ~= 'streaming' then return raw end
+  local S = P..':r:'..mid
+  local text, last = stream_text(S)
+  m.content = text
+  m.status = 'interrupted'
+  raw = cjson.encode(m)
+  redis.call('HSET', P..':m', mid, raw)
+  local final = last and string.match(last, '^(%d+)') or '0'
+  redis.pcall('XADD', S, final..'-1', 'k', 'interrupted')
+  redis.call('EXPIRE', S, retention)
+  return raw
+end
+
+local function interrupt_if_orphaned(P, retention)
+  local live = redis.call('HGET', P, 'live')
+  if live and redis.call('GET', P..':g') ~= live then interrupt(P, live, retention) end
+  return live
+end
+"""
+
+# ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
+#       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content
+# Returns {'ok', user_json, context...newest first} | {'dup', user_json, reply_json}
+#       | {'busy', reply_id} | {'bad', reason} | {'gone'}
+BEGIN_TURN = (
+    _COMMON
+    + r"""
+local P, ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local user_id, user_json, reply_id, reply_json = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local budget = tonumber(ARGV[11])
+local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
+
+if redis.call('EXISTS', P) == 0 then return {'gone'} end
+if cmid ~= '' then
+  local um = redis.call('HGET', X, 'c:'..cmid)
+  if um then
+    local rm = redis.call('HGET', X, 'r:'..um)
+    return {'dup', redis.call('HGET', M, um) or '', rm and redis.call('HGET', M, rm) or ''}
+  end
+end
+local holder = redis.call('GET', G)
+if holder and holder ~= reply_id then return {'busy', holder} end
+
+if not holder then
+  local live = interrupt_if_orphaned(P, retention)
+  if mode ~= 'message' then
+    local tail = redis.call('LRANGE', O, -2, -1)
+    local answer, drop = tail[#tail], nil
+    if not answer then return {'bad', 'empty'} end
+    if cjson.decode(redis.call('HGET', M, answer)).role == 'assistant' then
+      drop, answer = answer, tail[#tail - 1]
+    end
+    if not answer then return {'bad', 'empty'} end
+    local um = cjson.decode(redis.call('HGET', M, answer))
+    if um.role ~= 'user' then return {'bad', 'empty'} end
+    if mode == 'edit' and answer ~= ARGV[12] then return {'bad', 'not_last'} end
+    if drop then
+      redis.call('RPOP', O)
+      redis.call('HDEL', M, drop)
+    end
+    if mode == 'edit' then
+      um.content = ARGV[13]
+      um.tokens = nil
+      redis.call('HSET', M, answer, cjson.encode(um))
+    end
+    user_id = answer
+  else
+    if redis.call('HSETNX', M, user_id, user_json) == 1 then redis.call('RPUSH', O, user_id) end
+    if cmid ~= '' then redis.call('HSET', X, 'c:'..cmid, user_id) end
+  end
+  if live then redis.call('DEL', P..':r:'..live) end
+  redis.call('SET', G, reply_id, 'PX', lease)
+  if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
+  redis.call('HSET', X, 'r:'..user_id, reply_id)
+  redis.call('HSET', P, 'live', reply_id)
+elseif mode ~= 'message' then
+  -- A retry of a start that already ran: the reply is last, its user message just before.
+  user_id = redis.call('LINDEX', O, -2)
+end
+renew(P, ttl)
+
+-- Context: the newest whole messages that fit the token budget, newest first.
+local out = {'ok', redis.call('HGET', M, user_id)}
+local used, hi, page = 0, -1, 32
+while true do
+  local ids = redis.call('LRANGE', O, hi - page + 1, hi)
+  if #ids == 0 then break end
+  local blobs = redis.call('HMGET', M, unpack(ids))
+  for i = #ids, 1, -1 do
+    if ids[i] ~= reply_id and blobs[i] then
+      local m = cjson.decode(blobs[i])
+      if m.content ~= '' then
+        local t = tonumber(m.tokens) or math.ceil(#m.content / 4)
+        if #out > 2 and used + t > budget then return out end
+        used = used + t
+        out[#out + 1] = blobs[i]
+      end
+    end
+  end
+  if #ids < page then break end
+  hi = hi - page
+end
+return out
+"""
+)
+
+# ARGV: P, reply_id, entry_id, text, retention, lease_ms
+FLUSH = r"""
+local P, mid = ARGV[1], ARGV[2]
+local S = P..':r:'..mid
+if ARGV[4] ~= '' then
+  redis.pcall('XADD', S, ARGV[3], 'x', ARGV[4])
+  redis.call('EXPIRE', S, ARGV[5])
+end
+if redis.call('GET', P..':g') == mid then redis.call('PEXPIRE', P..':g', ARGV[6]) end
+"""
+
+# ARGV: P, reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
+FINISH = r"""
+local P, mid = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', P..':m', mid) == 0 then return 0 end
+local S = P..':r:'..mid
+redis.call('HSET', P..':m', mid, ARGV[3])
+if ARGV[6] ~= '' then redis.pcall('XADD', S, ARGV[5], 'x', ARGV[6]) end
+redis.pcall('XADD', S, ARGV[7], 'k', ARGV[4])
+redis.call('EXPIRE', S, ARGV[8])
+if redis.call('GET', P..':g') == mid then redis.call('DEL', P..':g') end
+return 1
+"""
+
+# ARGV: P, reply_id, retention. Returns the message JSON (marked interrupted when its
+# writer is gone), or nil when it does not exist.
+CHECK_LIVE = (
+    _COMMON
+    + r"""
+local P, mid = ARGV[1], ARGV[2]
+if redis.call('GET', P..':g') == mid then return redis.call('HGET', P..':m', mid) end
+return interrupt(P, mid, ARGV[3])
+"""
+)
+
+# ARGV: P, ttl, retention, limit (0: all). Returns {lock_holder_or_'', live_text, messages...}.
+READ_HISTORY = (
+    _COMMON
+    + r"""
+local P, ttl, retention, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('EXISTS', P) == 0 then return false end
+local live = interrupt_if_orphaned(P, retention)
+renew(P, ttl)
+local out = {'', ''}
+if live then
+  local raw = redis.call('HGET', P..':m', live)
+  if raw and cjson.decode(raw).status == 'streaming' then
+    out[1] = live
+    out[2] = stream_text(P..':r:'..live)
+  end
+end
+local ids = redis.call('LRANGE', P..':o', limit > 0 and -limit or 0, -1)
+for i = 1, #ids, 500 do
+  local blobs = redis.call('HMGET', P..':m', unpack(ids, i, math.min(i + 499, #ids)))
+  for _, b in ipairs(blobs) do if b then out[#out + 1] = b end end
+end
+return out
+"""
+)

@@ -1,0 +1,329 @@
+"""Sessions, messages and reply streams in Redis.
+
+Every public method is at most one round trip (a pipeline or a script), so a chat turn costs
+three outside streaming: read the session, start the turn, finish the reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT, FieldT
+
+from conversation import scripts
+from conversation.config import Settings
+from conversation.models import ErrorInfo, Status, StoredMessage
+
+StreamEntry = tuple[str, dict[str, str]]
+ScriptArg = str | int | float
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    session_id: str
+    name: str
+    created_at: datetime
+    token_hash: str
+    owner: str
+    system_prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    user: StoredMessage
+    context: list[StoredMessage]  # oldest first, ending with the user message
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDuplicate:
+    user: StoredMessage
+    reply: StoredMessage | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRefused:
+    reason: Literal["busy", "empty", "not_last", "gone"]
+    holder: str = ""
+
+
+TurnOutcome = TurnStarted | TurnDuplicate | TurnRefused
+TurnMode = Literal["message", "regenerate", "edit"]
+
+
+def _message(raw: str) -> StoredMessage:
+    return StoredMessage.model_validate_json(raw)
+
+
+class Store:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._prefix = settings.key_prefix
+        self.cancel_channel = f"{self._prefix}:cancel"
+        self._begin: AsyncScript = redis.register_script(scripts.BEGIN_TURN)
+        self._flush: AsyncScript = redis.register_script(scripts.FLUSH)
+        self._finish: AsyncScript = redis.register_script(scripts.FINISH)
+        self._check_live: AsyncScript = redis.register_script(scripts.CHECK_LIVE)
+        self._read_history: AsyncScript = redis.register_script(scripts.READ_HISTORY)
+
+    # Key names -----------------------------------------------------------------------
+
+    def session_key(self, sid: str) -> str:
+        return f"{self._prefix}:s:{sid}"
+
+    def stream_key(self, sid: str, mid: str) -> str:
+        return f"{self.session_key(sid)}:r:{mid}"
+
+    def token_key(self, token_hash: str) -> str:
+        return f"{self._prefix}:t:{token_hash}"
+
+    def owner_key(self, owner: str) -> str:
+        return f"{self._prefix}:b:{owner}"
+
+    def expires_at(self) -> datetime:
+        """Every request renews the session, so it expires SESSION_TTL from now."""
+        return utcnow() + timedelta(seconds=self.settings.session_ttl)
+
+    # Sessions ------------------------------------------------------------------------
+
+    async def create_session(
+        self, name: str, system_prompt: str, owner: str
+    ) -> tuple[SessionMeta, str]:
+        token = secrets.token_urlsafe(32)
+        meta = SessionMeta(
+            session_id=secrets.token_hex(16),
+            name=name,
+            created_at=utcnow(),
+            token_hash=digest(token),
+            owner=owner,
+            system_prompt=system_prompt,
+        )
+        key, ttl = self.session_key(meta.session_id), self.settings.session_ttl
+        tk = self.token_key(meta.token_hash)
+        fields: dict[FieldT, EncodableT] = {
+            "name": meta.name,
+            "created_at": meta.created_at.isoformat(),
+            "th": meta.token_hash,
+            "tk": tk,
+            "owner": owner,
+            "system": system_prompt,
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, ttl)
+            pipe.set(tk, meta.session_id, ex=ttl)
+            if owner:
+                owned = self.owner_key(owner)
+                pipe.zadd(owned, {meta.session_id: meta.created_at.timestamp()})
+                pipe.expire(owned, self.settings.cookie_max_age)
+            await pipe.execute()
+        return meta, token
+
+    async def get_meta(self, sid: str) -> SessionMeta | None:
+        raw = cast(dict[str, str], await self.redis.hgetall(self.session_key(sid)))
+        return self._meta(sid, raw)
+
+    @staticmethod
+    def _meta(sid: str, raw: dict[str, str]) -> SessionMeta | None:
+        if "th" not in raw:
+            return None
+        return SessionMeta(
+            session_id=sid,
+            name=raw.get("name", ""),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            token_hash=raw["th"],
+            owner=raw.get("owner", ""),
+            system_prompt=raw.get("system", ""),
+        )
+
+    async def session_for_token(self, token: str) -> SessionMeta | None:
+        """The session a token belongs to (the tutorials' API names sessions by token)."""
+        sid = cast(str | None, await self.redis.get(self.token_key(digest(token))))
+        return None if sid is None else await self.get_meta(sid)
+
+    async def rename(self, sid: str, name: str) -> None:
+        key, ttl = self.session_key(sid), self.settings.session_ttl
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "name", name)
+            for k in self._session_keys(sid):
+                pipe.expire(k, ttl)
+            await pipe.execute()
+
+    def _session_keys(self, sid: str) -> list[str]:
+        key = self.session_key(sid)
+        return [key, f"{key}:m", f"{key}:o", f"{key}:x"]
+
+    async def delete(self, meta: SessionMeta) -> None:
+        sid = meta.session_id
+        key = self.session_key(sid)
+        live = cast(str | None, await self.redis.hget(key, "live"))
+        keys = [*self._session_keys(sid), f"{key}:g", self.token_key(meta.token_hash)]
+        if live:
+            keys.append(self.stream_key(sid, live))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            if meta.owner:
+                pipe.zrem(self.owner_key(meta.owner), sid)
+            await pipe.execute()
+
+    async def owned_sessions(self, owner: str, limit: int = 200) -> list[tuple[SessionMeta, int]]:
+        """A browser's sessions, newest first, each with its seconds to live."""
+        owned = self.owner_key(owner)
+        sids = cast(list[str], await self.redis.zrevrange(owned, 0, limit - 1))
+        if not sids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hgetall(self.session_key(sid))
+                pipe.ttl(self.session_key(sid))
+            replies = await pipe.execute()
+        found: list[tuple[SessionMeta, int]] = []
+        expired: list[str] = []
+        for i, sid in enumerate(sids):
+            meta = self._meta(sid, replies[2 * i])
+            if meta is None:
+                expired.append(sid)
+            else:
+                found.append((meta, max(int(replies[2 * i + 1]), 0)))
+        if expired:
+            await self.redis.zrem(owned, *expired)
+        return found
+
+    async def history(self, sid: str, limit: int = 0) -> list[StoredMessage] | None:
+        """The session's messages in order (the newest `limit` if set); renews the session.
+
+        A reply still being written shows the text stored so far.
+        """
+        s = self.settings
+        args: list[ScriptArg] = [self.session_key(sid), s.session_ttl, s.stream_retention, limit]
+        out = cast(list[str] | None, await self._read_history(args=args))
+        if out is None:
+            return None
+        live_id, live_text = out[0], out[1]
+        messages = [_message(raw) for raw in out[2:]]
+        for m in messages:
+            if m.id == live_id:
+                m.content = live_text
+        return messages
+
+    # Turns ---------------------------------------------------------------------------
+
+    async def begin_turn(
+        self,
+        sid: str,
+        mode: TurnMode,
+        user: StoredMessage,
+        reply: StoredMessage,
+        client_message_id: str | None,
+        token_budget: int,
+    ) -> TurnOutcome:
+        s = self.settings
+        args: list[ScriptArg] = [
+            self.session_key(sid),
+            s.session_ttl,
+            int(s.generation_lease * 1000),
+            s.stream_retention,
+            mode,
+            client_message_id or "",
+            user.id,
+            user.model_dump_json(exclude_none=True),
+            reply.id,
+            reply.model_dump_json(exclude_none=True),
+            token_budget,
+            user.id,
+            user.content,
+        ]
+        out = cast(list[str], await self._begin(args=args))
+        kind = out[0]
+        if kind == "ok":
+            context = [_message(raw) for raw in reversed(out[2:])]
+            return TurnStarted(user=_message(out[1]), context=context)
+        if kind == "dup":
+            return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
+        if kind in ("busy", "empty", "not_last", "gone"):
+            return TurnRefused(reason=kind, holder=out[1] if len(out) > 1 else "")  # type: ignore[arg-type]
+        raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
+
+    async def flush(self, sid: str, mid: str, end: int, text: str) -> None:
+        s = self.settings
+        args: list[ScriptArg] = [
+            self.session_key(sid),
+            mid,
+            f"{end}-0",
+            text,
+            s.stream_retention,
+            int(s.generation_lease * 1000),
+        ]
+        await self._flush(args=args)
+
+    async def finish(self, sid: str, reply: StoredMessage, flushed: int) -> None:
+        """Store the finished reply, end its stream and release the session's generation."""
+        end = len(reply.content)
+        kind = reply.status
+        args: list[ScriptArg] = [
+            self.session_key(sid),
+            reply.id,
+            reply.model_dump_json(exclude_none=True),
+            kind,
+            f"{end}-0",
+            reply.content[flushed:],
+            f"{end}-1",
+            self.settings.stream_retention,
+        ]
+        await self._finish(args=args)
+
+    async def get_message(self, sid: str, mid: str) -> StoredMessage | None:
+        raw = cast(str | None, await self.redis.hget(f"{self.session_key(sid)}:m", mid))
+        return None if raw is None else _message(raw)
+
+    async def check_live(self, sid: str, mid: str) -> StoredMessage | None:
+        """The message; a reply whose writer died is marked interrupted first."""
+        args: list[ScriptArg] = [self.session_key(sid), mid, self.settings.stream_retention]
+        raw = cast(str | None, await self._check_live(args=args))
+        return None if raw is None else _message(raw)
+
+    async def read_stream(self, sid: str, mid: str, after: str, block_ms: int) -> list[StreamEntry]:
+        key = self.stream_key(sid, mid)
+        reply: Any = await self.redis.xread({key: after}, count=1000, block=block_ms)
+        if not reply:
+            return []
+        # RESP2 gives [[key, entries]], RESP3 {key: [entries]}.
+        streams = reply.values() if isinstance(reply, dict) else [e for _, e in reply]
+        return [(str(eid), dict(fields)) for entries in streams for eid, fields in entries]
+
+    async def publish_cancel(self, sid: str, mid: str) -> None:
+        await self.redis.publish(self.cancel_channel, f"{sid} {mid}")
+
+
+def new_message(
+    role: Literal["user", "assistant"],
+    content: str,
+    status: Status,
+    error: ErrorInfo | None = None,
+) -> StoredMessage:
+    return StoredMessage(
+        id=new_id(),
+        role=role,
+        content=content,
+        status=status,
+        created_at=utcnow(),
+        error=error,
+    )

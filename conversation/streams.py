@@ -1,0 +1,76 @@
+"""A reply's events for a client joining at any point, from wherever they are.
+
+The replica writing the reply serves them from memory; any other replica tails the reply's
+Redis Stream; a finished reply is served from the history. All three speak the same events
+with the same ids, so a client can move between replicas mid-reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from conversation.events import HEARTBEAT, Event, delta_event, error_event, terminal_event
+from conversation.generation import Generation, outbox_events
+from conversation.models import StoredMessage
+from conversation.store import Store
+
+Events = AsyncIterator[Event | None]
+
+GONE = (
+    "not_found",
+    "This reply no longer exists: the session was deleted, expired, or the reply was replaced.",
+)
+
+
+def from_generation(gen: Generation, offset: int) -> Events:
+    return outbox_events(gen, gen.subscribe(offset))
+
+
+async def from_history(message: StoredMessage, offset: int) -> Events:
+    rest = message.content[offset:]
+    if rest:
+        yield delta_event(rest, len(message.content))
+    yield terminal_event(message)
+
+
+async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: int) -> Events:
+    """Tail the reply's stream from `offset`; detect a writer that died without finishing."""
+    after, pos = f"{offset}-0", offset
+    while True:
+        entries = await store.read_stream(sid, mid, after, block_ms)
+        if not entries:
+            yield None
+            message = await store.check_live(sid, mid)
+            if message is None:
+                yield error_event(*GONE, pos)
+                return
+            if message.status != "streaming":
+                # Finished (or just marked interrupted): the history has the whole text.
+                async for event in from_history(message, pos):
+                    yield event
+                return
+            continue
+        for entry_id, fields in entries:
+            after = entry_id
+            if "x" in fields:
+                text, end = fields["x"], int(entry_id.partition("-")[0])
+                if end > pos:
+                    # Entries can overlap what the client has: send only the new tail.
+                    yield delta_event(text[max(len(text) - (end - pos), 0) :], end)
+                    pos = end
+            else:
+                message = await store.get_message(sid, mid)
+                if message is None:
+                    yield error_event(*GONE, pos)
+                else:
+                    async for event in from_history(message, pos):
+                        yield event
+                return
+
+
+async def sse_body(first: list[Event], events: Events | None) -> AsyncIterator[bytes]:
+    for event in first:
+        yield event.sse()
+    if events is not None:
+        async for item in events:
+            yield HEARTBEAT if item is None else item.sse()

@@ -1,0 +1,153 @@
+"""Chat turns: send, regenerate, edit, resume and cancel, shared by SSE, WebSocket and the
+tutorials' routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from fastapi import HTTPException, status
+
+from common.protocol import ChatMessage
+from conversation.auth import not_found
+from conversation.config import Settings
+from conversation.events import Event, start_event, user_event
+from conversation.generation import Hub, outbox_events
+from conversation.models import StoredMessage
+from conversation.store import (
+    SessionMeta,
+    Store,
+    TurnDuplicate,
+    TurnMode,
+    TurnRefused,
+    new_message,
+)
+from conversation.streams import Events, from_generation, from_history, from_redis
+
+
+@dataclass(slots=True)
+class Turn:
+    reply_id: str
+    first: list[Event]
+    events: Events | None
+
+
+def estimate_tokens(text: str) -> int:
+    """About four bytes of UTF-8 per token; the same estimate the context script uses."""
+    return (len(text.encode()) + 3) // 4
+
+
+def _refusal(meta: SessionMeta, refused: TurnRefused) -> HTTPException:
+    sid = meta.session_id
+    if refused.reason == "busy":
+        return HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"A reply is already being written in this session (message {refused.holder}). "
+            "Wait for it to finish, or stop it with "
+            f"POST /api/sessions/{sid}/messages/{refused.holder}/cancel, then try again.",
+        )
+    if refused.reason == "empty":
+        return HTTPException(
+            status.HTTP_409_CONFLICT,
+            "There is no user message to answer in this session: send a message first.",
+        )
+    if refused.reason == "not_last":
+        return HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Only the last user message of a session can be edited.",
+        )
+    return not_found()
+
+
+class Turns:
+    def __init__(self, store: Store, hub: Hub, settings: Settings) -> None:
+        self.store = store
+        self.hub = hub
+        self.settings = settings
+        self._block_ms = int(min(settings.heartbeat_interval, settings.generation_lease / 2) * 1000)
+
+    async def send(self, meta: SessionMeta, content: str, client_message_id: str | None) -> Turn:
+        user = new_message("user", content, "complete")
+        return await self._begin(meta, "message", user, client_message_id)
+
+    async def regenerate(self, meta: SessionMeta) -> Turn:
+        return await self._begin(meta, "regenerate", new_message("user", "", "complete"), None)
+
+    async def edit(self, meta: SessionMeta, message_id: str, content: str) -> Turn:
+        target = new_message("user", content, "complete").model_copy(update={"id": message_id})
+        return await self._begin(meta, "edit", target, None)
+
+    async def _begin(
+        self, meta: SessionMeta, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+    ) -> Turn:
+        reply = new_message("assistant", "", "streaming")
+        budget = self.settings.context_token_budget - estimate_tokens(meta.system_prompt)
+        outcome = await self.store.begin_turn(
+            meta.session_id, mode, user, reply, client_message_id, max(budget, 1)
+        )
+        if isinstance(outcome, TurnRefused):
+            raise _refusal(meta, outcome)
+        if isinstance(outcome, TurnDuplicate):
+            first = [user_event(outcome.user.public())]
+            if outcome.reply is None:
+                return Turn("", first, None)
+            replay = await self.resume(meta, outcome.reply.id, None)
+            return Turn(replay.reply_id, first + replay.first, replay.events)
+        history = [ChatMessage(role=m.role, content=m.content) for m in outcome.context]
+        if meta.system_prompt:
+            history.insert(0, ChatMessage(role="system", content=meta.system_prompt))
+        gen = self.hub.start(meta.session_id, reply, history)
+        # Subscribe before yielding to the loop, so not a single delta is missed.
+        outbox = gen.subscribe(0)
+        first = [] if mode == "regenerate" else [user_event(outcome.user.public())]
+        return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox))
+
+    async def resume(self, meta: SessionMeta, message_id: str, offset: int | None) -> Turn:
+        """A reply's events after `offset` characters (None: from its `start`)."""
+        sid = meta.session_id
+        first = [start_event(message_id)] if offset is None else []
+        at = offset or 0
+        gen = self.hub.get(sid, message_id)
+        if gen is not None:
+            return Turn(message_id, first, from_generation(gen, at))
+        message = await self._reply(meta, message_id)
+        if message.status == "streaming":
+            events = from_redis(self.store, sid, message_id, at, self._block_ms)
+        else:
+            events = from_history(message, at)
+        return Turn(message_id, first, events)
+
+    async def _reply(self, meta: SessionMeta, message_id: str) -> StoredMessage:
+        message = await self.store.check_live(meta.session_id, message_id)
+        if message is None or message.role != "assistant":
+            raise not_found("Reply")
+        return message
+
+    async def cancel(self, meta: SessionMeta, message_id: str) -> StoredMessage:
+        """Stop a reply wherever it is being written; returns the stored (partial) reply."""
+        sid = meta.session_id
+        gen = self.hub.cancel_local(sid, message_id)
+        if gen is not None and gen.task is not None:
+            await asyncio.wait({gen.task})
+            return gen.reply
+        message = await self._reply(meta, message_id)
+        if message.status != "streaming":
+            return message
+        await self.store.publish_cancel(sid, message_id)
+        # The writer ends the stream when it has stopped; a dead writer is detected instead.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.generation_lease * 3):
+                async for event in from_redis(self.store, sid, message_id, 0, self._block_ms):
+                    if event is not None and event.terminal:
+                        break
+        return await self._reply(meta, message_id)
+
+
+async def final_event(turn: Turn) -> Event | None:
+    """Wait for a turn to end and return its `done` or `error` event."""
+    if turn.events is not None:
+        async for event in turn.events:
+            if event is not None and event.terminal:
+                return event
+    return None
