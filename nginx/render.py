@@ -55,7 +55,7 @@ DEFAULTS = {
     "NGINX_RATE_LIMIT": "20r/s",
     "NGINX_RATE_BURST": "100",
     "NGINX_STREAM_TIMEOUT": "1h",
-    "NGINX_ACCESS_LOG": "off",
+    "NGINX_ACCESS_LOG": "on",
 }
 
 # Values go into the config verbatim, so each is checked against nginx's own syntax: a typo
