@@ -7,27 +7,45 @@ the whole process) so benchmarks can set token count and pace:
 
 - FAKE_TOKENS: when set, reply with this many tokens ("tok0 tok1 ...") instead of the echo.
 - FAKE_DELAY_MS: delay between streamed chunks (default 0).
+
+Tests script failures per request and read what the server saw through the `/_fake/`
+routes (see tests/fakes/script.py): error statuses, slow or stalled streams, dropped
+connections, error events, and requests the client cancelled.
+
+Run: `python -m tests.fakes.openai_upstream --port N`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.script import (
+    Behaviour,
+    Dropped,
+    FakeState,
+    Record,
+    TrackedStream,
+    before_headers,
+    error_response,
+    hang,
+    serve,
+)
+
 MODEL = "fake-model"
+ERROR_TYPES = {401: "invalid_request_error", 429: "rate_limit_error"}
 
 
-def reply_tokens(body: dict[str, object]) -> list[str]:
+def reply_tokens(body: dict[str, Any]) -> list[str]:
     count = os.environ.get("FAKE_TOKENS")
     if count:
         return [f"tok{i} " for i in range(int(count))]
@@ -50,15 +68,38 @@ def chunk(cid: str, delta: dict[str, str], finish: str | None = None) -> bytes:
 
 
 async def stream(
-    tokens: list[str], include_usage: bool, prompt_tokens: int
+    tokens: list[str],
+    include_usage: bool,
+    prompt_tokens: int,
+    behaviour: Behaviour | None = None,
+    record: Record | None = None,
 ) -> AsyncIterator[bytes]:
+    behaviour = behaviour or Behaviour()
     delay = float(os.environ.get("FAKE_DELAY_MS", "0")) / 1000
     cid = f"chatcmpl-fake{time.monotonic_ns()}"
     yield chunk(cid, {"role": "assistant", "content": ""})
+    if behaviour.first_token_delay_ms:
+        await asyncio.sleep(behaviour.first_token_delay_ms / 1000)  # the scripted slow model
     for i, tok in enumerate(tokens):
+        if i == behaviour.stall_after:
+            if record:
+                record.state = "stalled"
+            await hang()
+        if i == behaviour.drop_after:
+            if record:
+                record.state = "dropped"
+            raise Dropped("scripted mid-stream drop")
+        if i == behaviour.error_after:
+            error = {"message": behaviour.message, "type": "server_error", "code": None}
+            yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+            if record:
+                record.state = "failed"
+            return
         if delay and i:
             await asyncio.sleep(delay)  # the fake model's pace, a benchmark parameter
         yield chunk(cid, {"content": tok})
+        if record:
+            record.tokens_sent += 1
     yield chunk(cid, {}, "stop")
     if include_usage:
         usage = usage_of(prompt_tokens, len(tokens))
@@ -72,6 +113,8 @@ async def stream(
         }
         yield b"data: " + orjson.dumps(payload) + b"\n\n"
     yield b"data: [DONE]\n\n"
+    if record:
+        record.state = "completed"
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, int]:
@@ -82,31 +125,47 @@ def usage_of(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
-async def chat_completions(request: Request) -> Response:
+def completion(tokens: list[str], prompt_tokens: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-fake{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(tokens)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_of(prompt_tokens, len(tokens)),
+    }
+
+
+async def answer(request: Request, state: FakeState) -> Response:
+    """The chat-completions endpoint, shared with the Hugging Face fake's chat route."""
     body = orjson.loads(await request.body())
-    tokens = reply_tokens(body)
+    behaviour, record = state.take(request, body)
+    if not await before_headers(request, behaviour, record):
+        return Response(status_code=499)
+    if behaviour.status:
+        record.state = "failed"
+        error = {
+            "message": behaviour.message,
+            "type": ERROR_TYPES.get(behaviour.status, "server_error"),
+            "code": str(behaviour.status),
+        }
+        return error_response(behaviour.status, {"error": error}, behaviour.retry_after)
+    tokens = behaviour.tokens or reply_tokens(body)
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(
-            stream(tokens, include_usage, prompt_tokens), media_type="text/event-stream"
+        return TrackedStream(
+            stream(tokens, include_usage, prompt_tokens, behaviour, record), record
         )
-    return JSONResponse(
-        {
-            "id": f"chatcmpl-fake{time.monotonic_ns()}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": MODEL,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens)},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage_of(prompt_tokens, len(tokens)),
-        }
-    )
+    record.state = "completed"
+    record.tokens_sent = len(tokens)
+    return JSONResponse(completion(tokens, prompt_tokens))
 
 
 async def models(_: Request) -> Response:
@@ -118,25 +177,23 @@ async def models(_: Request) -> Response:
     )
 
 
-async def health(_: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
 def create_app() -> Starlette:
+    state = FakeState()
+
+    async def chat_completions(request: Request) -> Response:
+        return await answer(request, state)
+
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models),
-            Route("/health", health),
+            *state.routes(),
         ]
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(create_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    serve(create_app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Assistant: one OpenAI-compatible API in front of the configured model provider."""

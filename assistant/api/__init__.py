@@ -1,0 +1,1 @@
+"""HTTP routes: the OpenAI-compatible `/v1` API and the health probes."""

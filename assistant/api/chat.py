@@ -1,0 +1,103 @@
+"""`POST /v1/chat/completions`: OpenAI's chat completions, streamed or whole."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from assistant import generation
+from assistant.api.deps import ReadyProviderDep, SettingsDep
+from assistant.config import Settings
+from assistant.disconnect import EventStreamResponse, cancel_on_disconnect
+from assistant.errors import ClientDisconnected
+from assistant.limits import check_limits
+from assistant.providers.base import GenerationParams
+from assistant.streaming import ChunkEncoder, encode
+from common.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    ErrorResponse,
+    new_completion_id,
+    now,
+)
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "invalid request or over a limit (the message names it)",
+        401: "missing or wrong ASSISTANT_API_KEY",
+        413: "input over ASSISTANT_MAX_INPUT_CHARS or ASSISTANT_MAX_BODY_BYTES",
+        429: "the provider is rate limiting (see Retry-After)",
+        502: "the provider failed or rejected the assistant's credentials",
+        503: "provider unreachable, model still loading or local queue full (see Retry-After)",
+        504: "the provider was too slow (connect, first token or between tokens)",
+    }.items()
+}
+
+STREAM_DOC: dict[str, object] = {
+    "description": "`chat.completion`, or with `stream: true` server-sent "
+    "`chat.completion.chunk` events ending with `data: [DONE]`",
+    "content": {"text/event-stream": {}},
+}
+
+
+def with_system_prompt(messages: list[ChatMessage], settings: Settings) -> list[ChatMessage]:
+    prompt = settings.assistant_system_prompt
+    if not prompt or any(m.role == "system" for m in messages):
+        return messages
+    return [ChatMessage(role="system", content=prompt), *messages]
+
+
+def generation_params(body: ChatCompletionRequest) -> GenerationParams:
+    return GenerationParams(
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=tuple(body.stop_list()),
+    )
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: STREAM_DOC, **ERRORS},
+    summary="Create a chat completion (OpenAI-compatible)",
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    settings: SettingsDep,
+    provider: ReadyProviderDep,
+) -> Response:
+    check_limits(body, settings)
+    messages = with_system_prompt(body.messages, settings)
+    policy = generation.Policy.from_settings(settings)
+    try:
+        async with cancel_on_disconnect(request.receive):
+            started = await generation.start(provider, messages, generation_params(body), policy)
+            if not body.stream:
+                text, finish = await generation.collect(provider, started, policy)
+    except ClientDisconnected:
+        return Response(status_code=499)
+
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        encoder = ChunkEncoder(new_completion_id(), provider.model_id, now())
+        items = generation.follow(provider, started, policy)
+        return EventStreamResponse(encode(items, encoder, include_usage, provider.name))
+
+    completion = ChatCompletion(
+        model=provider.model_id,
+        choices=[
+            Choice(
+                message=ChatMessage(role="assistant", content=text),
+                finish_reason=finish.reason,
+            )
+        ],
+        usage=finish.usage,
+    )
+    return Response(completion.model_dump_json(), media_type="application/json")

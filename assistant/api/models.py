@@ -1,0 +1,15 @@
+"""`GET /v1/models`: what the configured provider serves."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from assistant.api.deps import ProviderDep
+from common.protocol import ModelCard, ModelList
+
+router = APIRouter()
+
+
+@router.get("/models", response_model=ModelList, summary="List the models this assistant serves")
+async def list_models(provider: ProviderDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=m, owned_by=provider.name) for m in provider.models()])

@@ -1,0 +1,95 @@
+"""The assistant service: `uvicorn assistant.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from assistant.api import chat, health, models
+from assistant.api.deps import require_api_key
+from assistant.config import Settings
+from assistant.errors import AssistantError, invalid_request
+from assistant.limits import BodySizeLimit
+from assistant.providers import build_provider
+from assistant.providers.base import Provider
+
+log = logging.getLogger("assistant")
+
+
+async def start_provider(provider: Provider) -> None:
+    """Runs beside the server so /health/live answers while a model loads."""
+    try:
+        await provider.start()
+    except Exception as exc:
+        provider.failure = f"{type(exc).__name__}: {exc}"
+        log.exception("the %s provider failed to start", provider.name)
+    else:
+        log.info("the %s provider is ready (model %s)", provider.name, provider.model_id)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    provider = build_provider(settings)
+    app.state.provider = provider
+    starting = asyncio.create_task(start_provider(provider))
+    try:
+        yield
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await provider.close()
+
+
+def error_response(error: AssistantError) -> Response:
+    return Response(
+        error.json(),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers(),
+    )
+
+
+async def on_assistant_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AssistantError)
+    return error_response(exc)
+
+
+async def on_validation_error(_: Request, exc: Exception) -> Response:
+    """OpenAI answers a malformed request with 400 and names the offending field."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(location) or None
+    where = f"{param}: " if param else ""
+    return error_response(invalid_request(f"{where}{first.get('msg', 'invalid value')}", param))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One INFO line per upstream request is noise at this service's request rates.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    app = FastAPI(
+        title="chatstack assistant",
+        summary="One OpenAI-compatible API in front of the local model, OpenAI-compatible "
+        "servers and Hugging Face.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(AssistantError, on_assistant_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_middleware(BodySizeLimit, limit=settings.assistant_max_body_bytes)
+    v1 = [Depends(require_api_key)]
+    app.include_router(chat.router, prefix="/v1", tags=["openai"], dependencies=v1)
+    app.include_router(models.router, prefix="/v1", tags=["openai"], dependencies=v1)
+    app.include_router(health.router)
+    return app

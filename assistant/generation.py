@@ -1,0 +1,126 @@
+"""One request's generation: admission, retries before the first token, timeouts after it.
+
+`start` returns only once the first token (or a failure) is known, so the API can still
+answer a failure with its HTTP status; `follow` then yields the rest of the stream under
+the idle timeout. Nothing here knows which provider it drives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from assistant.config import Settings
+from assistant.errors import AssistantError, internal, upstream_failed, upstream_timeout
+from assistant.providers.base import Finish, GenerationParams, Provider, StreamItem, TokenStream
+from common.protocol import ChatMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    first_token_timeout: float
+    idle_timeout: float
+    attempts: int
+    backoff: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            first_token_timeout=settings.assistant_first_token_timeout,
+            idle_timeout=settings.assistant_idle_timeout,
+            attempts=settings.assistant_retry_attempts,
+            backoff=settings.assistant_retry_backoff,
+        )
+
+
+@dataclass(slots=True)
+class Started:
+    first: StreamItem
+    stream: TokenStream
+
+
+def unexpected(provider: Provider, exc: Exception) -> AssistantError:
+    log.exception("the %s provider raised an unexpected error", provider.name, exc_info=exc)
+    return internal(f"The {provider.name} provider failed unexpectedly ({type(exc).__name__}).")
+
+
+async def start(
+    provider: Provider, messages: list[ChatMessage], params: GenerationParams, policy: Policy
+) -> Started:
+    """Get the first item, retrying retryable failures with exponential backoff."""
+    attempt = 1
+    while True:
+        stream = await provider.open(messages, params)
+        try:
+            async with asyncio.timeout(policy.first_token_timeout):
+                first = await anext(stream)
+        except StopAsyncIteration:
+            error = upstream_failed(provider.name, "the stream ended before any token")
+        except TimeoutError:
+            error = upstream_timeout(provider.name, "first token", policy.first_token_timeout)
+        except AssistantError as exc:
+            error = exc
+        except Exception as exc:
+            error = unexpected(provider, exc)
+        except BaseException:
+            await stream.aclose()  # the caller went away: stop the upstream request too
+            raise
+        else:
+            return Started(first, stream)
+        await stream.aclose()
+        if not error.retryable or attempt >= policy.attempts:
+            if attempt > 1:
+                error.message += f" (after {attempt} attempts)"
+            raise error
+        delay = policy.backoff * 2 ** (attempt - 1)
+        log.warning(
+            "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+            provider.name,
+            attempt,
+            policy.attempts,
+            error.message,
+            delay,
+        )
+        await asyncio.sleep(delay)  # backoff between upstream attempts, product behaviour
+        attempt += 1
+
+
+async def follow(provider: Provider, started: Started, policy: Policy) -> AsyncIterator[StreamItem]:
+    """Yield the first item and the rest; a failure after the first token is raised here."""
+    stream = started.stream
+    idle = policy.idle_timeout
+    try:
+        yield started.first
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    item = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise upstream_timeout(provider.name, "token", idle) from None
+            except AssistantError:
+                raise
+            except Exception as exc:
+                raise unexpected(provider, exc) from exc
+            yield item
+    finally:
+        await stream.aclose()
+
+
+async def collect(provider: Provider, started: Started, policy: Policy) -> tuple[str, Finish]:
+    """The whole answer for a non-streaming request."""
+    parts: list[str] = []
+    finish: Finish | None = None
+    async for item in follow(provider, started, policy):
+        if isinstance(item, str):
+            parts.append(item)
+        else:
+            finish = item
+    if finish is None:
+        raise upstream_failed(provider.name, "the stream ended without a finish reason")
+    return "".join(parts), finish

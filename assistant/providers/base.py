@@ -1,0 +1,76 @@
+"""What every model provider offers the API: a stream of text deltas ending with a `Finish`.
+
+A provider turns its library's failures into `AssistantError` (see `assistant.errors`), so the
+retry, timeout and streaming code above it never looks at provider-specific exceptions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from common.protocol import ChatMessage, FinishReason, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last item of a stream: why it ended and, when the provider says, token usage."""
+
+    reason: FinishReason
+    usage: Usage | None = None
+
+
+# Text deltas are plain `str` so the per-token path allocates nothing beyond the text itself.
+StreamItem: TypeAlias = str | Finish
+
+
+class TokenStream(Protocol):
+    def __aiter__(self) -> AsyncIterator[StreamItem]: ...
+    async def __anext__(self) -> StreamItem: ...
+    async def aclose(self) -> None:
+        """Stop generating and release the upstream request (idempotent)."""
+
+
+class Provider(ABC):
+    name: str
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self.ready = False
+        self.failure: str | None = None
+
+    async def start(self) -> None:
+        """Prepare what generation needs (clients, model weights); then the service is ready."""
+        self.ready = True
+
+    async def close(self) -> None:  # noqa: B027 - an optional hook, not every provider holds resources
+        """Release clients and models at shutdown."""
+
+    def models(self) -> list[str]:
+        return [self.model_id]
+
+    def stats(self) -> dict[str, int | bool]:
+        """Counters shown by /health, for operators and tests."""
+        return {}
+
+    @abstractmethod
+    async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
+        """Admit a request and return its token stream.
+
+        Awaiting this only waits for admission (the local model's queue); connecting and
+        generating happen while the stream is read, under the first-token timeout.
+        """
+
+
+def message_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]

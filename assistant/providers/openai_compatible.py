@@ -1,0 +1,183 @@
+"""Any OpenAI-compatible server through the `openai` package's async client.
+
+One code path for OpenAI, vLLM, Ollama, llama.cpp's server and Hugging Face's router: they
+all speak `POST /chat/completions` with server-sent chunks. The client builds the request,
+authenticates and raises typed errors for HTTP statuses; the stream itself is read as raw
+lines and decoded with orjson, which skips building a typed model object per token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any, TypeVar, cast
+
+import httpx2
+import openai
+import orjson
+from openai.types.chat import ChatCompletionMessageParam
+
+from assistant.config import Settings
+from assistant.errors import (
+    AssistantError,
+    from_upstream_status,
+    parse_retry_after,
+    upstream_failed,
+    upstream_timeout,
+    upstream_unreachable,
+)
+from assistant.providers.base import (
+    Finish,
+    GenerationParams,
+    Provider,
+    StreamItem,
+    TokenStream,
+    message_dicts,
+)
+from common.protocol import ChatMessage, FinishReason, Usage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+}
+
+
+def finish_reason(value: str) -> FinishReason:
+    # Tool calls and other reasons this product does not use still end the answer normally.
+    return FINISH_REASONS.get(value, "stop")
+
+
+def usage_of(data: dict[str, Any] | None) -> Usage | None:
+    if not data:
+        return None
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    total = int(data.get("total_tokens") or prompt + completion)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+
+
+def error_message(body: object, fallback: str) -> str:
+    """The upstream's own words, from OpenAI's `{"error": {"message"}}` or a plain string."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return fallback
+
+
+def given(value: T | None) -> T | openai.Omit:
+    """Leave unset options out of the request: some servers reject explicit nulls."""
+    return openai.omit if value is None else value
+
+
+def transport_detail(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause) or type(cause).__name__
+    return text[:300]
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.openai_model)
+        self.settings = settings
+        self._client: openai.AsyncOpenAI | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
+        if not key:
+            # Local servers (vLLM, Ollama, llama.cpp) accept any key; OpenAI will answer 401,
+            # which callers then see as a 502 naming this provider.
+            log.warning("OPENAI_API_KEY is not set; sending a placeholder key")
+        backstop = max(s.assistant_first_token_timeout, s.assistant_idle_timeout)
+        self._client = openai.AsyncOpenAI(
+            api_key=key or "not-set",
+            base_url=s.openai_base_url,
+            # Retries and first-token/idle timeouts are ours (assistant.generation), so the
+            # client only bounds connecting; its read timeout is a backstop.
+            max_retries=0,
+            timeout=httpx2.Timeout(
+                connect=s.assistant_connect_timeout,
+                read=backstop + s.assistant_connect_timeout,
+                write=s.assistant_connect_timeout,
+                pool=s.assistant_connect_timeout,
+            ),
+        )
+        log.info("openai provider: %s, model %s", s.openai_base_url, s.openai_model)
+        await super().start()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
+        return self._stream(message_dicts(messages), params)
+
+    def _map_error(self, exc: Exception) -> AssistantError:
+        s = self.settings
+        if isinstance(exc, openai.APIStatusError):
+            retry_after = parse_retry_after(exc.response.headers, s.assistant_retry_after)
+            detail = error_message(exc.body, exc.message)
+            return from_upstream_status(self.name, exc.status_code, detail, retry_after)
+        if isinstance(exc, openai.APITimeoutError):
+            if isinstance(exc.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
+                return upstream_timeout(self.name, "connection", s.assistant_connect_timeout)
+            return upstream_timeout(self.name, "response", s.assistant_first_token_timeout)
+        if isinstance(exc, openai.APIConnectionError):
+            return upstream_unreachable(self.name, transport_detail(exc))
+        if isinstance(exc, httpx2.TransportError):
+            return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
+        return upstream_failed(self.name, f"{type(exc).__name__}: {exc}")
+
+    async def _stream(
+        self, messages: list[dict[str, str]], params: GenerationParams
+    ) -> AsyncGenerator[StreamItem, None]:
+        assert self._client is not None
+        reason: FinishReason | None = None
+        usage: Usage | None = None
+        try:
+            async with self._client.chat.completions.with_streaming_response.create(
+                model=self.model_id,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=given(params.max_tokens),
+                temperature=given(params.temperature),
+                top_p=given(params.top_p),
+                stop=list(params.stop) if params.stop else openai.omit,
+            ) as response:
+                async for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    chunk = orjson.loads(payload)
+                    if "error" in chunk:
+                        detail = error_message(chunk, "error event")
+                        raise upstream_failed(self.name, detail, retryable=False)
+                    if chunk.get("usage"):
+                        usage = usage_of(chunk["usage"])
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield text
+                        if choice.get("finish_reason"):
+                            reason = finish_reason(choice["finish_reason"])
+        except AssistantError:
+            raise
+        except (openai.APIError, httpx2.TransportError) as exc:
+            raise self._map_error(exc) from exc
+        except orjson.JSONDecodeError as exc:
+            raise upstream_failed(self.name, f"a chunk was not JSON: {exc}") from exc
+        if reason is None:
+            raise upstream_failed(self.name, "the stream ended without a finish reason")
+        yield Finish(reason, usage)

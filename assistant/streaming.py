@@ -1,0 +1,87 @@
+"""`chat.completion.chunk` events on the wire, encoded with the least work per token.
+
+Each chunk of one completion differs only in its delta, so the JSON around the delta is
+rendered once per request and a token costs one `orjson.dumps` of its text and a concat.
+The shapes match `common.protocol.ChatCompletionChunk` (a unit test checks every one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import orjson
+
+from assistant.errors import AssistantError, upstream_failed
+from assistant.providers.base import Finish, StreamItem
+from common.protocol import FinishReason, Usage
+
+DONE = b"data: [DONE]\n\n"
+
+
+class ChunkEncoder:
+    __slots__ = ("_head", "_role_prefix", "_text_prefix", "_text_suffix")
+
+    def __init__(self, completion_id: str, model: str, created: int) -> None:
+        head = orjson.dumps(
+            {"id": completion_id, "object": "chat.completion.chunk", "created": created}
+        )[:-1]
+        self._head = b"data: " + head + b',"model":' + orjson.dumps(model)
+        self._text_prefix = self._head + b',"choices":[{"index":0,"delta":{"content":'
+        self._role_prefix = (
+            self._head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":'
+        )
+        self._text_suffix = b'},"finish_reason":null}]}\n\n'
+
+    def first(self, text: str) -> bytes:
+        """The first chunk carries the role along with the first text."""
+        return self._role_prefix + orjson.dumps(text) + self._text_suffix
+
+    def text(self, text: str) -> bytes:
+        return self._text_prefix + orjson.dumps(text) + self._text_suffix
+
+    def finish(self, reason: FinishReason) -> bytes:
+        return (
+            self._head
+            + b',"choices":[{"index":0,"delta":{},"finish_reason":'
+            + orjson.dumps(reason)
+            + b"}]}\n\n"
+        )
+
+    def usage(self, usage: Usage | None) -> bytes:
+        body = orjson.dumps(usage.model_dump() if usage is not None else None)
+        return self._head + b',"choices":[],"usage":' + body + b"}\n\n"
+
+    @staticmethod
+    def error(error: AssistantError) -> bytes:
+        return b"data: " + error.json() + b"\n\n"
+
+
+async def encode(
+    items: AsyncIterator[StreamItem], encoder: ChunkEncoder, include_usage: bool, provider: str
+) -> AsyncGenerator[bytes, None]:
+    """Turn provider items into SSE bytes.
+
+    A failure after the first token ends the stream with an error event and no `[DONE]`,
+    so a client never mistakes a cut answer for a complete one.
+    """
+    sent_role = False
+    try:
+        async for item in items:
+            if type(item) is str:
+                if sent_role:
+                    yield encoder.text(item)
+                else:
+                    sent_role = True
+                    yield encoder.first(item)
+            elif isinstance(item, Finish):
+                if not sent_role:
+                    yield encoder.first("")
+                yield encoder.finish(item.reason)
+                if include_usage:
+                    yield encoder.usage(item.usage)
+                yield DONE
+                return
+    except AssistantError as exc:
+        yield encoder.error(exc)
+        return
+    yield encoder.error(upstream_failed(provider, "the stream ended without a finish reason"))
