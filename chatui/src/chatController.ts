@@ -44,7 +44,10 @@ const WHAT_TO_DO: Record<ErrorKind, string> = {
 export function toChatError(e: unknown, retry: Retry | null): ChatError {
   const err = e instanceof ApiError ? e : new ApiError("other", "Something went wrong.", 0);
   const hint = WHAT_TO_DO[err.kind];
-  const message = hint && !err.message.includes(hint) ? `${err.message} ${hint}` : err.message;
+  // The server's words for a missing or foreign session address API clients (tokens,
+  // headers); a person only needs to know the chat is gone.
+  const said = err.kind === "expired" ? "This chat has expired or is not available in this browser." : err.message;
+  const message = hint && !said.includes(hint) ? `${said} ${hint}` : said;
   const noRetry = err.kind === "too_long" || err.kind === "invalid" || err.kind === "busy";
   const action: Retry | null = err.kind === "expired" ? { type: "new-chat" } : noRetry ? null : retry;
   return { kind: err.kind, message, retry: action };

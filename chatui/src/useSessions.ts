@@ -1,4 +1,4 @@
-/** The browser's chats for the sidebar (owned through conversation's HttpOnly cookie). */
+/** The browser's chats for the sidebar, newest first as conversation lists them (owned through its HttpOnly cookie). */
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import * as api from "./api";
@@ -19,7 +19,7 @@ export function useSessions() {
     const mine = ++latest.current;
     try {
       const sessions = await api.listSessions();
-      if (mine === latest.current) setState({ sessions: newestFirst(sessions), loaded: true, error: null });
+      if (mine === latest.current) setState({ sessions, loaded: true, error: null });
     } catch (e) {
       if (mine !== latest.current) return;
       // A browser without the cookie yet has no chats: that is not an error to show.
@@ -55,9 +55,4 @@ export function useSessions() {
   );
 
   return { ...state, refresh, rename, remove };
-}
-
-function newestFirst(list: SessionSummary[]): SessionSummary[] {
-  const key = (s: SessionSummary) => s.updated_at ?? s.created_at ?? "";
-  return [...list].sort((a, b) => key(b).localeCompare(key(a)));
 }
