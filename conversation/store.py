@@ -78,6 +78,8 @@ class Store:
         self.settings = settings
         self._prefix = settings.key_prefix
         self.cancel_channel = f"{self._prefix}:cancel"
+        # A reply stream never outlives its session.
+        self._retention = min(settings.stream_retention, settings.session_ttl)
         self._begin: AsyncScript = redis.register_script(scripts.BEGIN_TURN)
         self._flush: AsyncScript = redis.register_script(scripts.FLUSH)
         self._finish: AsyncScript = redis.register_script(scripts.FINISH)
@@ -213,7 +215,7 @@ class Store:
         A reply still being written shows the text stored so far.
         """
         s = self.settings
-        args: list[ScriptArg] = [self.session_key(sid), s.session_ttl, s.stream_retention, limit]
+        args: list[ScriptArg] = [self.session_key(sid), s.session_ttl, self._retention, limit]
         out = cast(list[str] | None, await self._read_history(args=args))
         if out is None:
             return None
@@ -240,7 +242,7 @@ class Store:
             self.session_key(sid),
             s.session_ttl,
             int(s.generation_lease * 1000),
-            s.stream_retention,
+            self._retention,
             mode,
             client_message_id or "",
             user.id,
@@ -269,7 +271,7 @@ class Store:
             mid,
             f"{end}-0",
             text,
-            s.stream_retention,
+            self._retention,
             int(s.generation_lease * 1000),
         ]
         await self._flush(args=args)
@@ -286,7 +288,7 @@ class Store:
             f"{end}-0",
             reply.content[flushed:],
             f"{end}-1",
-            self.settings.stream_retention,
+            self._retention,
         ]
         await self._finish(args=args)
 
@@ -296,7 +298,7 @@ class Store:
 
     async def check_live(self, sid: str, mid: str) -> StoredMessage | None:
         """The message; a reply whose writer died is marked interrupted first."""
-        args: list[ScriptArg] = [self.session_key(sid), mid, self.settings.stream_retention]
+        args: list[ScriptArg] = [self.session_key(sid), mid, self._retention]
         raw = cast(str | None, await self._check_live(args=args))
         return None if raw is None else _message(raw)
 
