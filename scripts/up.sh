@@ -41,7 +41,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 fi
 
 export PYTHON=${PYTHON:-$root/.venv/bin/python}
-export NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+export NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 export PYTHONUNBUFFERED=1  # logs reach honcho line by line
 mkdir -p "$run_dir/redis" "$run_dir/nginx"
 run_dir=$(cd "$run_dir" && pwd)
@@ -66,7 +66,7 @@ for ((i = 0; i < CONVERSATION_REPLICAS; i++)); do
 done
 "$PYTHON" nginx/render.py --listen "$HTTP_PORT" --static "$static_root" --prefix "$run_dir/nginx" \
   "${conversation[@]}" --output "$run_dir/nginx/nginx.conf"
-"$NGINX" -t -q -p "$run_dir/nginx" -c "$run_dir/nginx/nginx.conf" -e stderr
+"$NGINX_BIN" -t -q -p "$run_dir/nginx" -c "$run_dir/nginx/nginx.conf" -e stderr
 
 echo "==> starting redis, assistant, $CONVERSATION_REPLICAS conversation replica(s), nginx" \
   "(the URL is printed once all are healthy; Ctrl-C stops them)"
