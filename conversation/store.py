@@ -260,8 +260,12 @@ class Store:
             return TurnStarted(user=_message(out[1]), context=context)
         if kind == "dup":
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
-        if kind in ("busy", "empty", "not_last", "gone"):
-            return TurnRefused(reason=kind, holder=out[1] if len(out) > 1 else "")  # type: ignore[arg-type]
+        if kind == "busy":
+            return TurnRefused(reason="busy", holder=out[1])
+        if kind == "gone":
+            return TurnRefused(reason="gone")
+        if kind == "bad" and out[1] in ("empty", "not_last"):
+            return TurnRefused(reason=cast(Literal["empty", "not_last"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
 
     async def flush(self, sid: str, mid: str, end: int, text: str) -> None:
