@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     hf_task: HFTask = "auto"
     hf_hub_url: str = "https://huggingface.co"
     hf_chat_template: str | None = None
+    hf_max_new_tokens: int = Field(default=512, ge=1)
 
     def model_path(self) -> Path:
         return self.local_model_path or packaged_model_path()

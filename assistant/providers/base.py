@@ -74,3 +74,21 @@ class Provider(ABC):
 
 def message_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
+
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+}
+
+
+def finish_reason(value: str) -> FinishReason:
+    # Tool calls and other reasons this product does not use still end the answer normally.
+    return FINISH_REASONS.get(value, "stop")
+
+
+def transport_detail(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause) or type(cause).__name__
+    return text[:300]

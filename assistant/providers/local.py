@@ -141,8 +141,7 @@ class LocalStream:
         self.generated = 0
         self.generated_at_cancel = 0
         self.ended = False
-        loop = asyncio.get_running_loop()
-        self._put = lambda item: loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        self._loop = loop = asyncio.get_running_loop()
         work = loop.run_in_executor(provider._executor, self._generate, messages, params)
         work.add_done_callback(lambda _: provider.release())
 
@@ -167,6 +166,9 @@ class LocalStream:
         self.ended = True
 
     # --- in the worker thread --------------------------------------------------------------
+
+    def _put(self, item: StreamItem | AssistantError) -> None:
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def _generate(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
         provider = self.provider
@@ -198,7 +200,8 @@ class LocalStream:
         try:
             prompt = template.render(messages)
         except TemplateError as exc:
-            raise invalid_request(f"The local model's chat template refused the messages: {exc}")
+            message = f"The local model's chat template refused the messages: {exc}"
+            raise invalid_request(message) from exc
         # The template writes any BOS itself (as llama-cpp-python's chat handlers assume).
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         n_ctx = llm.n_ctx()

@@ -32,23 +32,14 @@ from assistant.providers.base import (
     Provider,
     StreamItem,
     TokenStream,
+    finish_reason,
     message_dicts,
+    transport_detail,
 )
 from common.protocol import ChatMessage, FinishReason, Usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "content_filter": "content_filter",
-}
-
-
-def finish_reason(value: str) -> FinishReason:
-    # Tool calls and other reasons this product does not use still end the answer normally.
-    return FINISH_REASONS.get(value, "stop")
 
 
 def usage_of(data: dict[str, Any] | None) -> Usage | None:
@@ -74,12 +65,6 @@ def error_message(body: object, fallback: str) -> str:
 def given(value: T | None) -> T | openai.Omit:
     """Leave unset options out of the request: some servers reject explicit nulls."""
     return openai.omit if value is None else value
-
-
-def transport_detail(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause) or type(cause).__name__
-    return text[:300]
 
 
 class OpenAIProvider(Provider):

@@ -54,6 +54,9 @@ class Behaviour:
         return [cls(**data) for _ in range(times)]
 
 
+DEFAULT = Behaviour()
+
+
 @dataclass
 class Record:
     n: int
@@ -82,7 +85,7 @@ class FakeState:
             path=request.url.path,
             body=body,
             authorization=request.headers.get("authorization"),
-            behaviour={k: v for k, v in asdict(behaviour).items() if v not in (None, 0)},
+            behaviour={k: v for k, v in asdict(behaviour).items() if v != getattr(DEFAULT, k)},
         )
         self.records.append(record)
         return behaviour, record
