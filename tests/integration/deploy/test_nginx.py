@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -302,3 +305,33 @@ def test_dotfiles_are_not_served(site: Server, static_root: Path) -> None:
     (static_root / ".env").write_text("SECRET=1\n")
     (static_root / ".env").chmod(0o644)
     assert httpx.get(f"{site.url}/.env").status_code == 404
+
+
+# --- as a normal user --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="already a normal user: every other test here runs nginx that way",
+)
+def test_nginx_runs_as_a_normal_user(replicas: list[Server], static_root: Path) -> None:
+    """Under root the tests run nginx with workers as nobody; this runs the whole nginx as
+    nobody, as a user without root would: no `user` directive, everything under the prefix."""
+    nobody = pwd.getpwnam("nobody")
+    prefix = make_prefix()
+    port = free_port()
+    conf = write_config(prefix, port, [f"127.0.0.1:{replicas[0].port}"], static_root, user=None)
+    assert "\nuser " not in conf.read_text()
+    os.chown(prefix, nobody.pw_uid, nobody.pw_gid)
+    drop = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+    cmd = [*drop, nginx_exe(), "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+    server = start("nginx-nobody", cmd, port, http_ok(f"http://127.0.0.1:{port}/healthz"))
+    try:
+        assert httpx.get(f"{server.url}/").status_code == 200
+        assert httpx.get(f"{server.url}/api/whoami").json()["replica"] == "replica-1"
+        big = httpx.post(f"{server.url}/api/echo", content=b"x" * 300_000)  # temp file
+        assert big.json()["size"] == 300_000
+        owner = (prefix / "nginx.pid").stat().st_uid
+        assert owner == nobody.pw_uid
+    finally:
+        server.stop()
