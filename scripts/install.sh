@@ -30,9 +30,28 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="all"
 [ "$dev" = 1 ] && extras="all,dev"
-echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[$extras]"
+# `./stack up` runs this every time: pip only runs again when pyproject.toml changed since the
+# last install of these extras (the project itself is installed editable, so code changes
+# need nothing). A dev install covers the plain one.
+stamp_of() { echo ".venv/.installed-${1//,/-}"; }
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$(stamp_of "$extras")" 2>/dev/null)" = "$wanted" ] ||
+  { [ "$dev" = 0 ] && [ "$(cat "$(stamp_of all,dev)" 2>/dev/null)" = "$wanted" ]; }; then
+  echo "==> Python packages are up to date (.[$extras])"
+else
+  echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[$extras]"
+  echo "$wanted" >"$(stamp_of "$extras")"
+fi
 
-echo "==> building the chat UI"
-(cd chatui && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+# The UI is rebuilt only when one of its sources is newer than the last build.
+ui_sources=(chatui/src chatui/public chatui/index.html chatui/package.json chatui/package-lock.json
+  chatui/vite.config.ts chatui/tsconfig.json)
+if [ -f chatui/dist/index.html ] &&
+  [ -z "$(find "${ui_sources[@]}" -newer chatui/dist/index.html -print -quit 2>/dev/null)" ]; then
+  echo "==> the chat UI is up to date (chatui/dist)"
+else
+  echo "==> building the chat UI"
+  (cd chatui && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+fi
