@@ -133,7 +133,7 @@ async def chat_socket(
         return
 
 
-@router.post("/chat/")
+@router.post("/chat/", response_model_exclude_none=True)
 async def chat_turn(
     body: ChatIn, request: Request, store: StoreDep, turns: TurnsDep, settings: SettingsDep
 ) -> ChatOut:
