@@ -241,3 +241,14 @@ def test_a_taken_port_stops_the_start_with_a_clear_message(upstream: Server) -> 
                 },
             )
     assert processes_of(run_dir) == []
+
+
+def test_a_service_that_cannot_start_stops_the_whole_stack(upstream: Server) -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="localrun-"))
+    broken = {**assistant_env(upstream), "ASSISTANT_PROVIDER": "no-such-provider"}
+    with pytest.raises(RuntimeError) as failure:
+        start_local_run(broken, replicas=1, run_dir=run_dir, timeout=60)
+    message = str(failure.value)
+    assert "before it was ready" in message  # up.sh exited by itself
+    assert "assistant.1 stopped" in message and "no-such-provider" in message
+    wait_until(lambda: processes_of(run_dir) == [], 30, "every process of the failed start")

@@ -6,6 +6,7 @@ import os
 import pwd
 import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -333,5 +334,21 @@ def test_nginx_runs_as_a_normal_user(replicas: list[Server], static_root: Path) 
         assert big.json()["size"] == 300_000
         owner = (prefix / "nginx.pid").stat().st_uid
         assert owner == nobody.pw_uid
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root master can choose its workers' user")
+def test_root_serves_a_checkout_that_nobody_cannot_read(replicas: list[Server]) -> None:
+    """A new user cloning into /root (mode 700) and running ./stack up as root: workers as
+    nobody could not read the UI, so the renderer picks root for them."""
+    home = Path(tempfile.mkdtemp(prefix="home-"))  # mkdtemp makes it 0700, like /root
+    dist = home / "checkout" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "index.html").write_text("<p>private checkout</p>\n")
+    assert render_module().workers_user(str(dist), str(make_prefix())) == "root"
+    server = start_nginx([f"127.0.0.1:{replicas[0].port}"], dist)
+    try:
+        assert "private checkout" in httpx.get(f"{server.url}/").text
     finally:
         server.stop()
