@@ -150,15 +150,20 @@ async def chat_turn(
     return ChatOut(response=reply, session_id=meta.session_id, token=token)
 
 
+def split_words(text: str) -> tuple[list[str], str]:
+    """The complete words of `text`, and its last word if it may continue in the next delta."""
+    words = WORD.findall(text)
+    if words and not text[-1].isspace():
+        return words[:-1], words[-1]
+    return words, ""
+
+
 async def _words(assistant: AssistantDep, text: str) -> AsyncIterator[bytes]:
     pending = ""
     try:
         async for item in assistant.stream([ChatMessage(role="user", content=text)]):
             if isinstance(item, str):
-                pending += item
-                words = WORD.findall(pending)
-                # The last word may continue in the next delta unless whitespace ended it.
-                pending = words.pop() if words and not pending[-1].isspace() else ""
+                words, pending = split_words(pending + item)
                 for word in words:
                     yield b"data: " + word.encode() + b"\n\n"
     except AssistantError as exc:
