@@ -74,7 +74,7 @@ async def start(
         await stream.aclose()
         if not error.retryable or attempt >= policy.attempts:
             if attempt > 1:
-                error.message += f" (after {attempt} attempts)"
+                error.message = f"{error.message.rstrip('.')} (after {attempt} attempts)"
             raise error
         delay = policy.backoff * 2 ** (attempt - 1)
         log.warning(

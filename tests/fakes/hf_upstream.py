@@ -74,7 +74,7 @@ def token_event(index: int, text: str, special: bool = False) -> dict[str, Any]:
 async def generate(
     tokens: list[str], max_new: int, input_length: int, behaviour: Behaviour, record: Record
 ) -> AsyncIterator[bytes]:
-    delay = float(os.environ.get("FAKE_DELAY_MS", "0")) / 1000
+    delay = behaviour.pace()
     if behaviour.first_token_delay_ms:
         await asyncio.sleep(behaviour.first_token_delay_ms / 1000)  # the scripted slow model
     sent = tokens[:max_new]

@@ -75,7 +75,7 @@ async def stream(
     record: Record | None = None,
 ) -> AsyncIterator[bytes]:
     behaviour = behaviour or Behaviour()
-    delay = float(os.environ.get("FAKE_DELAY_MS", "0")) / 1000
+    delay = behaviour.pace()
     cid = f"chatcmpl-fake{time.monotonic_ns()}"
     yield chunk(cid, {"role": "assistant", "content": ""})
     if behaviour.first_token_delay_ms:

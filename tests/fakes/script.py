@@ -13,6 +13,7 @@ Behaviour fields (all optional):
 - drop_after: send this many tokens, then abort the connection (mid-stream drop).
 - error_after: send this many tokens, then an error event in the stream.
 - tokens: reply with these tokens instead of the server's default reply.
+- delay_ms: pause between tokens for this request (instead of FAKE_DELAY_MS).
 - times: queue the behaviour this many times (default 1).
 """
 
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +49,13 @@ class Behaviour:
     drop_after: int | None = None
     error_after: int | None = None
     tokens: list[str] | None = None
+    delay_ms: int | None = None
+
+    def pace(self) -> float:
+        """Seconds between tokens: this behaviour's, else the process default."""
+        if self.delay_ms is not None:
+            return self.delay_ms / 1000
+        return float(os.environ.get("FAKE_DELAY_MS", "0")) / 1000
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> list[Behaviour]:

@@ -1,0 +1,151 @@
+"""Assistant behind real fake upstreams: each server a real process on a free port.
+
+Timeouts and retries are short here so the failure tests finish quickly; every failure is
+scripted on the fake upstream per test (see tests/fakes/script.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.fakes import FakeControl, closed_port, start_hf_upstream, unaccepting_port
+from tests.support.servers import Server, start_assistant, start_fake_upstream
+
+SYSTEM_PROMPT = "You are the test assistant."
+FAST_FAILURES = {
+    "ASSISTANT_CONNECT_TIMEOUT": "1",
+    "ASSISTANT_FIRST_TOKEN_TIMEOUT": "1.5",
+    "ASSISTANT_IDLE_TIMEOUT": "1.5",
+    "ASSISTANT_RETRY_ATTEMPTS": "2",
+    "ASSISTANT_RETRY_BACKOFF": "0.05",
+    "ASSISTANT_RETRY_AFTER": "3",
+    "ASSISTANT_SYSTEM_PROMPT": SYSTEM_PROMPT,
+}
+
+
+def openai_env(base_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "ASSISTANT_PROVIDER": "openai",
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": "upstream-key",
+        "OPENAI_MODEL": "fake-model",
+        **FAST_FAILURES,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def openai_upstream() -> Iterator[Server]:
+    server = start_fake_upstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(openai_upstream: Server) -> FakeControl:
+    control = FakeControl(openai_upstream)
+    control.reset()
+    return control
+
+
+@pytest.fixture(scope="session")
+def assistant(openai_upstream: Server) -> Iterator[Server]:
+    server = start_assistant(openai_env(f"{openai_upstream.url}/v1"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_assistant(openai_upstream: Server) -> Iterator[Server]:
+    env = openai_env(
+        f"{openai_upstream.url}/v1",
+        ASSISTANT_API_KEY="s3cret",
+        ASSISTANT_MAX_MESSAGES="3",
+        ASSISTANT_MAX_INPUT_CHARS="200",
+        ASSISTANT_MAX_TOKENS="50",
+        ASSISTANT_MAX_BODY_BYTES="4096",
+    )
+    server = start_assistant(env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def unreachable_assistant() -> Iterator[Server]:
+    server = start_assistant(openai_env(f"http://127.0.0.1:{closed_port()}/v1"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def blackhole_assistant() -> Iterator[Server]:
+    with unaccepting_port() as port:
+        server = start_assistant(openai_env(f"http://127.0.0.1:{port}/v1"))
+        yield server
+        server.stop()
+
+
+def hf_env(upstream: Server, **extra: str) -> dict[str, str]:
+    return {
+        "ASSISTANT_PROVIDER": "huggingface",
+        "HF_BASE_URL": upstream.url,
+        "HF_HUB_URL": upstream.url,
+        "HF_TOKEN": "hf_test_token",
+        "HF_MODEL": "mistralai/Mistral-7B-Instruct-v0.2",
+        **FAST_FAILURES,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def hf_upstream_server() -> Iterator[Server]:
+    """Text generation only, like the classic Inference API models."""
+    server = start_hf_upstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hf_upstream(hf_upstream_server: Server) -> FakeControl:
+    control = FakeControl(hf_upstream_server)
+    control.reset()
+    return control
+
+
+@pytest.fixture(scope="session")
+def hf_assistant(hf_upstream_server: Server) -> Iterator[Server]:
+    server = start_assistant(hf_env(hf_upstream_server))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hf_gptj_assistant(hf_upstream_server: Server) -> Iterator[Server]:
+    """A base model without a chat template: the built-in transcript prompt."""
+    env = hf_env(hf_upstream_server, HF_MODEL="EleutherAI/gpt-j-6b", HF_TASK="text-generation")
+    server = start_assistant(env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hf_chat_upstream_server() -> Iterator[Server]:
+    server = start_hf_upstream(FAKE_HF_CHAT="1")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hf_chat_upstream(hf_chat_upstream_server: Server) -> FakeControl:
+    control = FakeControl(hf_chat_upstream_server)
+    control.reset()
+    return control
+
+
+@pytest.fixture(scope="session")
+def hf_chat_assistant(hf_chat_upstream_server: Server) -> Iterator[Server]:
+    server = start_assistant(hf_env(hf_chat_upstream_server, HF_TASK="chat"))
+    yield server
+    server.stop()
