@@ -70,7 +70,8 @@ local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
 if redis.call('EXISTS', P) == 0 then return {'gone'} end
 if cmid ~= '' then
   local um = redis.call('HGET', X, 'c:'..cmid)
-  if um then
+  -- Our own id means this very call is being retried: carry on, it is not a duplicate.
+  if um and um ~= user_id then
     local rm = redis.call('HGET', X, 'r:'..um)
     return {'dup', redis.call('HGET', M, um) or '', rm and redis.call('HGET', M, rm) or ''}
   end

@@ -1,0 +1,87 @@
+"""The Redis scripts against a real redis-server: a retried write never applies twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from conversation.config import Settings
+from conversation.store import Store, TurnDuplicate, TurnRefused, TurnStarted, new_message
+from tests.support.servers import Server
+
+
+@pytest.fixture
+async def store(redis_server: Server) -> AsyncIterator[Store]:
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    redis = Redis.from_url(url, decode_responses=True)
+    yield Store(redis, Settings(redis_url=url, key_prefix="storetest"))
+    await redis.aclose()
+
+
+async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
+    meta, _ = await store.create_session("n", "", "")
+    sid = meta.session_id
+    user = new_message("user", "hi", "complete")
+    reply = new_message("assistant", "", "streaming")
+    for _ in range(2):  # what redis-py does when a reply is lost after the command ran
+        started = await store.begin_turn(sid, "message", user, reply, "c1", 100)
+        assert isinstance(started, TurnStarted)
+        assert [m.content for m in started.context] == ["hi"]
+    for _ in range(2):
+        await store.flush(sid, reply.id, 2, "he")
+    final = reply.model_copy(update={"content": "hello", "status": "complete"})
+    for _ in range(2):
+        await store.finish(sid, final, 2)
+    entries = await store.redis.xrange(store.stream_key(sid, reply.id))
+    assert entries == [("2-0", {"x": "he"}), ("5-0", {"x": "llo"}), ("5-1", {"k": "complete"})]
+    history = await store.history(sid)
+    assert history is not None
+    assert [(m.role, m.content, m.status) for m in history] == [
+        ("user", "hi", "complete"),
+        ("assistant", "hello", "complete"),
+    ]
+    # The same client_message_id from another request is a duplicate: nothing new stored.
+    again = await store.begin_turn(
+        sid,
+        "message",
+        new_message("user", "hi", "complete"),
+        new_message("assistant", "", "streaming"),
+        "c1",
+        100,
+    )
+    assert isinstance(again, TurnDuplicate)
+    assert again.user.id == user.id and again.reply is not None and again.reply.id == reply.id
+    assert len(await store.history(sid) or []) == 2
+
+
+async def test_one_generation_per_session(store: Store) -> None:
+    meta, _ = await store.create_session("n", "", "")
+    sid = meta.session_id
+    first = new_message("assistant", "", "streaming")
+    await store.begin_turn(sid, "message", new_message("user", "a", "complete"), first, None, 100)
+    busy = await store.begin_turn(
+        sid,
+        "message",
+        new_message("user", "b", "complete"),
+        new_message("assistant", "", "streaming"),
+        None,
+        100,
+    )
+    assert busy == TurnRefused(reason="busy", holder=first.id)
+    assert len(await store.history(sid) or []) == 2
+
+
+async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Store) -> None:
+    meta, _ = await store.create_session("n", "", "")
+    sid = meta.session_id
+    reply = new_message("assistant", "", "streaming")
+    await store.begin_turn(sid, "message", new_message("user", "a", "complete"), reply, None, 100)
+    await store.flush(sid, reply.id, 3, "abc")
+    assert (await store.check_live(sid, reply.id)).status == "streaming"  # type: ignore[union-attr]
+    await store.redis.delete(f"{store.session_key(sid)}:g")  # the writer's lease ran out
+    lost = await store.check_live(sid, reply.id)
+    assert lost is not None and (lost.status, lost.content) == ("interrupted", "abc")
+    last = await store.redis.xrevrange(store.stream_key(sid, reply.id), count=1)
+    assert last == [("3-1", {"k": "interrupted"})]
