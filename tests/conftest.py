@@ -8,54 +8,20 @@ embedded SmolLM2 model instead of the fake, for the few tests that exercise the 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from tests.support.nginx import start_nginx
 from tests.support.servers import (
-    ROOT,
     Server,
-    free_port,
-    http_ok,
-    start,
     start_assistant,
     start_conversation,
     start_fake_upstream,
     start_redis,
 )
-
-
-def _load_render() -> Callable[..., str]:
-    # nginx/ holds config, not a Python package: load its renderer by path.
-    spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "nginx" / "render.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    render: Callable[..., str] = module.render
-    return render
-
-
-def start_nginx(conversation: list[Server], static_root: Path | None = None) -> Server:
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    prefix = Path(tempfile.mkdtemp(prefix="nginx-"))
-    prefix.chmod(0o755)  # nginx workers run as nobody when the tests run as root
-    static = static_root or ROOT / "chatui" / "dist"
-    conf = _load_render()(
-        listen=f"127.0.0.1:{port}",
-        static_root=str(static),
-        conversation=[f"127.0.0.1:{c.port}" for c in conversation],
-        prefix=str(prefix),
-    )
-    (prefix / "nginx.conf").write_text(conf)
-    cmd = [exe, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
-    return start("nginx", cmd, port, http_ok(f"http://127.0.0.1:{port}/api/health"))
 
 
 @dataclass
@@ -101,7 +67,7 @@ def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Itera
         started.append(assistant)
         conversation = start_conversation(conversation_env(redis, assistant))
         started.append(conversation)
-        nginx = start_nginx([conversation])
+        nginx = start_nginx([f"127.0.0.1:{conversation.port}"])
         started.append(nginx)
         yield Stack(redis, upstream, assistant, conversation, nginx)
     finally:
