@@ -75,8 +75,10 @@ def test_openai_client_with_the_shared_secret(
             model="fake-model", messages=[{"role": "user", "content": "let me in"}]
         )
     assert completion.choices[0].message.content == "Echo: let me in"
-    with client_for(secured_assistant, api_key="wrong") as client:
-        with pytest.raises(openai.AuthenticationError):
-            client.chat.completions.create(
-                model="fake-model", messages=[{"role": "user", "content": "let me in"}]
-            )
+    with (
+        client_for(secured_assistant, api_key="wrong") as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "let me in"}]
+        )
