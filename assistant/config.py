@@ -36,7 +36,8 @@ def packaged_model_path() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # Empty variables (`NAME=` in .env) mean the default, as in every service here.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     # --- service ---------------------------------------------------------------------
     assistant_provider: ProviderName = "local"
@@ -50,11 +51,11 @@ class Settings(BaseSettings):
     assistant_max_body_bytes: int = Field(default=2_000_000, ge=1024)
 
     # --- timeouts (seconds) and retries ---------------------------------------------------
-    assistant_connect_timeout: float = Field(default=5.0, gt=0)
-    assistant_first_token_timeout: float = Field(default=60.0, gt=0)
-    assistant_idle_timeout: float = Field(default=30.0, gt=0)
-    assistant_retry_attempts: int = Field(default=3, ge=1)
-    assistant_retry_backoff: float = Field(default=0.5, ge=0)
+    upstream_connect_timeout: float = Field(default=5.0, gt=0)
+    upstream_first_token_timeout: float = Field(default=60.0, gt=0)
+    upstream_idle_timeout: float = Field(default=30.0, gt=0)
+    upstream_retry_attempts: int = Field(default=3, ge=1)
+    upstream_retry_backoff: float = Field(default=0.5, ge=0)
     assistant_retry_after: int = Field(default=2, ge=1)
 
     # --- local: llama.cpp in-process --------------------------------------------------------

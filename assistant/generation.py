@@ -30,10 +30,10 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(
-            first_token_timeout=settings.assistant_first_token_timeout,
-            idle_timeout=settings.assistant_idle_timeout,
-            attempts=settings.assistant_retry_attempts,
-            backoff=settings.assistant_retry_backoff,
+            first_token_timeout=settings.upstream_first_token_timeout,
+            idle_timeout=settings.upstream_idle_timeout,
+            attempts=settings.upstream_retry_attempts,
+            backoff=settings.upstream_retry_backoff,
         )
 
 

@@ -88,12 +88,12 @@ class HuggingFaceProvider(Provider):
         self.task = settings.hf_task
         self.template: ChatTemplate | None = None
         s = settings
-        backstop = max(s.assistant_first_token_timeout, s.assistant_idle_timeout)
+        backstop = max(s.upstream_first_token_timeout, s.upstream_idle_timeout)
         self._timeout = httpx2.Timeout(
-            connect=s.assistant_connect_timeout,
-            read=backstop + s.assistant_connect_timeout,
-            write=s.assistant_connect_timeout,
-            pool=s.assistant_connect_timeout,
+            connect=s.upstream_connect_timeout,
+            read=backstop + s.upstream_connect_timeout,
+            write=s.upstream_connect_timeout,
+            pool=s.upstream_connect_timeout,
         )
         self._token = s.hf_token.get_secret_value() if s.hf_token else None
 
@@ -293,8 +293,8 @@ class HuggingFaceProvider(Provider):
             return from_upstream_status(self.name, http.response.status_code, detail, retry_after)
         if isinstance(exc, InferenceTimeoutError):
             if isinstance(exc.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
-                return upstream_timeout(self.name, "connection", s.assistant_connect_timeout)
-            return upstream_timeout(self.name, "response", s.assistant_first_token_timeout)
+                return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)
+            return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
         if isinstance(exc, httpx2.ConnectError):
             return upstream_unreachable(self.name, transport_detail(exc))
         if isinstance(exc, httpx2.TransportError):

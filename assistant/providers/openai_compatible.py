@@ -82,7 +82,7 @@ class OpenAIProvider(Provider):
             # Local servers (vLLM, Ollama, llama.cpp) accept any key; OpenAI will answer 401,
             # which callers then see as a 502 naming this provider.
             log.warning("OPENAI_API_KEY is not set; sending a placeholder key")
-        backstop = max(s.assistant_first_token_timeout, s.assistant_idle_timeout)
+        backstop = max(s.upstream_first_token_timeout, s.upstream_idle_timeout)
         self._client = openai.AsyncOpenAI(
             api_key=key or "not-set",
             base_url=s.openai_base_url,
@@ -90,10 +90,10 @@ class OpenAIProvider(Provider):
             # client only bounds connecting; its read timeout is a backstop.
             max_retries=0,
             timeout=httpx2.Timeout(
-                connect=s.assistant_connect_timeout,
-                read=backstop + s.assistant_connect_timeout,
-                write=s.assistant_connect_timeout,
-                pool=s.assistant_connect_timeout,
+                connect=s.upstream_connect_timeout,
+                read=backstop + s.upstream_connect_timeout,
+                write=s.upstream_connect_timeout,
+                pool=s.upstream_connect_timeout,
             ),
         )
         log.info("openai provider: %s, model %s", s.openai_base_url, s.openai_model)
@@ -114,8 +114,8 @@ class OpenAIProvider(Provider):
             return from_upstream_status(self.name, exc.status_code, detail, retry_after)
         if isinstance(exc, openai.APITimeoutError):
             if isinstance(exc.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
-                return upstream_timeout(self.name, "connection", s.assistant_connect_timeout)
-            return upstream_timeout(self.name, "response", s.assistant_first_token_timeout)
+                return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)
+            return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
         if isinstance(exc, openai.APIConnectionError):
             return upstream_unreachable(self.name, transport_detail(exc))
         if isinstance(exc, httpx2.TransportError):

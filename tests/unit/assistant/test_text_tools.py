@@ -1,0 +1,95 @@
+"""Stop strings, chat templates and Retry-After parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.chat_template import ChatTemplate, TemplateError, builtin_template
+from assistant.errors import from_upstream_status, parse_retry_after
+from assistant.stops import StopFilter
+
+
+def run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:
+    f = StopFilter(stops)
+    out = []
+    for piece in pieces:
+        text, stopped = f.feed(piece)
+        out.append(text)
+        if stopped:
+            return "".join(out), True
+    return "".join(out) + f.flush(), False
+
+
+def test_stop_string_split_across_tokens_is_never_shown() -> None:
+    assert run(["\nUser:"], ["Hi", "\n", "Us", "er", ": more"]) == ("Hi", True)
+
+
+def test_false_alarm_is_released() -> None:
+    assert run(["\nUser:"], ["Hi", "\n", "Us", "ual"]) == ("Hi\nUsual", False)
+
+
+def test_held_text_is_flushed_at_the_end() -> None:
+    assert run(["END"], ["a", "EN"]) == ("aEN", False)
+
+
+def test_no_stops_passes_through() -> None:
+    assert run([], ["a", "b"]) == ("ab", False)
+
+
+def test_template_folds_the_system_prompt_when_refused() -> None:
+    template = builtin_template("mistralai/Mistral-7B-Instruct-v0.2")
+    prompt = template.render(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "2+2?"},
+        ]
+    )
+    assert prompt == "<s>[INST] Be brief.\n\nhi [/INST]Hello</s>[INST] 2+2? [/INST]"
+
+
+def test_template_errors_surface_when_folding_cannot_help() -> None:
+    template = ChatTemplate("{{ raise_exception('no') }}")
+    with pytest.raises(TemplateError, match="no"):
+        template.render([{"role": "user", "content": "hi"}])
+
+
+def test_base_models_get_a_transcript_with_a_stop() -> None:
+    template = builtin_template("EleutherAI/gpt-j-6b")
+    assert template.render([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"
+    assert template.stop == ("\nUser:",)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, 5),
+        ({"retry-after": "12"}, 12),
+        ({"retry-after": "0.2"}, 1),
+        ({"retry-after-ms": "2500", "retry-after": "9"}, 3),
+        ({"retry-after": "not a date"}, 5),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 1),
+    ],
+)
+def test_retry_after(headers: dict[str, str], expected: int) -> None:
+    assert parse_retry_after(headers, 5) == expected
+
+
+@pytest.mark.parametrize(
+    ("upstream", "status", "retryable"),
+    [
+        (401, 502, False),
+        (403, 502, False),
+        (429, 429, False),
+        (400, 400, False),
+        (404, 502, False),
+        (500, 502, True),
+        (503, 503, True),
+        (504, 504, True),
+    ],
+)
+def test_upstream_status_mapping(upstream: int, status: int, retryable: bool) -> None:
+    error = from_upstream_status("openai", upstream, "detail", 7)
+    assert (error.status, error.retryable) == (status, retryable)
+    assert "openai" in error.message
