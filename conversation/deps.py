@@ -14,19 +14,23 @@ from conversation.store import SessionMeta, Store
 from conversation.turns import Turns
 
 
-def get_settings(conn: HTTPConnection) -> Settings:
+# Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
+# per dependency per request that showed up first in the profile of a chat turn.
+
+
+async def get_settings(conn: HTTPConnection) -> Settings:
     return cast(Settings, conn.app.state.settings)
 
 
-def get_store(conn: HTTPConnection) -> Store:
+async def get_store(conn: HTTPConnection) -> Store:
     return cast(Store, conn.app.state.store)
 
 
-def get_turns(conn: HTTPConnection) -> Turns:
+async def get_turns(conn: HTTPConnection) -> Turns:
     return cast(Turns, conn.app.state.turns)
 
 
-def get_assistant(conn: HTTPConnection) -> AssistantClient:
+async def get_assistant(conn: HTTPConnection) -> AssistantClient:
     return cast(AssistantClient, conn.app.state.assistant)
 
 
