@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_name_chars: int = Field(default=120, ge=1)
     max_system_prompt_chars: int = Field(default=4000, ge=0)
     context_token_budget: int = Field(default=2048, ge=1)
+    # Assistant refuses requests with too many messages (its ASSISTANT_MAX_MESSAGES, 200).
+    context_max_messages: int = Field(default=100, ge=1)
 
     stream_retention: int = Field(default=600, ge=1)
     stream_flush_ms: int = Field(default=50, ge=1)

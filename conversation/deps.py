@@ -13,7 +13,6 @@ from conversation.config import Settings
 from conversation.store import SessionMeta, Store
 from conversation.turns import Turns
 
-
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
 # per dependency per request that showed up first in the profile of a chat turn.
 

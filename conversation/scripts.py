@@ -56,7 +56,8 @@ end
 """
 
 # ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
-#       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content
+#       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content,
+#       max_context_messages
 # Returns {'ok', user_json, context...newest first} | {'dup', user_json, reply_json}
 #       | {'busy', reply_id} | {'bad', reason} | {'gone'}
 BEGIN_TURN = (
@@ -64,7 +65,7 @@ BEGIN_TURN = (
     + r"""
 local P, ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local user_id, user_json, reply_id, reply_json = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local budget = tonumber(ARGV[11])
+local budget, most = tonumber(ARGV[11]), tonumber(ARGV[14]) + 2
 local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
 
 if redis.call('EXISTS', P) == 0 then return {'gone'} end
@@ -129,7 +130,7 @@ while true do
       local m = cjson.decode(blobs[i])
       if m.content ~= '' then
         local t = tonumber(m.tokens) or math.ceil(#m.content / 4)
-        if #out > 2 and used + t > budget then return out end
+        if #out > 2 and (used + t > budget or #out >= most) then return out end
         used = used + t
         out[#out + 1] = blobs[i]
       end

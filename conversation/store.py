@@ -252,6 +252,7 @@ class Store:
             token_budget,
             user.id,
             user.content,
+            s.context_max_messages,
         ]
         out = cast(list[str], await self._begin(args=args))
         kind = out[0]

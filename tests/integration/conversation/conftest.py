@@ -51,7 +51,9 @@ def fast(redis_server: Server) -> Iterator[Fast]:
         started.append(upstream)
         assistant = start_assistant_for(upstream)
         started.append(assistant)
-        conversation = start_replica(redis_server, assistant.url, CONTEXT_TOKEN_BUDGET="64")
+        conversation = start_replica(
+            redis_server, assistant.url, CONTEXT_TOKEN_BUDGET="64", CONTEXT_MAX_MESSAGES="5"
+        )
         started.append(conversation)
         yield Fast(redis_server, upstream, assistant, conversation)
     finally:

@@ -129,6 +129,15 @@ def test_context_is_the_newest_whole_messages_within_the_budget(fast: Fast) -> N
     assert fourth["usage"]["prompt_tokens"] == 2 + 60
 
 
+def test_context_holds_at_most_context_max_messages(fast: Fast) -> None:
+    session = create_session(fast.conversation, system_prompt="Hi.")
+    for word in "abc":
+        send(session, word)
+    # The system prompt, then newest first: d, Echo: c, c, Echo: b, b (5 messages, 7 words);
+    # a and its reply are left out.
+    assert send(session, "d")[-1].json()["usage"]["prompt_tokens"] == 1 + 7
+
+
 def test_message_limits_and_unknown_fields(fast: Fast) -> None:
     session = create_session(fast.conversation)
     url = session.url("/messages")
