@@ -202,3 +202,15 @@ end
 return out
 """
 )
+
+# ARGV: P, ttl. The session's meta hash as a flat list (empty when it does not exist); every
+# request reads it first, so this is where a session's expiry is renewed. (Session ids are 128
+# random bits: renewing before the caller is authorized hands nothing to a guesser.)
+READ_META = (
+    _COMMON
+    + r"""
+local meta = redis.call('HGETALL', ARGV[1])
+if #meta > 0 then renew(ARGV[1], ARGV[2]) end
+return meta
+"""
+)

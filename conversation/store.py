@@ -85,6 +85,7 @@ class Store:
         self._finish: AsyncScript = redis.register_script(scripts.FINISH)
         self._check_live: AsyncScript = redis.register_script(scripts.CHECK_LIVE)
         self._read_history: AsyncScript = redis.register_script(scripts.READ_HISTORY)
+        self._read_meta: AsyncScript = redis.register_script(scripts.READ_META)
 
     # Key names -----------------------------------------------------------------------
 
@@ -140,8 +141,10 @@ class Store:
         return meta, token
 
     async def get_meta(self, sid: str) -> SessionMeta | None:
-        raw = cast(dict[str, str], await self.redis.hgetall(self.session_key(sid)))
-        return self._meta(sid, raw)
+        """The session's settings; renews its expiry, as every request does."""
+        args: list[ScriptArg] = [self.session_key(sid), self.settings.session_ttl]
+        flat = cast(list[str], await self._read_meta(args=args))
+        return self._meta(sid, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     @staticmethod
     def _meta(sid: str, raw: dict[str, str]) -> SessionMeta | None:

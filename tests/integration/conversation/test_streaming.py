@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import redis
 
 from tests.integration.conversation.conftest import SLOW_TOKENS, Slow
 from tests.support.conversation import (
@@ -183,3 +184,14 @@ def test_assistant_down_mid_reply_then_regenerate(slow: Slow) -> None:
     finally:
         replica.stop()
         assistant.stop()
+
+
+def test_resuming_renews_the_session(slow: Slow) -> None:
+    session = create_session(slow.a)
+    with open_stream(session, "POST", "/messages", slow.a, json={"content": "x"}) as events:
+        mid = read_until(events, "start")[-1].json()["message_id"]
+        r = redis.Redis(port=slow.redis.port, decode_responses=True)
+        key = f"chat:s:{session.session_id}"
+        r.expire(key, 100)
+        cancel(session, slow.b, mid)
+        assert r.ttl(key) > 1000
