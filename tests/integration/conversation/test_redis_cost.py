@@ -1,0 +1,98 @@
+"""What a turn costs Redis: three round trips outside streaming, batched append-only stream
+writes, and not one event held back from the connected client for them."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from conversation import scripts
+from tests.support.conversation import create_session, send, start_replica, text_of
+from tests.support.servers import Server, start_fake_upstream, start_redis
+
+TOKENS = 2000
+
+
+@dataclass
+class Bench:
+    redis: Server
+    conversation: Server
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[Bench]:
+    started: list[Server] = []
+    try:
+        db = start_redis()
+        started.append(db)
+        upstream = start_fake_upstream(FAKE_TOKENS=str(TOKENS))
+        started.append(upstream)
+        # Straight at the fake model: only conversation's own Redis traffic is measured.
+        conversation = start_replica(db, upstream.url)
+        started.append(conversation)
+        yield Bench(db, conversation)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def top_level_commands(db: Server, action: object) -> list[list[str]]:
+    """Every command sent to Redis while `action()` runs, except those run inside scripts."""
+    client = redis.Redis(port=db.port, decode_responses=True)
+    seen: list[list[str]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            for entry in monitor.listen():
+                command = str(entry["command"]).split(" ")
+                if command == ["ECHO", "end-of-turn"]:
+                    return
+                # A new pooled connection's handshake is not part of the turn.
+                handshake = command[0] in ("HELLO", "CLIENT", "MONITOR")
+                if entry.get("client_type") != "lua" and not handshake:
+                    seen.append(command)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    ready.wait(10)
+    assert callable(action)
+    action()
+    client.echo("end-of-turn")
+    watcher.join(10)
+    return seen
+
+
+def test_a_turn_costs_three_round_trips_plus_batched_stream_writes(bench: Bench) -> None:
+    session = create_session(bench.conversation)
+    send(session, "warm up")  # scripts are loaded once per process
+    events: list[object] = []
+    commands = top_level_commands(bench.redis, lambda: events.extend(send(session, "go")))
+    flush_sha = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
+    flushes = [c for c in commands if len(c) > 1 and c[1] == flush_sha]
+    others = [c for c in commands if c not in flushes]
+    assert len(others) == 3, others
+    # The stream is written in batches: far fewer writes than tokens.
+    assert 1 <= len(flushes) < TOKENS / 10
+    # ...while the connected client got every token as its own event, at once.
+    deltas = [e for e in events if getattr(e, "event", "") == "delta"]
+    assert len(deltas) == TOKENS
+
+
+def test_the_stream_holds_each_piece_of_text_once(bench: Bench) -> None:
+    session = create_session(bench.conversation)
+    events = send(session, "go")
+    reply = events[-1].json()
+    db = redis.Redis(port=bench.redis.port, decode_responses=True)
+    entries = db.xrange(f"chat:s:{session.session_id}:r:{reply['id']}")
+    texts = [fields["x"] for _, fields in entries if "x" in fields]
+    assert "".join(texts) == reply["content"] == text_of(events)
+    ends = [int(eid.split("-")[0]) for eid, fields in entries if "x" in fields]
+    assert ends == [len("".join(texts[: i + 1])) for i in range(len(texts))]
+    assert entries[-1] == (f"{len(reply['content'])}-1", {"k": "complete"})
