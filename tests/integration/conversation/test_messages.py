@@ -199,3 +199,29 @@ def test_assistant_unreachable_keeps_the_message_and_regenerate_recovers(fast: F
             assistant.stop()
     finally:
         conversation.stop()
+
+
+def test_assistant_failing_ends_the_stream_with_its_reason(fast: Fast) -> None:
+    # A wrong path on a live server: assistant answers, with an error status.
+    conversation = start_replica(fast.redis, f"{fast.assistant.url}/wrong")
+    try:
+        session = create_session(conversation)
+        events = send(session, "hello?")
+        assert events[-1].event == "error"
+        error = events[-1].json()
+        assert error["code"] == "assistant_error" and "404" in error["message"]
+        assert get_session(session)["messages"][0]["content"] == "hello?"
+    finally:
+        conversation.stop()
+
+
+def test_redis_down_is_a_503_with_a_reason(fast: Fast) -> None:
+    conversation = start_replica(
+        fast.redis, fast.assistant.url, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    try:
+        r = httpx.post(f"{conversation.url}/api/sessions", json={})
+        assert r.status_code == 503
+        assert "Redis" in r.json()["detail"]
+    finally:
+        conversation.stop()
