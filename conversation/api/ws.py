@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, st
 from pydantic import TypeAdapter, ValidationError
 
 from conversation.auth import authorize, websocket_token
-from conversation.deps import SettingsDep, StoreDep, TurnsDep
+from conversation.deps import SettingsDep, StoreDep, TurnsDep, check_length
 from conversation.events import error_event
 from conversation.models import WsFrame, WsMessage
 from conversation.store import SessionMeta
@@ -61,10 +61,7 @@ class Chat:
             await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
 
     async def send(self, frame: WsMessage) -> None:
-        if len(frame.content) > self.limit or not frame.content.strip():
-            raise HTTPException(
-                422, f"The message must be 1 to {self.limit} characters and not blank."
-            )
+        check_length(frame.content, self.limit, "The message")
         turn = await self.turns.send(self.meta, frame.content, frame.client_message_id)
         if self.pump is not None:
             # begin_turn succeeded, so the previous reply has ended: let its last frames go.
