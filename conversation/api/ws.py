@@ -91,7 +91,12 @@ async def session_socket(
     chat = Chat(ws, meta, turns, settings.max_message_chars)
     try:
         while True:
-            await chat.handle(await ws.receive_text())
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            # Frames are JSON text; a binary frame holding JSON is accepted too.
+            raw = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
+            await chat.handle(raw)
     except WebSocketDisconnect:
         pass
     finally:

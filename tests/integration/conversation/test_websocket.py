@@ -63,6 +63,8 @@ def test_bad_frames_get_error_events(fast: Fast) -> None:
     with connect(ws_url(session, f"?token={session.token}")) as ws:
         ws.send("not json")
         assert json.loads(ws.recv(timeout=10))["data"]["code"] == "invalid"
+        ws.send(b"\xff binary")
+        assert json.loads(ws.recv(timeout=10))["data"]["code"] == "invalid"
         ws.send(json.dumps({"type": "message", "content": "x" * 9000}))
         error = json.loads(ws.recv(timeout=10))
         assert error["event"] == "error" and "8000" in error["data"]["message"]
