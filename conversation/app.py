@@ -49,6 +49,14 @@ async def redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"detail": "The conversation service failed on this request; try again."},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Conversation",
@@ -57,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or Settings()
     app.add_exception_handler(RedisError, redis_unavailable)
+    app.add_exception_handler(Exception, internal_error)
     for module in (health, sessions, messages, ws, compat):
         app.include_router(module.router)
     return app
