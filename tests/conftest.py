@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.conversation import assistant_env, conversation_env
 from tests.support.nginx import start_nginx
 from tests.support.servers import (
     Server,
@@ -44,19 +45,6 @@ class Stack:
         return "\n".join(f"--- {s.name} ---\n{s.log()[-4000:]}" for s in self.servers())
 
 
-def fake_assistant_env(upstream: Server) -> dict[str, str]:
-    return {
-        "ASSISTANT_PROVIDER": "openai",
-        "OPENAI_BASE_URL": f"{upstream.url}/v1",
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_MODEL": "fake-model",
-    }
-
-
-def conversation_env(redis: Server, assistant: Server) -> dict[str, str]:
-    return {"REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "ASSISTANT_URL": assistant.url}
-
-
 @contextlib.contextmanager
 def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Iterator[Stack]:
     started: list[Server] = [upstream] if upstream else []
@@ -65,7 +53,7 @@ def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Itera
         started.append(redis)
         assistant = start_assistant(assistant_env, timeout=180)
         started.append(assistant)
-        conversation = start_conversation(conversation_env(redis, assistant))
+        conversation = start_conversation(conversation_env(redis, assistant.url))
         started.append(conversation)
         nginx = start_nginx([f"127.0.0.1:{conversation.port}"])
         started.append(nginx)
@@ -79,7 +67,7 @@ def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Itera
 def stack() -> Iterator[Stack]:
     """The whole product in front of a fake model that streams one word every 30 ms."""
     upstream = start_fake_upstream(FAKE_DELAY_MS=os.environ.get("TEST_FAKE_DELAY_MS", "30"))
-    with build_stack(fake_assistant_env(upstream), upstream) as s:
+    with build_stack(assistant_env(upstream), upstream) as s:
         yield s
 
 
