@@ -62,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Conversation",
         description="Chat sessions, history and resumable reply streams, state in Redis.",
         lifespan=lifespan,
+        # Under /api so the API reference is reachable through nginx, the only public door.
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
     )
     app.state.settings = settings or Settings()
     app.add_exception_handler(RedisError, redis_unavailable)
