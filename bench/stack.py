@@ -1,0 +1,157 @@
+"""The servers under test, started the way the product runs them, on free loopback ports.
+
+Built from the test suite's helpers (tests/support): real redis-server, the fake
+OpenAI-compatible model, assistant, conversation and nginx rendered from the product's
+template. Differences from the test fixtures, each deliberate:
+- services run with the product's command line (Procfile: `--no-server-header`, access log on)
+  and conversation's production lease and heartbeat, not the tests' short ones;
+- nginx's per-address rate limit is lifted, because every request of the load generator
+  comes from 127.0.0.1 (the overload scenario renders the product's own limits instead);
+- optionally gunicorn with N uvicorn workers instead of one uvicorn process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.conversation import assistant_env, conversation_env
+from tests.support.fakes import FakeControl
+from tests.support.nginx import make_prefix, nginx_exe, write_config
+from tests.support.servers import (
+    PYTHON,
+    Server,
+    free_port,
+    http_ok,
+    start,
+    start_fake_upstream,
+    start_redis,
+    uvicorn_cmd,
+)
+
+# Reply of the fake model unless a scenario scripts another: short, no delay, so what is
+# measured is our own overhead.
+DEFAULT_TOKENS = 16
+
+# Load from one address would hit the product's 20 r/s limit at once.
+UNLIMITED = {"rate_limit": "1000000r/s", "rate_burst": "1000000"}
+
+# The product's production settings (the tests shorten both to see failures quickly).
+CONVERSATION_SETTINGS = {"GENERATION_LEASE": "5", "HEARTBEAT_INTERVAL": "15"}
+
+
+def service_cmd(app: str, port: int, workers: int = 0) -> list[str]:
+    """One uvicorn process as in the Procfile, or gunicorn with `workers` uvicorn workers."""
+    if not workers:
+        return [*uvicorn_cmd(app, port), "--no-server-header"]
+    return [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        f"{app}()",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--access-logfile",
+        "-",
+    ]
+
+
+def start_assistant_service(upstream: Server, workers: int = 0, **env: str) -> Server:
+    port = free_port()
+    cmd = service_cmd("assistant.app:create_app", port, workers)
+    ready = http_ok(f"http://127.0.0.1:{port}/health/ready")
+    return start("assistant", cmd, port, ready, {**assistant_env(upstream), **env}, timeout=120)
+
+
+def start_local_assistant(**env: str) -> Server:
+    """Assistant with the embedded SmolLM2 model (no upstream)."""
+    port = free_port()
+    cmd = service_cmd("assistant.app:create_app", port)
+    ready = http_ok(f"http://127.0.0.1:{port}/health/ready")
+    settings = {"ASSISTANT_PROVIDER": "local", **env}
+    return start("assistant-local", cmd, port, ready, settings, timeout=180)
+
+
+def start_conversation_service(redis: Server, assistant_url: str, workers: int = 0) -> Server:
+    port = free_port()
+    cmd = service_cmd("conversation.app:create_app", port, workers)
+    env = conversation_env(redis, assistant_url, **CONVERSATION_SETTINGS)
+    return start("conversation", cmd, port, http_ok(f"http://127.0.0.1:{port}/api/health"), env)
+
+
+def start_bench_nginx(
+    conversation: Server, *, buffered: bool = False, limited: bool = False
+) -> Server:
+    """nginx from the product's template. `buffered` turns proxy buffering back on (and
+    makes nginx ignore the service's X-Accel-Buffering: no), as a misconfigured proxy would;
+    `limited` keeps the product's per-address rate limit."""
+    port = free_port()
+    prefix = make_prefix()
+    options: dict[str, Any] = {} if limited else dict(UNLIMITED)
+    conf = write_config(
+        prefix, port, [f"127.0.0.1:{conversation.port}"], access_log=True, **options
+    )
+    if buffered:
+        text = conf.read_text()
+        broken = "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;"
+        assert "proxy_buffering off;" in text, "the template changed: update bench/stack.py"
+        conf.write_text(text.replace("proxy_buffering off;", broken))
+    cmd = [nginx_exe(), "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+    name = "nginx-buffered" if buffered else "nginx"
+    return start(name, cmd, port, http_ok(f"http://127.0.0.1:{port}/healthz"))
+
+
+@dataclass
+class Stack:
+    """nginx → conversation → assistant → fake model, with Redis behind conversation."""
+
+    redis: Server
+    upstream: Server
+    assistant: Server
+    conversation: Server
+    nginx: Server
+    extra: list[Server] = field(default_factory=list)
+
+    @property
+    def fake(self) -> FakeControl:
+        return FakeControl(self.upstream)
+
+    def services(self) -> dict[str, Server]:
+        """The stack's own processes (the fake model is the baseline, not ours)."""
+        return {
+            "nginx": self.nginx,
+            "conversation": self.conversation,
+            "assistant": self.assistant,
+            "redis": self.redis,
+        }
+
+
+@contextlib.contextmanager
+def running_stack(
+    workers: int = 0, redis: Server | None = None, upstream: Server | None = None
+) -> Iterator[Stack]:
+    """A whole stack; `redis` and `upstream` are reused when given (and left running)."""
+    owned: list[Server] = []
+    try:
+        if redis is None:
+            redis = start_redis()
+            owned.append(redis)
+        if upstream is None:
+            upstream = start_fake_upstream(FAKE_TOKENS=str(DEFAULT_TOKENS), FAKE_DELAY_MS="0")
+            owned.append(upstream)
+        assistant = start_assistant_service(upstream, workers)
+        owned.append(assistant)
+        conversation = start_conversation_service(redis, assistant.url, workers)
+        owned.append(conversation)
+        nginx = start_bench_nginx(conversation)
+        owned.append(nginx)
+        yield Stack(redis, upstream, assistant, conversation, nginx)
+    finally:
+        for server in reversed(owned):
+            server.stop()
