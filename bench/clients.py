@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ def split_events(buffer: bytearray) -> list[tuple[bytes, bytes]]:
             out.append((name, data))
 
 
-def openai_token(data: bytes) -> str | None:
+def openai_token(_: bytes, data: bytes) -> str | None:
     """The text of a chat.completion.chunk, '' for one without text, None at [DONE]."""
     if data == b"[DONE]":
         return None
@@ -89,6 +90,44 @@ def openai_token(data: bytes) -> str | None:
     return ""
 
 
+def conversation_token(name: bytes, data: bytes) -> str | None:
+    """The text of conversation's `delta` event, '' for other events, None at `done`."""
+    if name == b"delta":
+        return str(orjson.loads(data)["text"])
+    if name == b"done":
+        return None
+    if name == b"error":
+        raise RuntimeError(f"error event: {data[:200]!r}")
+    return ""
+
+
+# Reads an event (name, data): its token text, '' when it holds none, None when it ends the
+# reply; raises RuntimeError for an error event.
+Meaning = Callable[[bytes, bytes], str | None]
+
+
+async def read_sse(response: aiohttp.ClientResponse, turn: Turn, meaning: Meaning) -> Turn:
+    """Time every token of an SSE reply by the socket read that completed its event."""
+    if response.status != 200:
+        return turn.fail(f"HTTP {response.status}")
+    buffer = bytearray()
+    async for data in response.content.iter_any():
+        now = time.perf_counter()
+        buffer += data
+        events = split_events(buffer)
+        turn.coalesced += max(len(events) - 1, 0)
+        for name, payload in events:
+            turn.events += 1
+            text = meaning(name, payload)
+            if text is None:
+                turn.end = now
+                return turn
+            if text:
+                turn.token_times.append(now)
+                turn.text_chars += len(text)
+    return turn.fail("stream ended before its last event")
+
+
 async def openai_stream(http: aiohttp.ClientSession, base_url: str, content: str) -> Turn:
     """A streamed chat completion straight from an OpenAI-compatible server."""
     body = {
@@ -100,24 +139,7 @@ async def openai_stream(http: aiohttp.ClientSession, base_url: str, content: str
     turn = Turn(start=time.perf_counter())
     try:
         async with http.post(f"{base_url}/v1/chat/completions", json=body) as response:
-            if response.status != 200:
-                return turn.fail(f"HTTP {response.status}")
-            buffer = bytearray()
-            async for data in response.content.iter_any():
-                now = time.perf_counter()
-                buffer += data
-                events = split_events(buffer)
-                turn.coalesced += max(len(events) - 1, 0)
-                for _, payload in events:
-                    turn.events += 1
-                    text = openai_token(payload)
-                    if text is None:
-                        turn.end = now
-                        return turn
-                    if text:
-                        turn.token_times.append(now)
-                        turn.text_chars += len(text)
-            return turn.fail("stream ended before [DONE]")
+            return await read_sse(response, turn, openai_token)
     except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
         return turn.fail(f"{type(exc).__name__}: {exc}")
 
@@ -162,26 +184,8 @@ async def sse_turn(
     turn = Turn(start=time.perf_counter())
     try:
         async with http.post(url, json={"content": content}, headers=session.auth) as response:
-            if response.status != 200:
-                return turn.fail(f"HTTP {response.status}")
-            buffer = bytearray()
-            async for data in response.content.iter_any():
-                now = time.perf_counter()
-                buffer += data
-                events = split_events(buffer)
-                turn.coalesced += max(len(events) - 1, 0)
-                for name, payload in events:
-                    turn.events += 1
-                    if name == b"delta":
-                        turn.token_times.append(now)
-                        turn.text_chars += len(orjson.loads(payload)["text"])
-                    elif name == b"done":
-                        turn.end = now
-                        return turn
-                    elif name == b"error":
-                        return turn.fail(f"error event: {payload[:200]!r}")
-            return turn.fail("stream ended before done")
-    except (aiohttp.ClientError, TimeoutError) as exc:
+            return await read_sse(response, turn, conversation_token)
+    except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
         return turn.fail(f"{type(exc).__name__}: {exc}")
 
 
