@@ -37,7 +37,7 @@ export function UserMessage({ message, canEdit, onEdit }: Props) {
 
   if (editing) {
     return (
-      <article className="msg msg-user editing" aria-label="Edit your message">
+      <article className="msg msg-user editing" aria-label="You (editing)">
         <form
           className="edit-form"
           onSubmit={(e) => {
