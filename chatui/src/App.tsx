@@ -71,6 +71,15 @@ export function App() {
   useEffect(() => {
     composer.current?.focus();
   }, []);
+  // The phone drawer closes with Escape, as a dialog would.
+  useEffect(() => {
+    if (!sidebarOpen) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") setSidebarOpen(false);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [sidebarOpen]);
 
   return (
     <div className="app">

@@ -190,19 +190,10 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
       const messages = updateReply(state, (m) =>
         cancelled ? { ...m, status: "cancelled" } : { ...m, status: "error", errorText: event.message },
       );
-      const retry: Retry = { type: "regenerate" };
-      const error: ChatError | null = cancelled ? null : { kind: kindOfCode(event.code), message: event.message, retry };
-      return { ...state, ...streamReset, messages, phase: "idle", error };
+      // The reply itself shows the failure and offers Retry: no second notice below it.
+      return { ...state, ...streamReset, messages, phase: "idle", error: null };
     }
   }
-}
-
-function kindOfCode(code: string): ErrorKind {
-  const c = code.toLowerCase();
-  if (c.includes("rate")) return "rate_limited";
-  if (c.includes("too_long") || c.includes("context")) return "too_long";
-  if (c.includes("expired") || c.includes("not_found")) return "expired";
-  return "unavailable";
 }
 
 export function chatReducer(state: ChatState, action: ChatAction): ChatState {

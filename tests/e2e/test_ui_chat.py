@@ -390,7 +390,9 @@ def test_assistant_failure_shows_in_the_reply_with_retry(chat: Chat, stack: Stac
     fake(stack, {"tokens": words(10), "error_after": 3, "message": "the model crashed"})
     chat.send("this one fails")
     expect(chat.last_reply.locator(".msg-note.note-error")).to_be_visible(timeout=REPLY_TIMEOUT_MS)
-    retry = chat.page.locator(".error-notice").get_by_role("button", name="Retry")
+    # Said once, in the reply, with what to do.
+    expect(chat.page.locator(".error-notice")).to_have_count(0)
+    retry = chat.last_reply.get_by_role("button", name="Retry")
     expect(retry).to_be_visible()
     screenshot(chat.page, "11-assistant-error")
     retry.click()
@@ -437,6 +439,8 @@ def test_phone_width_dark_theme(phone: BrowserContext, stack: Stack) -> None:
     chat.page.get_by_role("button", name="Open the chat list").click()
     expect(sidebar).to_be_visible()
     expect(chat.sidebar_link("hello from a phone")).to_be_visible()
+    # the drawer slides in: take the picture once it is in place
+    expect(sidebar).to_be_in_viewport(ratio=1)
     screenshot(chat.page, "14-phone-drawer")
     chat.sidebar_link("hello from a phone").click()
     expect(sidebar).to_be_hidden()

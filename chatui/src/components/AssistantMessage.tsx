@@ -34,6 +34,7 @@ export function AssistantMessage({ message, live, phase, canRegenerate, onRegene
   const longWait = useLongWait(waiting && (phase === "waiting" || phase === "streaming"), 4000);
   const note = statusNote(message, live, phase);
   const streaming = live && message.status === "streaming";
+  const failed = !live && (message.status === "error" || message.status === "interrupted");
   return (
     <article className={`msg msg-assistant${streaming ? " is-streaming" : ""}`} aria-label="Assistant" data-status={message.status}>
       <div className="avatar" aria-hidden="true">
@@ -58,14 +59,19 @@ export function AssistantMessage({ message, live, phase, canRegenerate, onRegene
           </div>
         )}
         {note ? (
-          <p className={`msg-note note-${message.status === "error" ? "error" : "info"}`} role={message.status === "error" ? "alert" : undefined}>
-            {note}
-          </p>
+          <div className={`msg-note note-${failed ? "error" : "info"}`} role={message.status === "error" ? "alert" : undefined}>
+            <span>{note}</span>
+            {failed && canRegenerate ? (
+              <button type="button" className="button small" onClick={onRegenerate}>
+                <RetryIcon /> Retry
+              </button>
+            ) : null}
+          </div>
         ) : null}
-        {!live && (message.content !== "" || canRegenerate) ? (
+        {!live && (message.content !== "" || (canRegenerate && !failed)) ? (
           <div className="msg-actions">
             {message.content !== "" ? <CopyButton text={message.content} label="Copy reply" /> : null}
-            {canRegenerate ? (
+            {canRegenerate && !failed ? (
               <button type="button" className="icon-button" aria-label="Regenerate reply" title="Regenerate" onClick={onRegenerate}>
                 <RetryIcon />
               </button>
