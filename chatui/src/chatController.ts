@@ -90,6 +90,8 @@ export class ChatController {
   }
 
   private dispatch(action: ChatAction): void {
+    // A chat that is gone is gone from the list too.
+    if (action.type === "failed" && action.error.kind === "expired") this.options.onListChanged();
     const next = chatReducer(this.state, action);
     if (next === this.state) return;
     this.state = next;
