@@ -88,9 +88,10 @@ def start_conversation_service(redis: Server, assistant_url: str, workers: int =
 def start_bench_nginx(
     conversation: Server, *, buffered: bool = False, limited: bool = False
 ) -> Server:
-    """nginx from the product's template. `buffered` turns proxy buffering back on (and
-    makes nginx ignore the service's X-Accel-Buffering: no), as a misconfigured proxy would;
-    `limited` keeps the product's per-address rate limit."""
+    """nginx from the product's template. `buffered` turns proxy buffering back on (ignoring
+    the service's X-Accel-Buffering: no) and compresses event streams, as a misconfigured
+    proxy would: gzip holds events back until its buffer fills. `limited` keeps the product's
+    per-address rate limit."""
     port = free_port()
     prefix = make_prefix()
     options: dict[str, Any] = {} if limited else dict(UNLIMITED)
@@ -99,7 +100,10 @@ def start_bench_nginx(
     )
     if buffered:
         text = conf.read_text()
-        broken = "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;"
+        broken = (
+            "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering; "
+            "gzip_types text/event-stream;"
+        )
         assert "proxy_buffering off;" in text, "the template changed: update bench/stack.py"
         conf.write_text(text.replace("proxy_buffering off;", broken))
     cmd = [nginx_exe(), "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
