@@ -23,6 +23,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Request,
+    Route,
     expect,
 )
 
@@ -461,3 +462,31 @@ def test_keyboard_only(chat: Chat) -> None:
     expect(chat.page.get_by_role("log", name="Conversation")).to_have_attribute(
         "aria-live", "polite"
     )
+
+
+def test_lost_connection_resumes_without_duplicates(chat: Chat) -> None:
+    """The reply's connection ends after a few words (as a dropped network would); the page
+    resumes from the characters it has and ends with the whole reply, once."""
+    cut_at: list[str] = []
+
+    def cut(route: Route) -> None:
+        response = route.fetch()  # the whole real stream, as conversation sent it
+        kept, deltas = [], 0
+        for event in response.text().split("\n\n"):
+            kept.append(event)
+            if "event: delta" in event:
+                deltas += 1
+                cut_at.append(re.findall(r"^id: (\d+)$", event, re.M)[0])
+            if deltas == 3:
+                break
+        route.fulfill(response=response, body="\n\n".join(kept) + "\n\n")
+
+    chat.open()
+    chat.page.route(re.compile(r"/api/sessions/[0-9a-f]+/messages$"), cut)
+    text = "one two three four five six seven"
+    with chat.page.expect_request(re.compile(r"/messages/[^/]+/stream$")) as resumed:
+        chat.send(text)
+    assert resumed.value.headers.get("last-event-id") == cut_at[-1]
+    reply = chat.last_reply.locator(".markdown")
+    expect(reply).to_have_text(f"Echo: {text}", timeout=REPLY_TIMEOUT_MS)
+    chat.wait_reply_done()
