@@ -490,3 +490,24 @@ def test_lost_connection_resumes_without_duplicates(chat: Chat) -> None:
     reply = chat.last_reply.locator(".markdown")
     expect(reply).to_have_text(f"Echo: {text}", timeout=REPLY_TIMEOUT_MS)
     chat.wait_reply_done()
+
+
+AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight <= 48"
+
+
+def test_scroll_follows_the_reply_unless_scrolled_up(chat: Chat, stack: Stack) -> None:
+    chat.open()
+    fake(stack, {"tokens": [f"line {i}\n\n" for i in range(150)]})
+    chat.send("a very long reply")
+    thread = chat.page.locator(".thread")
+    expect(chat.last_reply.get_by_text("line 40", exact=True)).to_be_visible(
+        timeout=REPLY_TIMEOUT_MS
+    )
+    assert thread.evaluate(AT_BOTTOM), "the page follows the reply as it grows"
+    thread.hover()
+    chat.page.mouse.wheel(0, -100_000)  # the person scrolls up to read from the start
+    chat.wait_reply_done()
+    expect(chat.last_reply.get_by_text("line 149", exact=True)).to_be_attached()
+    assert thread.evaluate("el => el.scrollTop") < 48, "scrolled up to read: the page stays"
+    chat.page.get_by_role("button", name="Scroll to the latest message").click()
+    assert thread.evaluate(AT_BOTTOM)

@@ -1,4 +1,4 @@
-import { useCallback, useLayoutEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode, type WheelEvent } from "react";
 import { isBusy, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { DownIcon } from "./Icons";
@@ -21,18 +21,40 @@ export function Thread({ chat, onEdit, onRegenerate, empty }: Props) {
   const [showJump, setShowJump] = useState(false);
   const busy = isBusy(chat);
 
+  const lastTop = useRef(0);
   const onScroll = useCallback(() => {
     const el = scroller.current;
     if (!el) return;
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= FOLLOW_SLACK_PX;
-    following.current = atBottom;
-    setShowJump(!atBottom);
+    const movedDown = el.scrollTop > lastTop.current;
+    lastTop.current = el.scrollTop;
+    // Following stops when the view leaves the bottom, and starts again only when the
+    // person comes back down to it (a late event from our own scroll does not count).
+    if (!atBottom) following.current = false;
+    else if (movedDown) following.current = true;
+    setShowJump(!following.current);
   }, []);
+
+  // A scroll event can arrive after the next word already pulled the view back down, so
+  // the person's intent is read from the input itself: wheel or keys going up.
+  const stopFollowing = useCallback(() => {
+    const el = scroller.current;
+    if (!el || el.scrollHeight <= el.clientHeight) return;
+    following.current = false;
+    setShowJump(true);
+  }, []);
+  const onWheel = useCallback((e: WheelEvent<HTMLDivElement>) => {
+    if (e.deltaY < 0) stopFollowing();
+  }, [stopFollowing]);
+  const onKeyDown = useCallback((e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key === "PageUp" || e.key === "ArrowUp" || e.key === "Home") stopFollowing();
+  }, [stopFollowing]);
 
   const toBottom = useCallback(() => {
     const el = scroller.current;
     if (!el) return;
     el.scrollTop = el.scrollHeight;
+    lastTop.current = el.scrollTop;
     following.current = true;
     setShowJump(false);
   }, []);
@@ -52,7 +74,7 @@ export function Thread({ chat, onEdit, onRegenerate, empty }: Props) {
 
   return (
     <div className="thread-wrap">
-      <div className="thread" ref={scroller} onScroll={onScroll}>
+      <div className="thread" ref={scroller} onScroll={onScroll} onWheel={onWheel} onKeyDown={onKeyDown} onTouchMove={stopFollowing}>
         {chat.phase === "loading" ? (
           <div className="thread-loading" role="status">
             Loading chat…
