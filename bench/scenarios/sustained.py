@@ -1,0 +1,190 @@
+"""Scenario 5: sustained non-streaming chat turns through nginx, measured with wrk.
+
+Each request is one whole turn of the tutorials' JSON route (`POST /chat/`): read the
+session, store the message, stream the fake's short reply through assistant, store the reply,
+answer JSON. wrk holds 1, 2, 4 ... 64 connections (closed loop) for a few seconds each; for
+each step the figures are turns/s, latency percentiles, and turns per CPU-second used by the
+stack's own processes (nginx, conversation, assistant, Redis; the fake model and wrk are
+left out, as they are not ours). The knee is the last step whose p99 stays within 50 ms.
+The same steps run against gunicorn with N uvicorn workers per service, then past
+saturation: with the product's per-address rate limit, and without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import procs
+from bench.clients import create_sessions
+from bench.context import Bench
+from bench.report import Outcome, Target, at_least, at_most
+from bench.stack import Stack, running_stack, start_bench_nginx
+
+LUA = Path(__file__).resolve().parents[1] / "wrk" / "turn.lua"
+KNEE_P99_MS = 50
+# "Fast" past saturation: within the p99 that one LiteLLM hop adds at 16 concurrent chats.
+FAST_MS = 250
+TIMEOUT_S = 5  # wrk counts a request without an answer after this as a time-out
+
+
+async def wrk(url: str, connections: int, seconds: float, sessions: Path) -> dict[str, Any]:
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    threads = min(2, connections)
+    cmd = [
+        exe,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{TIMEOUT_S}s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(sessions),
+        str(threads),
+    ]
+    done = await asyncio.to_thread(
+        subprocess.run, cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr}")
+    raw: dict[str, Any] = orjson.loads(line.removeprefix("BENCH_JSON "))
+    return raw
+
+
+async def step(
+    stack: Stack, url: str, connections: int, seconds: float, sessions: Path
+) -> dict[str, Any]:
+    """One load level: wrk's figures and the stack's CPU use during it."""
+    pgids = [s.proc.pid for s in stack.services().values()]
+    cpu_before = procs.cpu_seconds(pgids)
+    raw = await wrk(url, connections, seconds, sessions)
+    cpu = procs.cpu_seconds(pgids) - cpu_before
+    stack.fake.reset()  # the fake keeps a record per request: keep it small
+    wall = raw["duration_us"] / 1e6
+    ok = int(raw["statuses"].get("200", 0))
+    lat = raw["latency_us"]
+    return {
+        "connections": connections,
+        "turns_per_s": round(ok / wall, 1),
+        "p50_ms": round(lat["p50"] / 1000, 2),
+        "p90_ms": round(lat["p90"] / 1000, 2),
+        "p99_ms": round(lat["p99"] / 1000, 2),
+        "max_ms": round(lat["max"] / 1000, 2),
+        "statuses": raw["statuses"],
+        "timeouts": raw["errors"]["timeout"],
+        "socket_errors": sum(v for k, v in raw["errors"].items() if k != "status"),
+        "stack_cores": round(cpu / wall, 2),
+        "turns_per_core_s": round(ok / cpu, 1) if cpu else None,
+    }
+
+
+async def session_file(bench: Bench, stack: Stack, count: int) -> Path:
+    sessions = await create_sessions(bench.http, stack.conversation.url, count)
+    path = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "sessions.txt"
+    path.write_text("".join(f"{s.session_id} {s.token}\n" for s in sessions))
+    return path
+
+
+def knee(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The busiest step whose p99 stays within the limit."""
+    within = [s for s in steps if s["p99_ms"] <= KNEE_P99_MS and s["turns_per_s"] > 0]
+    return max(within, key=lambda s: s["turns_per_s"]) if within else None
+
+
+async def ladder(bench: Bench, workers: int) -> dict[str, Any]:
+    scale = bench.scale
+    base = bench.stack
+    with running_stack(workers, redis=base.redis, upstream=base.upstream) as stack:
+        sessions = await session_file(bench, stack, max(16 * max(scale.wrk_connections), 256))
+        await wrk(stack.nginx.url, 4, 1, sessions)  # warm-up
+        stack.fake.reset()
+        steps = [
+            await step(stack, stack.nginx.url, c, scale.wrk_seconds, sessions)
+            for c in scale.wrk_connections
+        ]
+        past = await step(
+            stack, stack.nginx.url, scale.overload_connections, scale.wrk_seconds, sessions
+        )
+        limited_nginx = start_bench_nginx(stack.conversation, limited=True)
+        try:
+            limited = await step(
+                stack, limited_nginx.url, scale.overload_connections, scale.wrk_seconds, sessions
+            )
+        finally:
+            limited_nginx.stop()
+    return {
+        "workers": workers,
+        "steps": steps,
+        "knee": knee(steps),
+        "overload_unlimited": past,
+        "overload_rate_limited": limited,
+    }
+
+
+async def run(bench: Bench) -> Outcome:
+    single = await ladder(bench, 0)
+    gunicorn = await ladder(bench, bench.scale.gunicorn_workers)
+    top = single["knee"] or {"turns_per_core_s": float("nan"), "turns_per_s": 0, "connections": 0}
+    g_top = gunicorn["knee"] or {
+        "turns_per_core_s": float("nan"),
+        "turns_per_s": 0,
+        "connections": 0,
+    }
+    passing = [s["connections"] for s in single["steps"] if s["p99_ms"] > KNEE_P99_MS]
+    knee_note = (
+        f"p99 passes {KNEE_P99_MS} ms at {passing[0]} connections"
+        if passing
+        else f"p99 within {KNEE_P99_MS} ms at every step"
+    )
+    runs = [single, gunicorn]
+    timeouts = sum(
+        r[k]["timeouts"] for r in runs for k in ("overload_unlimited", "overload_rate_limited")
+    )
+    limited = single["overload_rate_limited"]
+    unlimited = single["overload_unlimited"]
+    targets: list[Target] = [
+        at_least(
+            5,
+            "non-streaming turns per stack core-second at the knee",
+            300,
+            top["turns_per_core_s"],
+            "turns/s",
+            note=f"{top['turns_per_s']} turns/s at {top['connections']} connections, "
+            f"{knee_note}; gunicorn x{bench.scale.gunicorn_workers}: "
+            f"{g_top['turns_per_s']} turns/s, {g_top['turns_per_core_s']} per "
+            f"core-second at {g_top['connections']} connections",
+        ),
+        at_most(
+            5,
+            "time-outs past saturation",
+            0,
+            timeouts,
+            "",
+            note=f"{bench.scale.overload_connections} connections; without the rate "
+            f"limit: statuses {unlimited['statuses']}, p99 {unlimited['p99_ms']} ms",
+        ),
+        at_most(
+            5,
+            "p99 past saturation with the product's rate limit",
+            100,
+            limited["p99_ms"],
+            "ms",
+            note=f"statuses {limited['statuses']}",
+        ),
+    ]
+    return Outcome({"uvicorn": single, "gunicorn": gunicorn, "knee_p99_ms": KNEE_P99_MS}, targets)
