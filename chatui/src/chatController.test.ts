@@ -93,6 +93,19 @@ describe("ChatController", () => {
     expect(h.state().error?.message).toContain("Shorten the message");
   });
 
+  it("keeps a rate-limited message in the notice (Send again), not in the composer", async () => {
+    const h = harness({
+      getSession: async () => session([]),
+      sendMessage: async () => {
+        throw new ApiError("rate_limited", "Too many requests.", 429, 1);
+      },
+    });
+    await h.controller.open("s1");
+    await h.controller.send("hi", "c1");
+    expect(h.restoreDraft).not.toHaveBeenCalled();
+    expect(h.state().error).toMatchObject({ kind: "rate_limited", retry: { type: "send", content: "hi", clientMessageId: "c1" } });
+  });
+
   it("offers a new chat when the chat has expired", async () => {
     const h = harness({ getSession: async () => Promise.reject(new ApiError("expired", "Session not found.", 404)) });
     await h.controller.open("gone");

@@ -235,8 +235,10 @@ export class ChatController {
         }
         if (!received && !resuming) {
           // Nothing happened yet: the message was refused, or never reached the server.
-          this.dispatch({ type: "failed", error: toChatError(e, retry) });
-          if (refused && retry.type === "send") this.options.restoreDraft(retry.content);
+          const error = toChatError(e, retry);
+          this.dispatch({ type: "failed", error });
+          // The text goes back to the composer unless the notice offers to send it again.
+          if (refused && retry.type === "send" && error.retry?.type !== "send") this.options.restoreDraft(retry.content);
           return;
         }
       }

@@ -211,6 +211,9 @@ def test_markdown_reply_with_code_and_copy(chat: Chat, stack: Stack) -> None:
     assert (
         chat.page.evaluate("navigator.clipboard.readText()") == "def add(a, b):\n    return a + b"
     )
+    chat.last_reply.get_by_role("button", name="Copy reply").click()
+    copied = chat.page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("Here is **code**:") and "| 1 | 2 |" in copied
     screenshot(chat.page, "03-markdown")
 
 
@@ -511,3 +514,37 @@ def test_scroll_follows_the_reply_unless_scrolled_up(chat: Chat, stack: Stack) -
     assert thread.evaluate("el => el.scrollTop") < 48, "scrolled up to read: the page stays"
     chat.page.get_by_role("button", name="Scroll to the latest message").click()
     assert thread.evaluate(AT_BOTTOM)
+
+
+def test_rate_limited_send_can_be_sent_again_once(chat: Chat) -> None:
+    chat.open()
+    chat.ask("first")
+    sent: list[str] = []
+
+    def limited(route: Route) -> None:
+        sent.append(route.request.post_data_json["client_message_id"])
+        # The answer nginx gives when the address sends too fast.
+        body = {"detail": "Too many requests from this address; retry in a moment."}
+        route.fulfill(
+            status=429, json={**body, "code": "rate_limited"}, headers={"Retry-After": "1"}
+        )
+
+    messages = re.compile(r"/api/sessions/[0-9a-f]+/messages$")
+    chat.page.route(messages, limited)
+    chat.send("second")
+    notice = chat.page.locator(".error-notice")
+    expect(notice).to_contain_text("Too many requests")
+    expect(notice).to_contain_text("Wait a moment, then try again.")
+    expect(chat.user_messages).to_have_text(["first"])
+    expect(chat.composer).to_have_value("")  # the notice holds it: no second copy to send
+    screenshot(chat.page, "16-rate-limited")
+    chat.page.unroute(messages)
+    with chat.page.expect_request(messages) as again:
+        notice.get_by_role("button", name="Send again").click()
+    # The same client_message_id: had the first try been stored, it would not be stored twice.
+    assert again.value.post_data_json["client_message_id"] == sent[0]
+    expect(chat.last_reply.locator(".markdown")).to_have_text(
+        "Echo: second", timeout=REPLY_TIMEOUT_MS
+    )
+    expect(notice).to_have_count(0)
+    expect(chat.user_messages).to_have_text(["first", "second"])
