@@ -48,7 +48,7 @@ const marked = new Marked({
       return escapeHtml(text);
     },
     image({ href, text }: Tokens.Image): string {
-      const label = escapeHtml(text || href);
+      const label = `Image: ${escapeHtml(text || href)}`;
       return `<a href="${escapeHtml(href)}">${label}</a>`;
     },
     code({ text, lang }: Tokens.Code): string {

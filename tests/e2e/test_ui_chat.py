@@ -215,6 +215,8 @@ def test_markdown_reply_with_code_and_copy(chat: Chat, stack: Stack) -> None:
     copied = chat.page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("Here is **code**:") and "| 1 | 2 |" in copied
     screenshot(chat.page, "03-markdown")
+    chat.page.emulate_media(color_scheme="dark")
+    screenshot(chat.page, "03-markdown-dark")
 
 
 def test_stop_keeps_the_partial_reply(chat: Chat, stack: Stack) -> None:
