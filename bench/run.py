@@ -22,7 +22,14 @@ from bench import procs
 from bench.clients import http_session
 from bench.context import FULL, QUICK, Bench, Scale
 from bench.report import Outcome, Target, markdown, write_json
-from bench.scenarios import concurrency, first_token, sustained, throughput, token_gaps
+from bench.scenarios import (
+    concurrency,
+    first_token,
+    redis_cost,
+    sustained,
+    throughput,
+    token_gaps,
+)
 from bench.stack import running_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,6 +41,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     3: ("throughput", throughput.run),
     4: ("concurrency", concurrency.run),
     5: ("sustained", sustained.run),
+    6: ("redis_cost", redis_cost.run),
 }
 
 SHARING = (

@@ -1,0 +1,206 @@
+"""Scenario 6: what a chat turn costs Redis.
+
+- Round trips outside streaming: every command conversation sends while a turn runs, seen
+  by MONITOR, except those Lua scripts run inside Redis and the stream writes (FLUSH), with a
+  MULTI ... EXEC block counted once. Short replies, one turn at a time.
+- Writes while streaming: stream writes (FLUSH) per 50 ms of a reply of 64 tokens 20 ms apart.
+- Bytes written: Redis's own count of bytes received (INFO stats total_net_input_bytes) per
+  turn, for a short reply and a long one (64 tokens 20 ms apart; also 2,000 without delay).
+  The difference over the difference in reply size is what each byte of reply costs (its
+  stream entries plus its history entry); the whole turn's bytes over its reply too.
+- Calls per turn by command, including those inside scripts, from INFO commandstats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.clients import Turn, create_sessions, sse_turn
+from bench.context import Bench
+from bench.report import Outcome, Target, at_most
+from conversation import scripts
+
+FLUSH_SHA = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
+MARKER = "bench-end-of-window"
+HANDSHAKE = {"HELLO", "CLIENT", "MONITOR", "ECHO", "AUTH", "SELECT"}
+SYNC_CLIENT = re.compile(r"^\s*(from redis import|import redis\b)|\bredis\.Redis\(", re.M)
+
+
+class Monitor:
+    """Collects the top-level commands Redis runs until `stop()` (MONITOR in a thread)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = redis.Redis(port=port, decode_responses=True)
+        self.commands: list[list[str]] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        with self.client.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                command = str(entry["command"]).split(" ")
+                if command == ["ECHO", MARKER]:
+                    return
+                if entry.get("client_type") != "lua":
+                    self.commands.append(command)
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.client.echo(MARKER)
+        self._thread.join(10)
+        self.client.close()
+
+
+def round_trips(commands: list[list[str]]) -> dict[str, int]:
+    """Top-level commands grouped into round trips: stream writes, pings, the rest."""
+    counts = {"flush": 0, "ping": 0, "other": 0}
+    in_block = False
+    for command in commands:
+        name = command[0].upper()
+        if name in HANDSHAKE:
+            continue
+        if in_block:
+            in_block = name != "EXEC"
+            continue
+        if name == "MULTI":
+            in_block = True
+            counts["other"] += 1
+        elif name == "EVALSHA" and len(command) > 1 and command[1] == FLUSH_SHA:
+            counts["flush"] += 1
+        elif name == "PING":
+            counts["ping"] += 1  # redis-py's health check of a connection idle for 30 s
+        else:
+            counts["other"] += 1
+    return counts
+
+
+def input_bytes(db: redis.Redis) -> int:
+    return int(db.info("stats")["total_net_input_bytes"])
+
+
+async def turns_watched(bench: Bench, count: int, db: redis.Redis) -> dict[str, Any]:
+    """`count` turns one after another on fresh sessions, watched by MONITOR and INFO."""
+    stack = bench.stack
+    conv = stack.conversation.url
+    sessions = await create_sessions(bench.http, conv, count)
+    found: list[Turn] = []
+    db.config_resetstat()
+    before = input_bytes(db)
+    with Monitor(stack.redis.port) as monitor:
+        for session in sessions:
+            found.append(await sse_turn(bench.http, conv, session, "hello"))
+    written = input_bytes(db) - before
+    stats = db.info("commandstats")
+    good = [t for t in found if t.ok]
+    if len(good) != count:
+        raise RuntimeError(f"turns failed: {[t.error for t in found if not t.ok][:3]}")
+    trips = round_trips(monitor.commands)
+    reply_chars = sum(t.text_chars for t in good) / count
+    stream_seconds = sum(t.token_times[-1] - t.token_times[0] for t in good) / count
+    return {
+        "turns": count,
+        "round_trips_per_turn": {k: round(v / count, 2) for k, v in trips.items()},
+        "reply_chars": reply_chars,
+        "stream_seconds": round(stream_seconds, 3),
+        "bytes_in_per_turn": round(written / count),
+        "calls_per_turn": {
+            name.removeprefix("cmdstat_"): round(int(v["calls"]) / count, 2)
+            for name, v in stats.items()
+            if name not in ("cmdstat_config", "cmdstat_monitor", "cmdstat_info")
+        },
+    }
+
+
+def sync_client_uses() -> list[str]:
+    """Places in conversation/ that would use redis-py's blocking client."""
+    root = Path(__file__).resolve().parents[2] / "conversation"
+    return [
+        f"{path.name}: {match.group(0).strip()}"
+        for path in sorted(root.rglob("*.py"))
+        for match in SYNC_CLIENT.finditer(path.read_text())
+    ]
+
+
+async def run(bench: Bench) -> Outcome:
+    stack, count = bench.stack, bench.scale.redis_turns
+    db = redis.Redis(port=stack.redis.port, decode_responses=True)
+    try:
+        stack.fake.reset()
+        await sse_turn(
+            bench.http,
+            stack.conversation.url,
+            (await create_sessions(bench.http, stack.conversation.url, 1))[0],
+            "warm up",
+        )  # scripts load once per process
+        short = await turns_watched(bench, count, db)
+        long_reply = [f"tok{i} " for i in range(64)]
+        stack.fake.script({"tokens": long_reply, "delay_ms": 20, "times": count})
+        streamed = await turns_watched(bench, count, db)
+        burst_reply = [f"tok{i} " for i in range(bench.scale.long_tokens)]
+        stack.fake.script({"tokens": burst_reply, "delay_ms": 0, "times": count})
+        burst = await turns_watched(bench, count, db)
+    finally:
+        stack.fake.reset()
+        db.close()
+    outside = short["round_trips_per_turn"]["other"]
+    flushes = streamed["round_trips_per_turn"]["flush"]
+    windows = streamed["stream_seconds"] / 0.05
+    per_window = round(flushes / windows, 2) if windows else float("nan")
+    extra_chars = streamed["reply_chars"] - short["reply_chars"]
+    marginal = (streamed["bytes_in_per_turn"] - short["bytes_in_per_turn"]) / extra_chars
+    whole = streamed["bytes_in_per_turn"] / streamed["reply_chars"]
+    burst_marginal = (burst["bytes_in_per_turn"] - short["bytes_in_per_turn"]) / (
+        burst["reply_chars"] - short["reply_chars"]
+    )
+    sync_uses = sync_client_uses()
+    targets: list[Target] = [
+        at_most(6, "Redis round trips per turn outside streaming", 3, outside, ""),
+        at_most(
+            6,
+            "Redis writes per 50 ms while streaming",
+            1,
+            per_window,
+            "",
+            note=f"{flushes} stream writes over {streamed['stream_seconds']} s",
+        ),
+        at_most(
+            6,
+            "bytes written to Redis per byte of reply (stream + history)",
+            2.5,
+            round(marginal, 2),
+            "x",
+            note=f"whole turn: {streamed['bytes_in_per_turn']} bytes for a "
+            f"{streamed['reply_chars']:.0f}-character reply ({whole:.1f}x), "
+            f"{short['bytes_in_per_turn']} bytes for a "
+            f"{short['reply_chars']:.0f}-character one; a {burst['reply_chars']:.0f}-character "
+            f"reply with no delay between tokens: {burst_marginal:.2f}x",
+        ),
+        at_most(
+            6,
+            "blocking Redis clients in conversation (async client only)",
+            0,
+            len(sync_uses),
+            "",
+            note="; ".join(sync_uses),
+        ),
+    ]
+    figures = {
+        "short_replies": short,
+        "streamed_replies": streamed,
+        "burst_replies": burst,
+        "bytes_per_reply_byte": round(marginal, 3),
+        "bytes_per_reply_byte_burst": round(burst_marginal, 3),
+        "sync_client_uses": sync_uses,
+    }
+    return Outcome(figures, targets)
