@@ -25,6 +25,7 @@ from bench.report import Outcome, Target, markdown, write_json
 from bench.scenarios import (
     concurrency,
     first_token,
+    history,
     redis_cost,
     sustained,
     throughput,
@@ -42,6 +43,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     4: ("concurrency", concurrency.run),
     5: ("sustained", sustained.run),
     6: ("redis_cost", redis_cost.run),
+    7: ("history", history.run),
 }
 
 SHARING = (

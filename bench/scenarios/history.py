@@ -1,0 +1,120 @@
+"""Scenario 7: does posting a message get slower as a session's history grows?
+
+Sessions with 10, 1,000 and 10,000 stored messages are written through conversation's own
+Store (the same Lua scripts a real turn runs, without the model), then messages are posted
+to each through nginx in turn, alternating sessions. The figure is the median time to first
+token at the largest history over the smallest. Reading a whole history back
+(`GET /api/sessions/{id}`, what a reload does) is reported too; it is expected to grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench.clients import ChatSession, Turn, sse_turn
+from bench.context import Bench
+from bench.report import Outcome, at_most
+from bench.stats import ms, summary
+from conversation.config import Settings
+from conversation.store import Store, TurnStarted, new_message
+
+QUESTION = "What is a good way to keep a chat history fast as it grows? " * 2
+ANSWER = "Read only the newest messages that fit the context, and append, never rewrite. " * 3
+
+
+async def seed(store: Store, messages: int) -> ChatSession:
+    """A session holding `messages` stored messages (user and reply alternating)."""
+    meta, token = await store.create_session("bench history", "", "")
+    for _ in range(messages // 2):
+        user = new_message("user", QUESTION, "complete")
+        reply = new_message("assistant", "", "streaming")
+        # A budget of one token: the seeding turn reads back the least context it can.
+        started = await store.begin_turn(meta.session_id, "message", user, reply, None, 1)
+        if not isinstance(started, TurnStarted):
+            raise RuntimeError(f"seeding refused: {started}")
+        done = reply.model_copy(update={"content": ANSWER, "status": "complete"})
+        await store.finish(meta.session_id, done, 0)
+    return ChatSession(meta.session_id, token)
+
+
+async def read_history(bench: Bench, session: ChatSession) -> float:
+    url = f"{bench.stack.nginx.url}/api/sessions/{session.session_id}"
+    began = time.perf_counter()
+    async with bench.http.get(url, headers=session.auth) as response:
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"reading the history: HTTP {response.status}")
+    return time.perf_counter() - began
+
+
+async def run(bench: Bench) -> Outcome:
+    stack, scale = bench.stack, bench.scale
+    settings = Settings(redis_url=f"redis://127.0.0.1:{stack.redis.port}/0")
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        began = time.perf_counter()
+        sessions = dict(
+            zip(
+                scale.history_sizes,
+                await asyncio.gather(
+                    *(seed(Store(redis, settings), n) for n in scale.history_sizes)
+                ),
+                strict=True,
+            )
+        )
+        seeding = time.perf_counter() - began
+    finally:
+        await redis.aclose()
+    stack.fake.reset()
+    turns: dict[int, list[Turn]] = {n: [] for n in sessions}
+    reads: dict[int, list[float]] = {n: [] for n in sessions}
+    for session in sessions.values():  # warm-up
+        await sse_turn(bench.http, stack.nginx.url, session, "warm up")
+    for _ in range(scale.history_turns):
+        for n, session in sessions.items():
+            turns[n].append(await sse_turn(bench.http, stack.nginx.url, session, "hello"))
+    for _ in range(max(scale.history_turns // 8, 1)):
+        for n, session in sessions.items():
+            reads[n].append(await read_history(bench, session))
+    figures: dict[int, dict[str, Any]] = {}
+    for n, found in turns.items():
+        good = [t for t in found if t.ok]
+        figures[n] = {
+            "ttft_ms": summary([ms(t.ttft) for t in good]),
+            "turn_ms": summary([ms(t.end - t.start) for t in good]),
+            "read_history_ms": summary([ms(r) for r in reads[n]]),
+            "errors": len(found) - len(good),
+        }
+    small, large = min(sessions), max(sessions)
+
+    def ratio(key: str, base: int = small) -> float:
+        return round(median_of(figures[large], key) / median_of(figures[base], key), 3)
+
+    middle = sorted(sessions)[-2]
+    # Past a few dozen messages the context sent to the model is full (CONTEXT_TOKEN_BUDGET),
+    # so middle -> large isolates the cost of the stored history itself.
+    context_full = f"; {middle:,} -> {large:,} messages: {ratio('ttft_ms', middle)}x"
+
+    target = at_most(
+        7,
+        f"time to first token with {large:,} stored messages / with {small}",
+        1.2,
+        ratio("ttft_ms"),
+        "x",
+        note=f"whole turn {ratio('turn_ms')}x; reading the whole history back "
+        f"{ratio('read_history_ms')}x{context_full if middle != small else ''}",
+    )
+    result = {
+        "sizes": {str(n): f for n, f in figures.items()},
+        "seeding_seconds": round(seeding, 1),
+        "ratios": {k: ratio(k) for k in ("ttft_ms", "turn_ms", "read_history_ms")},
+    }
+    return Outcome(result, [target])
+
+
+def median_of(figures: dict[str, Any], key: str) -> float:
+    return float(figures[key]["p50"])
