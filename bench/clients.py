@@ -128,13 +128,17 @@ async def read_sse(response: aiohttp.ClientResponse, turn: Turn, meaning: Meanin
     return turn.fail("stream ended before its last event")
 
 
-async def openai_stream(http: aiohttp.ClientSession, base_url: str, content: str) -> Turn:
-    """A streamed chat completion straight from an OpenAI-compatible server."""
+async def openai_stream(
+    http: aiohttp.ClientSession, base_url: str, content: str, **options: Any
+) -> Turn:
+    """A streamed chat completion from an OpenAI-compatible server; `options` go in the body
+    (`messages` among them replaces the single user message)."""
     body = {
         "model": "fake-model",
         "messages": [{"role": "user", "content": content}],
         "stream": True,
         "stream_options": {"include_usage": True},
+        **options,
     }
     turn = Turn(start=time.perf_counter())
     try:

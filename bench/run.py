@@ -26,6 +26,7 @@ from bench.scenarios import (
     concurrency,
     first_token,
     history,
+    model,
     redis_cost,
     sustained,
     throughput,
@@ -44,6 +45,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     5: ("sustained", sustained.run),
     6: ("redis_cost", redis_cost.run),
     7: ("history", history.run),
+    8: ("model", model.run),
 }
 
 SHARING = (
