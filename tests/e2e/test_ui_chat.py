@@ -132,6 +132,13 @@ def fake(stack: Stack, *behaviours: dict[str, object]) -> None:
     httpx.post(f"{upstream.url}/_fake/script", json=list(behaviours), timeout=5).raise_for_status()
 
 
+def fake_recovers(stack: Stack) -> None:
+    """Drop the behaviours still queued: the model answers normally again."""
+    upstream = stack.upstream
+    assert upstream is not None
+    httpx.post(f"{upstream.url}/_fake/reset", timeout=5).raise_for_status()
+
+
 def words(n: int, prefix: str = "w") -> list[str]:
     return [f"{prefix}{i} " for i in range(n)]
 
@@ -550,3 +557,20 @@ def test_rate_limited_send_can_be_sent_again_once(chat: Chat) -> None:
     )
     expect(notice).to_have_count(0)
     expect(chat.user_messages).to_have_text(["first", "second"])
+
+
+def test_model_still_loading_says_so(chat: Chat, stack: Stack) -> None:
+    chat.open()
+    chat.ask("hello")
+    # What assistant's local provider answers until its model is in memory, here from the
+    # upstream so that assistant passes it on as the failure.
+    loading = "The local provider is still starting (loading its model); try again shortly."
+    fake(stack, {"status": 503, "message": loading, "times": 5})
+    chat.send("are you ready")
+    note = chat.last_reply.locator(".msg-note")
+    expect(note).to_contain_text("The model is still loading", timeout=REPLY_TIMEOUT_MS)
+    fake_recovers(stack)
+    chat.last_reply.get_by_role("button", name="Retry").click()
+    expect(chat.last_reply.locator(".markdown")).to_have_text(
+        "Echo: are you ready", timeout=REPLY_TIMEOUT_MS
+    )

@@ -23,6 +23,9 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase): string |
     case "interrupted":
       return "This reply was interrupted. Regenerate it to get a full answer.";
     case "error":
+      // assistant answers "still starting (loading its model)" until the local model is in memory
+      if (message.errorText && /loading its model|still starting|not ready/i.test(message.errorText))
+        return "The model is still loading. Retry in a moment: the first start can take a minute.";
       return message.errorText ?? "The reply failed.";
     default:
       return null;
