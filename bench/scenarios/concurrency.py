@@ -48,8 +48,12 @@ class Services:
 
 
 @contextlib.contextmanager
-def fresh_services(stack: Stack) -> Iterator[Services]:
-    """New assistant, conversation and nginx processes on the stack's Redis and fake."""
+def fresh_services(stack: Stack, quick: bool) -> Iterator[Services]:
+    """New assistant, conversation and nginx processes on the stack's Redis and fake, so the
+    memory they gain is the streams'. The smoke test (`quick`) reuses the running ones."""
+    if quick:
+        yield Services(stack.assistant, stack.conversation, stack.nginx)
+        return
     started: list[Server] = []
     try:
         assistant = start_assistant_service(stack.upstream)
@@ -112,7 +116,7 @@ async def hold(bench: Bench, variant: str) -> dict[str, Any]:
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(sock_read=60)
     ) as http:
-        with fresh_services(stack) as services:
+        with fresh_services(stack, bench.scale.quick) as services:
             stack.fake.reset()
             stack.fake.script({"times": WARM_TURNS})  # the default short reply
             stack.fake.script({"tokens": tokens, "delay_ms": pace, "times": count})
@@ -158,7 +162,7 @@ async def saturate(bench: Bench, variant: str) -> dict[str, Any]:
     scale, stack = bench.scale, bench.stack
     count, tokens = scale.saturation_streams, scale.saturation_tokens
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        with fresh_services(stack) as services:
+        with fresh_services(stack, bench.scale.quick) as services:
             stack.fake.reset()
             reply = [f"tok{i} " for i in range(tokens)]
             stack.fake.script({"tokens": reply, "delay_ms": 0, "times": 2 * count})

@@ -181,7 +181,7 @@ async def run(bench: Bench) -> Outcome:
         at_most(
             5,
             "p99 past saturation with the product's rate limit",
-            100,
+            FAST_MS,
             limited["p99_ms"],
             "ms",
             note=f"statuses {limited['statuses']}",
