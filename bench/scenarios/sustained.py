@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 
 from bench import procs
@@ -93,8 +94,9 @@ async def step(
     }
 
 
-async def session_file(bench: Bench, stack: Stack, count: int) -> Path:
-    sessions = await create_sessions(bench.http, stack.conversation.url, count)
+async def session_file(http: aiohttp.ClientSession, conversation_url: str, count: int) -> Path:
+    """`count` new sessions, one "session_id token" per line, for wrk's script."""
+    sessions = await create_sessions(http, conversation_url, count)
     path = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "sessions.txt"
     path.write_text("".join(f"{s.session_id} {s.token}\n" for s in sessions))
     return path
@@ -110,7 +112,9 @@ async def ladder(bench: Bench, workers: int) -> dict[str, Any]:
     scale = bench.scale
     base = bench.stack
     with running_stack(workers, redis=base.redis, upstream=base.upstream) as stack:
-        sessions = await session_file(bench, stack, max(16 * max(scale.wrk_connections), 256))
+        sessions = await session_file(
+            bench.http, stack.conversation.url, max(16 * max(scale.wrk_connections), 256)
+        )
         await wrk(stack.nginx.url, 4, 1, sessions)  # warm-up
         stack.fake.reset()
         steps = [
