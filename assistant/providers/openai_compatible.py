@@ -139,12 +139,17 @@ class OpenAIProvider(Provider):
                 top_p=given(params.top_p),
                 stop=list(params.stop) if params.stop else openai.omit,
             ) as response:
+                done = False
                 async for line in response.iter_lines():
-                    if not line.startswith("data:"):
+                    # Read on to the end of the body after [DONE] (servers end it right
+                    # there): leaving it unread makes the pool close the connection, so
+                    # every request would open a new one (TCP, and TLS for a remote API).
+                    if done or not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
-                        break
+                        done = True
+                        continue
                     chunk = orjson.loads(payload)
                     if "error" in chunk:
                         detail = error_message(chunk, "error event")
