@@ -7,6 +7,7 @@ half the latency per hop that httpx does, and the stack's first-token budget dep
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import aiohttp
 import orjson
@@ -42,10 +43,17 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
 
 
+AssistantState = Literal["ready", "loading", "failed", "unreachable"]
+# Seconds a readiness probe may take: one that hangs is itself the answer "not ready".
+READY_TIMEOUT = 2.0
+
+
 class AssistantClient:
     def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
         self._http = http
-        self._url = settings.assistant_url.rstrip("/") + "/v1/chat/completions"
+        base = settings.assistant_url.rstrip("/")
+        self._url = base + "/v1/chat/completions"
+        self._ready_url = base + "/health/ready"
         self._model = settings.assistant_model
         self._max_tokens = settings.reply_max_tokens
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -65,7 +73,7 @@ class AssistantClient:
         try:
             async with self._http.post(self._url, data=body, headers=self._headers) as resp:
                 if resp.status != 200:
-                    raise AssistantError("assistant_error", await _failure(resp))
+                    raise await _failure(resp)
                 finished = False
                 async for line in resp.content:
                     if not line.startswith(b"data:"):
@@ -95,6 +103,24 @@ class AssistantClient:
                 "The partial reply is kept; regenerate it when assistant is back.",
             ) from exc
 
+    async def readiness(self) -> AssistantState:
+        """Assistant's `/health/ready`: whether it can write a reply now, and if not, why."""
+        try:
+            async with self._http.get(
+                self._ready_url, timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT)
+            ) as resp:
+                if resp.status == 200:
+                    return "ready"
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return "unreachable"
+        state = body.get("status") if isinstance(body, dict) else None
+        if resp.status == 503 and state == "starting":
+            return "loading"
+        if resp.status == 503 and state == "failed":
+            return "failed"
+        return "unreachable"
+
 
 def _parse_chunk(payload: bytes) -> list[str | Usage]:
     try:
@@ -118,10 +144,21 @@ def _parse_chunk(payload: bytes) -> list[str | Usage]:
     return out
 
 
-async def _failure(resp: aiohttp.ClientResponse) -> str:
+async def _failure(resp: aiohttp.ClientResponse) -> AssistantError:
     text = await resp.text(errors="replace")
+    code: str | None = None
     try:
-        detail = ErrorResponse.model_validate_json(text).error.message
+        error = ErrorResponse.model_validate_json(text).error
+        detail, code = error.message, error.code
     except ValidationError:
         detail = text[:300] or resp.reason or "no detail"
-    return f"The assistant service answered {resp.status}: {detail}"
+    if resp.status == 503 and code == "not_ready":
+        # Assistant is up but its model is not in memory yet: worth waiting for, not a fault.
+        return AssistantError(
+            "assistant_not_ready",
+            f"The model is still loading ({detail}). Your message is saved; regenerate the "
+            "reply once the model is ready.",
+        )
+    return AssistantError(
+        "assistant_error", f"The assistant service answered {resp.status}: {detail}"
+    )

@@ -61,6 +61,13 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class SessionMessage(Message):
+    """A message as `GET /api/sessions/{id}` returns it: with why it failed, if it did, so a
+    page that reloads tells "the model is loading" from any other failure."""
+
+    error: ErrorInfo | None = None
+
+
 class StoredMessage(Message):
     """A message as kept in Redis: the public fields plus what replay and context need."""
 
@@ -78,6 +85,9 @@ class StoredMessage(Message):
             created_at=self.created_at,
         )
 
+    def in_session(self) -> SessionMessage:
+        return SessionMessage.model_validate(self, from_attributes=True)
+
 
 class SessionSummary(BaseModel):
     session_id: str
@@ -91,7 +101,7 @@ class SessionCreated(SessionSummary):
 
 
 class SessionDetail(SessionSummary):
-    messages: list[Message]
+    messages: list[SessionMessage]
 
 
 class SessionList(BaseModel):
@@ -101,6 +111,16 @@ class SessionList(BaseModel):
 class Health(BaseModel):
     status: str = "success"
     message: str = "The server is up and running."
+
+
+class Readiness(BaseModel):
+    """`GET /api/health/ready`: whether a message sent now would get a reply."""
+
+    status: Literal["ready", "starting", "unavailable"]
+    # loading: assistant answers but its model is not in memory yet; failed: its model could
+    # not be loaded (see assistant's logs); unreachable: no answer from assistant at all.
+    assistant: Literal["ready", "loading", "failed", "unreachable"]
+    message: str | None = None
 
 
 # Event payloads: the same JSON in SSE `data:` and in WebSocket frames.

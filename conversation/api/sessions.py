@@ -84,7 +84,7 @@ async def get_session(
     if messages is None:
         raise not_found()
     return SessionDetail(
-        **summary(session, store).model_dump(), messages=[m.public() for m in messages]
+        **summary(session, store).model_dump(), messages=[m.in_session() for m in messages]
     )
 
 
