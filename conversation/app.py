@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from conversation.api import compat, health, messages, sessions, ws
@@ -24,7 +24,12 @@ log = logging.getLogger("conversation")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    # Blocking pool: past its 100 connections a burst of commands waits for a free one
+    # instead of failing at once (the default pool raises "Too many connections", a 503).
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
+    )
+    redis = Redis.from_pool(pool)
     http = create_http_session(settings)
     store = Store(redis, settings)
     assistant = AssistantClient(http, settings)
