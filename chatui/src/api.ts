@@ -19,6 +19,8 @@ export interface Message {
   content: string;
   status: MessageStatus;
   created_at?: string;
+  /** Why a reply failed (its `error` event), kept by the server so a reload knows too. */
+  error?: { code: string; message: string } | null;
 }
 
 export interface SessionSummary {
@@ -166,12 +168,18 @@ function str(v: unknown, fallback = ""): string {
 export function toMessage(raw: unknown): Message {
   const m = (raw ?? {}) as Record<string, unknown>;
   const role = str(m.role, "assistant");
+  const e = m.error;
+  const error =
+    typeof e === "object" && e !== null
+      ? { code: str((e as Record<string, unknown>).code, "error"), message: str((e as Record<string, unknown>).message) }
+      : null;
   return {
     id: str(m.id ?? m.message_id),
     role: role === "user" || role === "system" ? role : "assistant",
     content: str(m.content),
     status: (str(m.status, "complete") as MessageStatus) || "complete",
     created_at: str(m.created_at) || undefined,
+    ...(error ? { error } : {}),
   };
 }
 
@@ -272,4 +280,30 @@ export function editMessage(id: string, messageId: string, content: string, sign
 export function resumeReply(id: string, messageId: string, lastEventId: string | null, signal: AbortSignal) {
   const extra: Record<string, string> = lastEventId ? { "Last-Event-ID": lastEventId } : {};
   return stream("GET", `${base(id)}/messages/${encodeURIComponent(messageId)}/stream`, undefined, signal, extra);
+}
+
+/**
+ * Whether a message sent now would get a reply: conversation's `GET /api/health/ready`.
+ * `loading`: the model is still being loaded; `unreachable`: the model service (or the chat
+ * service itself) does not answer, or could not load its model.
+ */
+export type ModelState = "ready" | "loading" | "unreachable";
+
+export async function getReadiness(signal: AbortSignal): Promise<ModelState> {
+  let res: Response;
+  try {
+    res = await fetch("/api/health/ready", { headers: { Accept: "application/json" }, cache: "no-store", signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    return "unreachable";
+  }
+  if (res.ok) return "ready";
+  let body: unknown = null;
+  try {
+    body = await res.json();
+  } catch {
+    // nginx's own error page (conversation down): unreachable
+  }
+  const assistant = typeof body === "object" && body !== null ? (body as Record<string, unknown>).assistant : null;
+  return assistant === "loading" ? "loading" : "unreachable";
 }

@@ -18,6 +18,10 @@ export interface ChatMessage extends Message {
   key: string;
   /** Why this reply failed, shown inside the reply. */
   errorText?: string;
+  /** The failure's code (conversation's `error` event, or the stored reply's `error`). */
+  errorCode?: string;
+  /** It failed while this page was following it (just sent), not in an earlier visit. */
+  failedHere?: boolean;
 }
 
 /** What the person can do about an error, offered as a button. */
@@ -87,7 +91,7 @@ function placeholder(key: string): ChatMessage {
 }
 
 function withKey(m: Message): ChatMessage {
-  return { ...m, key: m.id };
+  return m.error ? { ...m, key: m.id, errorText: m.error.message, errorCode: m.error.code } : { ...m, key: m.id };
 }
 
 /** The index of the reply being written: the one with the server id, else the last assistant placeholder. */
@@ -188,7 +192,9 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
     case "error": {
       const cancelled = event.code === "cancelled";
       const messages = updateReply(state, (m) =>
-        cancelled ? { ...m, status: "cancelled" } : { ...m, status: "error", errorText: event.message },
+        cancelled
+          ? { ...m, status: "cancelled" }
+          : { ...m, status: "error", errorText: event.message, errorCode: event.code, failedHere: true },
       );
       // The reply itself shows the failure and offers Retry: no second notice below it.
       return { ...state, ...streamReset, messages, phase: "idle", error: null };

@@ -1,4 +1,6 @@
+import type { ModelState } from "../api";
 import type { ChatMessage, Phase } from "../chatState";
+import { modelStateOf } from "../readiness";
 import { CopyButton } from "./CopyButton";
 import { RetryIcon } from "./Icons";
 import { Markdown } from "./Markdown";
@@ -11,10 +13,29 @@ interface Props {
   phase: Phase;
   canRegenerate: boolean;
   onRegenerate: () => void;
+  /** The model's state now, for the last reply when it failed waiting for the model. */
+  model?: ModelState | null;
+  /** The page sends the message again by itself once the model is ready. */
+  autoRetry?: boolean;
+}
+
+const WAITING: Record<Exclude<ModelState, "ready">, string> = {
+  loading: "The model is loading…",
+  unreachable: "The model service is unreachable…",
+};
+
+/** The note of a reply that failed because the model was not there yet. */
+function waitingNote(model: ModelState, autoRetry: boolean): string {
+  if (model === "ready") {
+    return autoRetry ? "The model is ready. Sending your message again…" : "The model is ready now. Retry to get a reply.";
+  }
+  return autoRetry
+    ? `${WAITING[model]} Your message is saved and will be answered as soon as the model is ready; you can leave this page open.`
+    : `${WAITING[model]} This page keeps checking and says here when the model is ready; then retry.`;
 }
 
 /** The line under a reply: why it is not a normal, finished reply. */
-function statusNote(message: ChatMessage, live: boolean, phase: Phase): string | null {
+function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: ModelState | null, autoRetry: boolean): string | null {
   if (live && phase === "reconnecting") return "Connection lost. Reconnecting…";
   if (live && phase === "stopping") return "Stopping…";
   switch (message.status) {
@@ -23,8 +44,10 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase): string |
     case "interrupted":
       return "This reply was interrupted. Regenerate it to get a full answer.";
     case "error":
-      // assistant answers "still starting (loading its model)" until the local model is in memory
-      if (message.errorText && /loading its model|still starting|not ready/i.test(message.errorText))
+      if (model && modelStateOf(message.errorCode)) return waitingNote(model, autoRetry);
+      // An upstream model server (vLLM, llama.cpp behind ASSISTANT_PROVIDER=openai) that says it
+      // is loading: assistant itself is ready, so there is no state to follow, only words.
+      if (message.errorCode === "assistant_error" && message.errorText && /loading its model|loading model/i.test(message.errorText))
         return "The model is still loading. Retry in a moment: the first start can take a minute.";
       return message.errorText ?? "The reply failed.";
     default:
@@ -32,12 +55,14 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase): string |
   }
 }
 
-export function AssistantMessage({ message, live, phase, canRegenerate, onRegenerate }: Props) {
+export function AssistantMessage({ message, live, phase, canRegenerate, onRegenerate, model = null, autoRetry = false }: Props) {
   const waiting = live && message.content === "";
   const longWait = useLongWait(waiting && (phase === "waiting" || phase === "streaming"), 4000);
-  const note = statusNote(message, live, phase);
+  const note = statusNote(message, live, phase, model, autoRetry);
   const streaming = live && message.status === "streaming";
   const failed = !live && (message.status === "error" || message.status === "interrupted");
+  // Waiting for the model is not a fault of this reply: said politely, not as an alert.
+  const forModel = failed && model !== null && modelStateOf(message.errorCode) !== null;
   return (
     <article className={`msg msg-assistant${streaming ? " is-streaming" : ""}`} aria-label="Assistant" data-status={message.status}>
       <div className="avatar" aria-hidden="true">
@@ -62,7 +87,11 @@ export function AssistantMessage({ message, live, phase, canRegenerate, onRegene
           </div>
         )}
         {note ? (
-          <div className={`msg-note note-${failed ? "error" : "info"}`} role={message.status === "error" ? "alert" : undefined}>
+          <div
+            className={`msg-note note-${failed && !forModel ? "error" : "info"}`}
+            role={forModel ? "status" : message.status === "error" ? "alert" : undefined}
+            data-model={forModel ? model : undefined}
+          >
             <span>{note}</span>
             {failed && canRegenerate ? (
               <button type="button" className="button small" onClick={onRegenerate}>

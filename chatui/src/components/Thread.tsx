@@ -1,4 +1,5 @@
 import { useCallback, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode, type WheelEvent } from "react";
+import type { ModelState } from "../api";
 import { isBusy, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { DownIcon } from "./Icons";
@@ -9,12 +10,15 @@ interface Props {
   onEdit: (messageId: string, content: string) => void;
   onRegenerate: () => void;
   empty: ReactNode;
+  /** The model's state for the last reply when it failed waiting for the model. */
+  model?: ModelState | null;
+  autoRetry?: boolean;
 }
 
 /** How close to the bottom still counts as "following the reply". */
 const FOLLOW_SLACK_PX = 48;
 
-export function Thread({ chat, onEdit, onRegenerate, empty }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, empty, model = null, autoRetry = false }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -99,6 +103,8 @@ export function Thread({ chat, onEdit, onRegenerate, empty }: Props) {
                   phase={chat.phase}
                   canRegenerate={!busy && m === last}
                   onRegenerate={onRegenerate}
+                  model={m === last ? model : null}
+                  autoRetry={m === last && autoRetry}
                 />
               ),
             )}
