@@ -180,3 +180,19 @@ describe("regenerate and edit", () => {
     expect(run(s, ev({ type: "start", id: "0", messageId: "a2" }), delta(3, "new")).messages[1]?.content).toBe("new");
   });
 });
+
+describe("a reply refused because the model was not there", () => {
+  it("keeps the error code of a reply that failed while the page followed it", () => {
+    const failed = run(sent(), ev({ type: "error", id: "0", code: "assistant_not_ready", message: "The model is still loading." }));
+    const reply = failed.messages[failed.messages.length - 1];
+    expect(reply).toMatchObject({ status: "error", errorCode: "assistant_not_ready", failedHere: true });
+  });
+
+  it("reads the stored reply's error code after a reload, as not failed on this page", () => {
+    const stored: Message = { ...msg("a1", "assistant", "", "error"), error: { code: "assistant_unavailable", message: "down" } };
+    const loaded = run(initialChat, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), stored] } });
+    const reply = loaded.messages[1];
+    expect(reply).toMatchObject({ errorCode: "assistant_unavailable", errorText: "down" });
+    expect(reply?.failedHere).toBeUndefined();
+  });
+});
