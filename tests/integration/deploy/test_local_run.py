@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import fake_assistant_env
 from tests.integration.deploy.conftest import INDEX_HTML
 from tests.integration.deploy.localrun import (
     LocalRun,
@@ -21,6 +20,7 @@ from tests.integration.deploy.localrun import (
     processes_of,
     start_local_run,
 )
+from tests.support.conversation import assistant_env as fake_assistant_env
 from tests.support.servers import ROOT, Server, free_port, start_fake_upstream, wait_until
 from tests.support.sse import Event, iter_events
 
