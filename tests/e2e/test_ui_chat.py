@@ -525,13 +525,21 @@ def test_scroll_follows_the_reply_unless_scrolled_up(chat: Chat, stack: Stack) -
     assert thread.evaluate(AT_BOTTOM)
 
 
+def client_message_id(request: Request) -> str:
+    """The client_message_id a send request carries in its JSON body."""
+    body = request.post_data_json
+    assert body is not None, "a send request has a body"
+    cid: str = body["client_message_id"]
+    return cid
+
+
 def test_rate_limited_send_can_be_sent_again_once(chat: Chat) -> None:
     chat.open()
     chat.ask("first")
     sent: list[str] = []
 
     def limited(route: Route) -> None:
-        sent.append(route.request.post_data_json["client_message_id"])
+        sent.append(client_message_id(route.request))
         # The answer nginx gives when the address sends too fast.
         body = {"detail": "Too many requests from this address; retry in a moment."}
         route.fulfill(
@@ -551,7 +559,7 @@ def test_rate_limited_send_can_be_sent_again_once(chat: Chat) -> None:
     with chat.page.expect_request(messages) as again:
         notice.get_by_role("button", name="Send again").click()
     # The same client_message_id: had the first try been stored, it would not be stored twice.
-    assert again.value.post_data_json["client_message_id"] == sent[0]
+    assert client_message_id(again.value) == sent[0]
     expect(chat.last_reply.locator(".markdown")).to_have_text(
         "Echo: second", timeout=REPLY_TIMEOUT_MS
     )

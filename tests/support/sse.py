@@ -22,7 +22,9 @@ class Event:
 
 def iter_events(lines: Iterator[str]) -> Iterator[Event]:
     """Parse the SSE wire format (comments and retry lines skipped) into events."""
-    name, data, event_id = "message", [], None
+    name = "message"
+    data: list[str] = []
+    event_id: str | None = None
     for line in lines:
         if line == "":
             if data:

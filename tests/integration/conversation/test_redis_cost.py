@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import pytest
 import redis
@@ -16,6 +17,16 @@ from tests.support.conversation import create_session, send, start_replica, text
 from tests.support.servers import Server, start_fake_upstream, start_redis
 
 TOKENS = 2000
+# What XRANGE returns from a client with decode_responses=True (redis-py types it as bytes | str).
+StreamEntries = list[tuple[str, dict[str, str]]]
+
+
+class Monitor(Protocol):
+    """The part of redis-py's untyped `Redis.monitor()` result this module uses."""
+
+    def __enter__(self) -> Monitor: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def listen(self) -> Iterator[dict[str, object]]: ...
 
 
 @dataclass
@@ -48,7 +59,7 @@ def top_level_commands(db: Server, action: object) -> list[list[str]]:
     ready = threading.Event()
 
     def watch() -> None:
-        with client.monitor() as monitor:
+        with cast(Callable[[], Monitor], client.monitor)() as monitor:
             ready.set()
             for entry in monitor.listen():
                 command = str(entry["command"]).split(" ")
@@ -90,7 +101,7 @@ def test_the_stream_holds_each_piece_of_text_once(bench: Bench) -> None:
     events = send(session, "go")
     reply = events[-1].json()
     db = redis.Redis(port=bench.redis.port, decode_responses=True)
-    entries = db.xrange(f"chat:s:{session.session_id}:r:{reply['id']}")
+    entries = cast(StreamEntries, db.xrange(f"chat:s:{session.session_id}:r:{reply['id']}"))
     texts = [fields["x"] for _, fields in entries if "x" in fields]
     assert "".join(texts) == reply["content"] == text_of(events)
     ends = [int(eid.split("-")[0]) for eid, fields in entries if "x" in fields]

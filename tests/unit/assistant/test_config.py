@@ -8,7 +8,7 @@ from assistant.config import Settings
 
 
 def test_defaults_need_no_configuration() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.assistant_provider == "local"
     assert settings.assistant_api_key is None
 

@@ -23,7 +23,7 @@ def client() -> Iterator[TestClient]:
     settings = Settings(
         assistant_provider="openai",
         openai_base_url="http://127.0.0.1:9/v1",
-        assistant_api_key="k",  # type: ignore[arg-type]
+        assistant_api_key="k",
         assistant_max_messages=3,
         assistant_max_input_chars=100,
         assistant_max_tokens=50,

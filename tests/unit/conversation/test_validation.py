@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from conversation.api.compat import ApiChatIn, ChatIn, split_words
 from conversation.models import (
@@ -35,7 +35,7 @@ FRAME = TypeAdapter[WsFrame](WsFrame)
         (ChatIn, {"session_id": "x"}),
     ],
 )
-def test_bad_bodies_are_rejected(model: type, body: dict[str, object]) -> None:
+def test_bad_bodies_are_rejected(model: type[BaseModel], body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         model.model_validate(body)
 
