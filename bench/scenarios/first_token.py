@@ -18,6 +18,9 @@ from bench.routes import OpenAIRoute, Route, SseRoute, WsRoute, run_batch
 from bench.stats import ms, percentile, summary
 
 STACK = "nginx-sse"  # the browser's path: the figure the targets are about
+# A session's history is part of every turn's context: keep it as short as the direct
+# request's (one message), so only the hops differ. Growth with history is scenario 7.
+PER_SESSION = 4
 
 
 def routes(bench: Bench) -> list[Route]:
@@ -34,13 +37,16 @@ def routes(bench: Bench) -> list[Route]:
 
 
 async def measure(bench: Bench, concurrency: int) -> dict[str, list[Turn]]:
+    """About `ttft_turns` turns per route, in rounds of at most PER_SESSION turns per chat on
+    fresh sessions, the routes taking turns round by round."""
     scale = bench.scale
-    each = max(2, math.ceil(scale.ttft_turns / (scale.ttft_reps * concurrency)))
+    rounds = max(scale.ttft_reps, math.ceil(scale.ttft_turns / (concurrency * PER_SESSION)))
+    each = max(1, math.ceil(scale.ttft_turns / (rounds * concurrency)))
     found: dict[str, list[Turn]] = {}
     all_routes = routes(bench)
     for route in all_routes:  # warm-up: connections, scripts, caches; not counted
         await run_batch(route, concurrency, 1, "warm up")
-    for _ in range(scale.ttft_reps):
+    for _ in range(rounds):
         for route in all_routes:
             found.setdefault(route.name, []).extend(
                 await run_batch(route, concurrency, each, "hello")

@@ -27,6 +27,7 @@ function init(args)
   end
   next_session = 1
   statuses = {}
+  samples = {}
 end
 
 function request()
@@ -42,22 +43,30 @@ end
 function response(status, headers, body)
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1
+  -- The first body of each unexpected status, so a failure says what it was.
+  if status ~= 200 and status ~= 429 and samples[key] == nil then
+    samples[key] = (body or ""):sub(1, 200):gsub('[^%w%s%.,:;_%-%(%)]', '')
+  end
 end
 
 function done(summary, latency, requests)
-  local merged = {}
+  local merged, bodies = {}, {}
   for _, thread in ipairs(threads) do
     local counts = thread:get("statuses")
     for code, n in pairs(counts) do merged[code] = (merged[code] or 0) + n end
+    for code, text in pairs(thread:get("samples")) do bodies[code] = text end
   end
-  local parts = {}
+  local parts, texts = {}, {}
   for code, n in pairs(merged) do table.insert(parts, string.format('"%s":%d', code, n)) end
+  for code, text in pairs(bodies) do
+    table.insert(texts, string.format('"%s":"%s"', code, text:gsub("%s+", " ")))
+  end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"latency_us":{"p50":%d,"p90":%d,"p99":%d,' ..
     '"max":%d,"mean":%.1f},"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,' ..
-    '"timeout":%d},"statuses":{%s}}\n',
+    '"timeout":%d},"statuses":{%s},"samples":{%s}}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.status,
-    e.timeout, table.concat(parts, ",")))
+    e.timeout, table.concat(parts, ","), table.concat(texts, ",")))
 end
