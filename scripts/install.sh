@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the stack needs on Debian/Ubuntu: system packages, a Python venv, the UI build.
-# Idempotent: a second run only checks. `--dev` adds what the tests need (Chromium, test tools).
+# Idempotent: a second run only checks. `--dev` adds what the tests need (Chromium, wrk, test
+# and benchmark tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ want node nodejs
 want npm npm
 # python3 -m venv works already on many machines (pyenv, python.org builds).
 python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
-if [ "$dev" = 1 ]; then want chromium chromium; fi
+if [ "$dev" = 1 ]; then want chromium chromium; want wrk wrk; fi  # wrk: the benchmark's load
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing system packages: ${missing[*]}"
@@ -29,14 +30,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 extras="all"
-[ "$dev" = 1 ] && extras="all,dev"
+[ "$dev" = 1 ] && extras="all,dev,bench"  # the tests run a smoke version of the benchmark
 # `./stack up` runs this every time: pip only runs again when pyproject.toml changed since the
 # last install of these extras (the project itself is installed editable, so code changes
 # need nothing). A dev install covers the plain one.
 stamp_of() { echo ".venv/.installed-${1//,/-}"; }
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$(stamp_of "$extras")" 2>/dev/null)" = "$wanted" ] ||
-  { [ "$dev" = 0 ] && [ "$(cat "$(stamp_of all,dev)" 2>/dev/null)" = "$wanted" ]; }; then
+  { [ "$dev" = 0 ] && [ "$(cat "$(stamp_of all,dev,bench)" 2>/dev/null)" = "$wanted" ]; }; then
   echo "==> Python packages are up to date (.[$extras])"
 else
   echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
