@@ -6,7 +6,9 @@ half the latency per hop that httpx does, and the stack's first-token budget dep
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Literal
 
 import aiohttp
@@ -14,7 +16,6 @@ import orjson
 from pydantic import ValidationError
 
 from common.protocol import (
-    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessage,
     ErrorResponse,
@@ -22,6 +23,8 @@ from common.protocol import (
     Usage,
 )
 from conversation.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class AssistantError(Exception):
@@ -39,8 +42,35 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
         sock_connect=settings.assistant_connect_timeout,
         sock_read=settings.assistant_read_timeout,
     )
-    connector = aiohttp.TCPConnector(limit=settings.assistant_max_connections, keepalive_timeout=60)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
+    # Idle pooled connections are dropped before assistant's server closes them (uvicorn:
+    # 5 s by default): reusing one the server is closing at that moment fails the request.
+    connector = aiohttp.TCPConnector(
+        limit=settings.assistant_max_connections,
+        keepalive_timeout=settings.assistant_keepalive_timeout,
+    )
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_mark_reused)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, raise_for_status=False, trace_configs=[trace]
+    )
+
+
+async def _mark_reused(
+    _: aiohttp.ClientSession,
+    ctx: SimpleNamespace,
+    __: aiohttp.TraceConnectionReuseconnParams,
+) -> None:
+    """Note on the request's probe that it went out on a pooled keep-alive connection."""
+    probe = ctx.trace_request_ctx
+    if isinstance(probe, _Probe):
+        probe.reused = True
+
+
+class _Probe:
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
 
 
 AssistantState = Literal["ready", "loading", "failed", "unreachable"]
@@ -71,7 +101,7 @@ class AssistantClient:
         )
         body = request.model_dump_json(exclude_none=True)
         try:
-            async with self._http.post(self._url, data=body, headers=self._headers) as resp:
+            async with await self._post(body) as resp:
                 if resp.status != 200:
                     raise await _failure(resp)
                 finished = False
@@ -103,6 +133,25 @@ class AssistantClient:
                 "The partial reply is kept; regenerate it when assistant is back.",
             ) from exc
 
+    async def _post(self, body: str) -> aiohttp.ClientResponse:
+        """Send the request; once more if a pooled connection turned out to be closed.
+
+        A keep-alive connection the server closed while it sat idle fails only when used:
+        reset or closed before a single byte of response. Assistant then never read the
+        request, or read it and answered nothing, so nothing was generated and sending it
+        again (on another connection) is safe. Any other failure is the caller's.
+        """
+        probe = _Probe()
+        try:
+            return await self._http.post(
+                self._url, data=body, headers=self._headers, trace_request_ctx=probe
+            )
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not probe.reused or isinstance(exc, aiohttp.ClientConnectorError):
+                raise
+            log.info("pooled connection to assistant was closed (%r); sending again", exc)
+        return await self._http.post(self._url, data=body, headers=self._headers)
+
     async def readiness(self) -> AssistantState:
         """Assistant's `/health/ready`: whether it can write a reply now, and if not, why."""
         try:
@@ -122,25 +171,53 @@ class AssistantClient:
         return "unreachable"
 
 
+def _unreadable(reason: object) -> AssistantError:
+    return AssistantError(
+        "assistant_protocol", f"The assistant service sent an unreadable chunk: {reason}"
+    )
+
+
 def _parse_chunk(payload: bytes) -> list[str | Usage]:
+    """A chunk's text deltas, then its usage if it carries one.
+
+    Plain orjson and dict look-ups, not pydantic: validating every chunk as a model was ~11%
+    of conversation's streaming CPU. Only what is used is checked (choices[].delta.content,
+    usage); anything else malformed is still an `assistant_protocol` error, never a crash.
+    Error and usage chunks come once per reply, so they keep their pydantic models.
+    """
     try:
         data = orjson.loads(payload)
-        if "error" in data:
+    except orjson.JSONDecodeError as exc:
+        raise _unreadable(exc) from exc
+    if not isinstance(data, dict):
+        raise _unreadable("not a JSON object")
+    if "error" in data:
+        try:
             err = ErrorResponse.model_validate(data).error
-            raise AssistantError(
-                err.code or "assistant_error", f"The model failed mid-reply: {err.message}"
-            )
-        chunk = ChatCompletionChunk.model_validate(data)
-    except (orjson.JSONDecodeError, ValidationError) as exc:
+        except ValidationError as exc:
+            raise _unreadable(exc) from exc
         raise AssistantError(
-            "assistant_protocol", f"The assistant service sent an unreadable chunk: {exc}"
-        ) from exc
+            err.code or "assistant_error", f"The model failed mid-reply: {err.message}"
+        )
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise _unreadable("no choices list")
     out: list[str | Usage] = []
-    for choice in chunk.choices:
-        if choice.delta.content:
-            out.append(choice.delta.content)
-    if chunk.usage is not None:
-        out.append(chunk.usage)
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            raise _unreadable("a choice without a delta object")
+        content = delta.get("content")
+        if content:
+            if not isinstance(content, str):
+                raise _unreadable("a delta whose content is not text")
+            out.append(content)
+    usage = data.get("usage")
+    if usage is not None:
+        try:
+            out.append(Usage.model_validate(usage))
+        except ValidationError as exc:
+            raise _unreadable(exc) from exc
     return out
 
 

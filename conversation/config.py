@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     assistant_read_timeout: float = Field(default=120.0, gt=0)
     reply_max_tokens: int | None = Field(default=None, ge=1)
     assistant_max_connections: int = Field(default=1024, ge=1)
+    # Seconds an idle pooled connection to assistant is kept: below its server's idle
+    # timeout (uvicorn's --timeout-keep-alive, 5 s by default), so conversation never reuses
+    # one the server is closing. (A request that meets one anyway is sent again once.)
+    assistant_keepalive_timeout: float = Field(default=4.0, gt=0)
+    # Replies this process writes at once; one more is refused at once with 503 + Retry-After
+    # instead of queueing. The default matches the pool above: past it a turn would only wait
+    # for a free connection to assistant.
+    max_active_generations: int = Field(default=1024, ge=1)
 
     session_ttl: int = Field(default=7 * 24 * 3600, ge=1)
     max_message_chars: int = Field(default=8000, ge=1)
@@ -31,6 +39,9 @@ class Settings(BaseSettings):
 
     stream_retention: int = Field(default=600, ge=1)
     stream_flush_ms: int = Field(default=50, ge=1)
+    # While no one tails the stream from Redis (clients on the writing replica get every
+    # token from memory), writes are this far apart: fewer, larger writes, same resume.
+    stream_unwatched_flush_ms: int = Field(default=250, ge=1)
     heartbeat_interval: float = Field(default=15.0, gt=0)
     generation_lease: float = Field(default=5.0, gt=0)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel
 
 from conversation.models import (
-    DeltaEvent,
     DoneEvent,
     ErrorEvent,
     Message,
@@ -65,7 +65,8 @@ def start_event(message_id: str) -> Event:
 
 
 def delta_event(text: str, end_offset: int) -> Event:
-    return _event("delta", end_offset, DeltaEvent(text=text))
+    # One per token: orjson on a dict, not a model's model_dump_json (same bytes, less CPU).
+    return Event("delta", end_offset, orjson.dumps({"text": text}))
 
 
 def error_event(code: str, message: str, offset: int) -> Event:

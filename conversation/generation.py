@@ -146,9 +146,25 @@ class Generation:
         self.subscribers.clear()
 
     async def _flush_loop(self) -> None:
-        """Append new text to the Redis Stream at most once per interval; renew the lease."""
-        interval = self.hub.settings.stream_flush_ms / 1000
-        renew_every = self.hub.settings.generation_lease / 3
+        """Append new text to the Redis Stream at most once per interval; renew the lease.
+
+        The interval is STREAM_FLUSH_MS while a client elsewhere tails the stream (a resume
+        on another replica, a cancel waiting for the end), else STREAM_UNWATCHED_FLUSH_MS:
+        each write's envelope costs Redis ~10x the text of a 50 ms batch, and nobody reads
+        the stream but such a client, a history read mid-reply, or the recovery of a dead
+        writer (which then keeps up to that interval's text less).
+        """
+        settings = self.hub.settings
+        watched_interval = settings.stream_flush_ms / 1000
+        unwatched_ms = max(settings.stream_unwatched_flush_ms, settings.stream_flush_ms)
+        unwatched_interval = unwatched_ms / 1000
+        # What the store sets: a stream never outlives its session.
+        refresh_expire = min(settings.stream_retention, settings.session_ttl) / 2
+        renew_every = settings.generation_lease / 3
+        loop = asyncio.get_running_loop()
+        # The stream's expiry is sent with the first text, then again each half retention
+        # (a reply may stream longer than STREAM_RETENTION), not with every write.
+        watched, expire_due = False, loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(renew_every):
@@ -158,15 +174,18 @@ class Generation:
             self._dirty.clear()
             text, end = "".join(self._unflushed), self.length
             self._unflushed.clear()
+            expire = bool(text) and loop.time() >= expire_due
             try:
-                await self.hub.store.flush(self.session_id, self.id, end, text)
+                watched = await self.hub.store.flush(self.session_id, self.id, end, text, expire)
                 self._flushed = end
+                if expire:
+                    expire_due = loop.time() + refresh_expire
             except RedisError:
                 # The text stays in memory; the final write carries whatever was not stored.
                 self._unflushed.insert(0, text)
                 log.warning("stream write for reply %s failed", self.id, exc_info=True)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(watched_interval if watched else unwatched_interval):
                     await self._closing.wait()
             if self._closing.is_set():
                 return
@@ -184,10 +203,30 @@ class Hub:
         self.settings = settings
         self._active: dict[tuple[str, str], Generation] = {}
         self._background: list[asyncio.Task[None]] = []
+        # Slots taken: generations running plus turns admitted but not started yet (their
+        # Redis round trip is in flight). Counted before that await, so a burst cannot
+        # overshoot MAX_ACTIVE_GENERATIONS.
+        self._slots = 0
+
+    @property
+    def full(self) -> bool:
+        return self._slots >= self.settings.max_active_generations
+
+    def reserve(self) -> bool:
+        """Take a slot for a turn about to start, or False when this replica is full."""
+        if self.full:
+            return False
+        self._slots += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a reserved slot whose turn did not start a generation."""
+        self._slots -= 1
 
     def start(
         self, session_id: str, reply: StoredMessage, context: list[ChatMessage]
     ) -> Generation:
+        """Start a generation in a slot taken with `reserve()`; the slot ends with it."""
         gen = Generation(self, session_id, reply, context)
         key = (session_id, reply.id)
         self._active[key] = gen
@@ -197,6 +236,7 @@ class Hub:
                 await gen.run()
             finally:
                 self._active.pop(key, None)
+                self._slots -= 1
 
         gen.task = asyncio.create_task(run(), name=f"reply-{reply.id}")
         return gen

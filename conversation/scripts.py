@@ -6,7 +6,8 @@ HSETNX, stream entries carry explicit ids (a repeated XADD fails harmlessly), an
 turn start recognises its own generation lock.
 
 Keys of session P: P (meta hash), P:m (message id -> JSON), P:o (message ids in order),
-P:x (idempotency index), P:g (generation lock, value = reply id), P:r:<reply id> (reply stream).
+P:x (idempotency index), P:g (generation lock, value = reply id), P:r:<reply id> (reply stream),
+P:r:<reply id>:w (someone tails that stream from Redis; expires on its own).
 """
 
 from __future__ import annotations
@@ -143,15 +144,19 @@ return out
 """
 )
 
-# ARGV: P, reply_id, entry_id, text, retention, lease_ms
+# ARGV: P, reply_id, end_offset, text, retention ('' once set), lease_ms. The arguments are
+# the whole cost of a write (Redis counts ~190 bytes for ~15 characters of text), so the
+# entry id is built here and the retention is sent only with the first write. Returns 1
+# when a reader elsewhere tails the stream (P:r:<reply_id>:w, set by readers), else 0.
 FLUSH = r"""
 local P, mid = ARGV[1], ARGV[2]
 local S = P..':r:'..mid
 if ARGV[4] ~= '' then
-  redis.pcall('XADD', S, ARGV[3], 'x', ARGV[4])
-  redis.call('EXPIRE', S, ARGV[5])
+  redis.pcall('XADD', S, ARGV[3]..'-0', 'x', ARGV[4])
+  if ARGV[5] ~= '' then redis.call('EXPIRE', S, ARGV[5]) end
 end
 if redis.call('GET', P..':g') == mid then redis.call('PEXPIRE', P..':g', ARGV[6]) end
+return redis.call('EXISTS', S..':w')
 """
 
 # ARGV: P, reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention

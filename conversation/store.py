@@ -182,7 +182,7 @@ class Store:
         live = cast(str | None, await self.redis.hget(key, "live"))
         keys = [*self._session_keys(sid), f"{key}:g", self.token_key(meta.token_hash)]
         if live:
-            keys.append(self.stream_key(sid, live))
+            keys += [self.stream_key(sid, live), f"{self.stream_key(sid, live)}:w"]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(*keys)
             if meta.owner:
@@ -272,17 +272,20 @@ class Store:
             return TurnRefused(reason=cast(Literal["empty", "not_last"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
 
-    async def flush(self, sid: str, mid: str, end: int, text: str) -> None:
+    async def flush(self, sid: str, mid: str, end: int, text: str, expire: bool = True) -> bool:
+        """Append text ending at offset `end` to the reply's stream and renew the lease;
+        `expire`: (re)set the stream's retention (always with its first entry). True when a
+        reader elsewhere is tailing the stream."""
         s = self.settings
         args: list[ScriptArg] = [
             self.session_key(sid),
             mid,
-            f"{end}-0",
+            end,
             text,
-            self._retention,
+            self._retention if expire else "",
             int(s.generation_lease * 1000),
         ]
-        await self._flush(args=args)
+        return bool(await self._flush(args=args))
 
     async def finish(self, sid: str, reply: StoredMessage, flushed: int) -> None:
         """Store the finished reply, end its stream and release the session's generation."""
@@ -311,8 +314,14 @@ class Store:
         return None if raw is None else _message(raw)
 
     async def read_stream(self, sid: str, mid: str, after: str, block_ms: int) -> list[StreamEntry]:
+        """New entries after `after`, waiting up to `block_ms`; tells the writer someone is
+        tailing (it then writes every STREAM_FLUSH_MS instead of STREAM_UNWATCHED_FLUSH_MS)."""
         key = self.stream_key(sid, mid)
-        reply: Any = await self.redis.xread({key: after}, count=1000, block=block_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # Outlives the wait below with room to spare; gone soon after the reader leaves.
+            pipe.set(f"{key}:w", 1, px=2 * block_ms + 1000)
+            pipe.xread({key: after}, count=1000, block=block_ms)
+            reply: Any = (await pipe.execute())[1]
         if not reply:
             return []
         # RESP2 gives [[key, entries]], RESP3 {key: [entries]}.

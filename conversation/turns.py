@@ -60,6 +60,20 @@ def _refusal(meta: SessionMeta, refused: TurnRefused) -> HTTPException:
     return not_found()
 
 
+# Seconds a client refused for overload is asked to wait: replies take seconds, so a slot
+# is likely free by then.
+RETRY_AFTER = 1
+
+
+def overloaded() -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "This server is writing as many replies as it can right now; your message was not "
+        f"saved. Send it again in {RETRY_AFTER} s.",
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
+
+
 class Turns:
     def __init__(self, store: Store, hub: Hub, settings: Settings) -> None:
         self.store = store
@@ -81,6 +95,23 @@ class Turns:
     async def _begin(
         self, meta: SessionMeta, mode: TurnMode, user: StoredMessage, client_message_id: str | None
     ) -> Turn:
+        # Refused before anything is stored: a full replica answers at once and loses
+        # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
+        # of queueing the turn behind the others until the client times out.
+        if not self.hub.reserve():
+            raise overloaded()
+        started = False
+        try:
+            turn, started = await self._begin_reserved(meta, mode, user, client_message_id)
+        finally:
+            if not started:
+                self.hub.release()
+        return turn
+
+    async def _begin_reserved(
+        self, meta: SessionMeta, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+    ) -> tuple[Turn, bool]:
+        """The turn, and whether it started a generation (which then holds the slot)."""
         reply = new_message("assistant", "", "streaming")
         budget = self.settings.context_token_budget - estimate_tokens(meta.system_prompt)
         outcome = await self.store.begin_turn(
@@ -91,9 +122,9 @@ class Turns:
         if isinstance(outcome, TurnDuplicate):
             first = [user_event(outcome.user.public())]
             if outcome.reply is None:
-                return Turn("", first, None)
+                return Turn("", first, None), False
             replay = await self.resume(meta, outcome.reply.id, None)
-            return Turn(replay.reply_id, first + replay.first, replay.events)
+            return Turn(replay.reply_id, first + replay.first, replay.events), False
         history = [ChatMessage(role=m.role, content=m.content) for m in outcome.context]
         if meta.system_prompt:
             history.insert(0, ChatMessage(role="system", content=meta.system_prompt))
@@ -101,7 +132,7 @@ class Turns:
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(0)
         first = [] if mode == "regenerate" else [user_event(outcome.user.public())]
-        return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox))
+        return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox)), True
 
     async def resume(self, meta: SessionMeta, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""

@@ -22,7 +22,7 @@ from conversation.auth import authorize, bearer_token
 from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
 from conversation.events import Event
 from conversation.store import SessionMeta, Store
-from conversation.turns import Turns, final_event
+from conversation.turns import Turns, final_event, overloaded
 
 router = APIRouter(tags=["tutorials"])
 
@@ -142,6 +142,10 @@ async def chat_turn(
     token: str | None = None
     if body.session_id:
         meta = await authorize(request, body.session_id, store, settings, bearer_token(request))
+    elif turns.hub.full:
+        # Checked before creating the session the turn would have gone into (the turn
+        # itself re-checks): a refused turn leaves nothing behind.
+        raise overloaded()
     else:
         meta, token = await store.create_session("Chat", "", "")
     ok, reply = await _reply(turns, meta, body.message)

@@ -22,7 +22,7 @@ from conversation.turns import Turn, Turns
 router = APIRouter(tags=["websocket"])
 
 FRAME = TypeAdapter[WsFrame](WsFrame)
-CODES = {404: "not_found", 409: "conflict", 422: "invalid"}
+CODES = {404: "not_found", 409: "conflict", 422: "invalid", 503: "overloaded"}
 
 
 async def pump(ws: WebSocket, turn: Turn) -> None:

@@ -7,6 +7,7 @@ behind two conversation replicas sharing one Redis (resume and cancel across rep
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,22 +44,27 @@ def redis_server() -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def fast(redis_server: Server) -> Iterator[Fast]:
+@contextlib.contextmanager
+def echo_stack(redis: Server, **conversation_env: str) -> Iterator[Fast]:
+    """An echoing fake model behind assistant behind one conversation with these settings."""
     started: list[Server] = []
     try:
         upstream = start_fake_upstream()
         started.append(upstream)
         assistant = start_assistant_for(upstream)
         started.append(assistant)
-        conversation = start_replica(
-            redis_server, assistant.url, CONTEXT_TOKEN_BUDGET="64", CONTEXT_MAX_MESSAGES="5"
-        )
+        conversation = start_replica(redis, assistant.url, **conversation_env)
         started.append(conversation)
-        yield Fast(redis_server, upstream, assistant, conversation)
+        yield Fast(redis, upstream, assistant, conversation)
     finally:
         for server in reversed(started):
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def fast(redis_server: Server) -> Iterator[Fast]:
+    with echo_stack(redis_server, CONTEXT_TOKEN_BUDGET="64", CONTEXT_MAX_MESSAGES="5") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

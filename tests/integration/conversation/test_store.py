@@ -85,3 +85,23 @@ async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Stor
     assert lost is not None and (lost.status, lost.content) == ("interrupted", "abc")
     last = await store.redis.xrevrange(store.stream_key(sid, reply.id), count=1)
     assert last == [("3-1", {"k": "interrupted"})]
+
+
+async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> None:
+    meta, _ = await store.create_session("n", "", "")
+    sid = meta.session_id
+    reply = new_message("assistant", "", "streaming")
+    user = new_message("user", "hi", "complete")
+    assert isinstance(await store.begin_turn(sid, "message", user, reply, None, 100), TurnStarted)
+    assert await store.flush(sid, reply.id, 2, "he") is False
+    key = store.stream_key(sid, reply.id)
+    assert 0 < await store.redis.ttl(key) <= store.settings.stream_retention
+    # A later write without the retention keeps the stream's expiry.
+    assert await store.flush(sid, reply.id, 3, "l", expire=False) is False
+    assert await store.redis.ttl(key) > 0
+    # A reader elsewhere tails it: the next write says so, and the writer speeds up.
+    assert await store.read_stream(sid, reply.id, "0-0", 1) == [
+        ("2-0", {"x": "he"}),
+        ("3-0", {"x": "l"}),
+    ]
+    assert await store.flush(sid, reply.id, 3, "", expire=False) is True
