@@ -78,9 +78,15 @@ def start_local_assistant(**env: str) -> Server:
     return start("assistant-local", cmd, port, ready, settings, timeout=180)
 
 
+# conversation's own flags in the Procfile (keep-alive above nginx's, no permessage-deflate).
+CONVERSATION_FLAGS = ["--timeout-keep-alive", "75", "--ws-per-message-deflate", "false"]
+
+
 def start_conversation_service(redis: Server, assistant_url: str, workers: int = 0) -> Server:
     port = free_port()
     cmd = service_cmd("conversation.app:create_app", port, workers)
+    if not workers:
+        cmd += CONVERSATION_FLAGS
     env = conversation_env(redis, assistant_url, **CONVERSATION_SETTINGS)
     return start("conversation", cmd, port, http_ok(f"http://127.0.0.1:{port}/api/health"), env)
 
