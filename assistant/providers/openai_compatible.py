@@ -61,6 +61,27 @@ def error_message(body: object, fallback: str) -> str:
     return fallback
 
 
+async def lines_of(response: httpx2.Response) -> AsyncGenerator[bytes, None]:
+    """The body's lines as bytes (an unterminated last one included), orjson's input as is.
+
+    httpx2's `aiter_lines` stacks two more generators per read, decodes to `str` and splits
+    with `str.splitlines`, which also breaks on U+2028, U+0085 and other characters a JSON
+    string may hold raw. Server-sent events are UTF-8 and end lines only with CR, LF or
+    CRLF: exactly what `bytes.splitlines` splits on. A CRLF cut between two reads yields an
+    extra empty line, which means nothing to the caller (it reads only `data:` lines).
+    """
+    pending = b""
+    async for data in response.aiter_bytes():
+        if not data:
+            continue
+        lines = (pending + data).splitlines() if pending else data.splitlines()
+        pending = b"" if data.endswith((b"\n", b"\r")) else lines.pop()
+        for line in lines:
+            yield line
+    if pending:
+        yield pending
+
+
 class OpenAIProvider(Provider):
     name = "openai"
 
@@ -153,14 +174,14 @@ class OpenAIProvider(Provider):
             )
             try:
                 done = False
-                async for line in response.aiter_lines():
+                async for line in lines_of(response):
                     # Read on to the end of the body after [DONE] (servers end it right
                     # there): leaving it unread makes the pool close the connection, so
                     # every request would open a new one (TCP, and TLS for a remote API).
-                    if done or not line.startswith("data:"):
+                    if done or not line.startswith(b"data:"):
                         continue
                     payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if payload == b"[DONE]":
                         done = True
                         continue
                     chunk = orjson.loads(payload)
