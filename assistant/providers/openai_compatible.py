@@ -165,9 +165,11 @@ class OpenAIProvider(Provider):
             # history) on messages our API has already validated. Authentication (the same
             # `security` create passes), timeouts, retries and status errors are still the
             # client's; `cast_to=httpx2.Response` hands back the open response to read raw.
+            # The body goes as `content` (sent as JSON, the client's default content type)
+            # encoded by orjson: the client's json.dumps takes ~0.5 us per message, orjson 1/20.
             response = await self._client.post(
                 "/chat/completions",
-                body=body,
+                content=orjson.dumps(body),
                 cast_to=httpx2.Response,
                 options={"security": {"bearer_auth": True}},
                 stream=True,
