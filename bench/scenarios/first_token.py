@@ -90,7 +90,7 @@ async def run(bench: Bench) -> Outcome:
     first = levels[str(low)]
     assert isinstance(first, dict)
     errors = sum(
-        int(r["errors"])  # type: ignore[call-overload]
+        int(r["errors"])
         for level in levels.values()
         if isinstance(level, dict)
         for r in level["routes"].values()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import time
+from typing import Any
 
 from assistant.config import Settings
 from assistant.providers.local import LocalProvider
@@ -89,7 +90,7 @@ async def run(bench: Bench) -> Outcome:
     finally:
         server.stop()
         await provider.close()
-    figures = {
+    figures: dict[str, dict[str, Any]] = {
         name: {
             "ttft_ms": summary([ms(t.ttft) for t in turns]),
             "tokens_per_s": [round(rate(t), 1) for t in turns],

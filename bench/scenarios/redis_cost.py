@@ -45,7 +45,8 @@ class Monitor:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
-        with self.client.monitor() as monitor:
+        # redis-py leaves monitor() unannotated.
+        with self.client.monitor() as monitor:  # type: ignore[no-untyped-call]
             self._ready.set()
             for entry in monitor.listen():
                 command = str(entry["command"]).split(" ")
