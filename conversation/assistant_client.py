@@ -1,20 +1,20 @@
 """The call to assistant: one OpenAI-style streaming chat completion per reply.
 
-aiohttp's client, one pooled keep-alive session for the process: measured, it adds about
-half the latency per hop that httpx does, and the stack's first-token budget depends on it.
+Over `common.http`'s pooled aiohttp session. Text comes out a read at a time (see
+`common.sse`), so a reply that piled up while this process was busy moves on in one piece.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Literal
 
 import aiohttp
 import orjson
 from pydantic import ValidationError
 
+from common.http import pooled_session, post
 from common.protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -22,6 +22,7 @@ from common.protocol import (
     StreamOptions,
     Usage,
 )
+from common.sse import data_payload, line_batches
 from conversation.config import Settings
 
 log = logging.getLogger(__name__)
@@ -37,40 +38,12 @@ class AssistantError(Exception):
 
 
 def create_http_session(settings: Settings) -> aiohttp.ClientSession:
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=settings.assistant_connect_timeout,
-        sock_read=settings.assistant_read_timeout,
-    )
-    # Idle pooled connections are dropped before assistant's server closes them (uvicorn:
-    # 5 s by default): reusing one the server is closing at that moment fails the request.
-    connector = aiohttp.TCPConnector(
-        limit=settings.assistant_max_connections,
+    return pooled_session(
+        connect_timeout=settings.assistant_connect_timeout,
+        read_timeout=settings.assistant_read_timeout,
+        max_connections=settings.assistant_max_connections,
         keepalive_timeout=settings.assistant_keepalive_timeout,
     )
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_reuseconn.append(_mark_reused)
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, raise_for_status=False, trace_configs=[trace]
-    )
-
-
-async def _mark_reused(
-    _: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    __: aiohttp.TraceConnectionReuseconnParams,
-) -> None:
-    """Note on the request's probe that it went out on a pooled keep-alive connection."""
-    probe = ctx.trace_request_ctx
-    if isinstance(probe, _Probe):
-        probe.reused = True
-
-
-class _Probe:
-    __slots__ = ("reused",)
-
-    def __init__(self) -> None:
-        self.reused = False
 
 
 AssistantState = Literal["ready", "loading", "failed", "unreachable"]
@@ -90,8 +63,9 @@ class AssistantClient:
         if settings.assistant_api_key:
             self._headers["Authorization"] = f"Bearer {settings.assistant_api_key}"
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[str | Usage]:
-        """Yield the reply's text deltas as they arrive, then its usage if reported."""
+    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | Usage]:
+        """Yield the reply's text deltas as they arrive (those read together, together),
+        then its usage if reported."""
         request = ChatCompletionRequest(
             messages=messages,
             model=self._model,
@@ -101,19 +75,27 @@ class AssistantClient:
         )
         body = request.model_dump_json(exclude_none=True)
         try:
-            async with await self._post(body) as resp:
+            async with await post(self._http, self._url, body, self._headers) as resp:
                 if resp.status != 200:
                     raise await _failure(resp)
                 finished = False
-                async for line in resp.content:
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        finished = True
+                async for lines in line_batches(resp.content.iter_any()):
+                    texts: list[str] = []
+                    usage: Usage | None = None
+                    for line in lines:
+                        payload = data_payload(line)
+                        if payload is None:
+                            continue
+                        if payload == b"[DONE]":
+                            finished = True
+                            break
+                        usage = _parse_chunk(payload, texts) or usage
+                    if texts:
+                        yield texts
+                    if usage is not None:
+                        yield usage
+                    if finished:
                         break
-                    for item in _parse_chunk(payload):
-                        yield item
                 if not finished:
                     raise AssistantError(
                         "assistant_disconnected",
@@ -132,25 +114,6 @@ class AssistantClient:
                 f"The connection to the assistant service failed mid-reply ({exc!r}). "
                 "The partial reply is kept; regenerate it when assistant is back.",
             ) from exc
-
-    async def _post(self, body: str) -> aiohttp.ClientResponse:
-        """Send the request; once more if a pooled connection turned out to be closed.
-
-        A keep-alive connection the server closed while it sat idle fails only when used:
-        reset or closed before a single byte of response. Assistant then never read the
-        request, or read it and answered nothing, so nothing was generated and sending it
-        again (on another connection) is safe. Any other failure is the caller's.
-        """
-        probe = _Probe()
-        try:
-            return await self._http.post(
-                self._url, data=body, headers=self._headers, trace_request_ctx=probe
-            )
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if not probe.reused or isinstance(exc, aiohttp.ClientConnectorError):
-                raise
-            log.info("pooled connection to assistant was closed (%r); sending again", exc)
-        return await self._http.post(self._url, data=body, headers=self._headers)
 
     async def readiness(self) -> AssistantState:
         """Assistant's `/health/ready`: whether it can write a reply now, and if not, why."""
@@ -177,8 +140,8 @@ def _unreadable(reason: object) -> AssistantError:
     )
 
 
-def _parse_chunk(payload: bytes) -> list[str | Usage]:
-    """A chunk's text deltas, then its usage if it carries one.
+def _parse_chunk(payload: bytes, texts: list[str]) -> Usage | None:
+    """Append a chunk's text deltas to `texts`; return its usage if it carries one.
 
     Plain orjson and dict look-ups, not pydantic: validating every chunk as a model was ~11%
     of conversation's streaming CPU. Only what is used is checked (choices[].delta.content,
@@ -202,7 +165,6 @@ def _parse_chunk(payload: bytes) -> list[str | Usage]:
     choices = data.get("choices")
     if not isinstance(choices, list):
         raise _unreadable("no choices list")
-    out: list[str | Usage] = []
     for choice in choices:
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
@@ -211,14 +173,14 @@ def _parse_chunk(payload: bytes) -> list[str | Usage]:
         if content:
             if not isinstance(content, str):
                 raise _unreadable("a delta whose content is not text")
-            out.append(content)
+            texts.append(content)
     usage = data.get("usage")
-    if usage is not None:
-        try:
-            out.append(Usage.model_validate(usage))
-        except ValidationError as exc:
-            raise _unreadable(exc) from exc
-    return out
+    if usage is None:
+        return None
+    try:
+        return Usage.model_validate(usage)
+    except ValidationError as exc:
+        raise _unreadable(exc) from exc
 
 
 async def _failure(resp: aiohttp.ClientResponse) -> AssistantError:

@@ -85,11 +85,13 @@ class Generation:
         for outbox in self.subscribers:
             outbox.put_nowait(event)
 
-    def _on_delta(self, text: str) -> None:
-        self.parts.append(text)
-        self._unflushed.append(text)
-        self.length += len(text)
-        self._publish(delta_event(text, self.length))
+    def _on_deltas(self, texts: list[str]) -> None:
+        """Texts read together from assistant: each still its own event, with its offset."""
+        self.parts.extend(texts)
+        self._unflushed.extend(texts)
+        for text in texts:
+            self.length += len(text)
+            self._publish(delta_event(text, self.length))
         self._dirty.set()
 
     async def run(self) -> None:
@@ -99,8 +101,8 @@ class Generation:
         status: str = "complete"
         try:
             async for item in self.hub.assistant.stream(self.context):
-                if isinstance(item, str):
-                    self._on_delta(item)
+                if isinstance(item, list):
+                    self._on_deltas(item)
                 else:
                     usage = item
         except asyncio.CancelledError:
@@ -286,13 +288,25 @@ class Hub:
                 await asyncio.sleep(1)  # back off before reconnecting to a failing Redis
 
 
-async def outbox_events(gen: Generation, outbox: Outbox) -> AsyncIterator[Event | None]:
-    """Drain a subscriber's queue until the reply's terminal event."""
+async def outbox_events(gen: Generation, outbox: Outbox) -> AsyncIterator[list[Event] | None]:
+    """Drain a subscriber's queue until the reply's terminal event.
+
+    Whatever has piled up in the queue (its client was slower than the reply for a moment)
+    comes out as one batch, which the client's connection sends in one write.
+    """
     try:
         while True:
             event = await outbox.get()
-            yield event
-            if event is not None and event.terminal:
+            if event is None:
+                yield None
+                continue
+            batch = [event]
+            while not batch[-1].terminal and not outbox.empty():
+                waiting = outbox.get_nowait()
+                if waiting is not None:  # a heartbeat behind events has nothing to add
+                    batch.append(waiting)
+            yield batch
+            if batch[-1].terminal:
                 return
     finally:
         gen.unsubscribe(outbox)

@@ -14,7 +14,8 @@ from conversation.generation import Generation, outbox_events
 from conversation.models import StoredMessage
 from conversation.store import Store
 
-Events = AsyncIterator[Event | None]
+# Events come in batches (those ready at once go out in one write); None is a heartbeat.
+Events = AsyncIterator[list[Event] | None]
 
 GONE = (
     "not_found",
@@ -28,9 +29,8 @@ def from_generation(gen: Generation, offset: int) -> Events:
 
 async def from_history(message: StoredMessage, offset: int) -> Events:
     rest = message.content[offset:]
-    if rest:
-        yield delta_event(rest, len(message.content))
-    yield terminal_event(message)
+    end = terminal_event(message)
+    yield [delta_event(rest, len(message.content)), end] if rest else [end]
 
 
 async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: int) -> Events:
@@ -42,7 +42,7 @@ async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: in
             yield None
             message = await store.check_live(sid, mid)
             if message is None:
-                yield error_event(*GONE, pos)
+                yield [error_event(*GONE, pos)]
                 return
             if message.status != "streaming":
                 # Finished (or just marked interrupted): the history has the whole text.
@@ -50,27 +50,33 @@ async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: in
                     yield event
                 return
             continue
+        deltas: list[Event] = []
         for entry_id, fields in entries:
             after = entry_id
             if "x" in fields:
                 text, end = fields["x"], int(entry_id.partition("-")[0])
                 if end > pos:
                     # Entries can overlap what the client has: send only the new tail.
-                    yield delta_event(text[max(len(text) - (end - pos), 0) :], end)
+                    deltas.append(delta_event(text[max(len(text) - (end - pos), 0) :], end))
                     pos = end
             else:
+                if deltas:
+                    yield deltas
                 message = await store.get_message(sid, mid)
                 if message is None:
-                    yield error_event(*GONE, pos)
+                    yield [error_event(*GONE, pos)]
                 else:
-                    async for event in from_history(message, pos):
-                        yield event
+                    async for batch in from_history(message, pos):
+                        yield batch
                 return
+        if deltas:
+            yield deltas
 
 
 async def sse_body(first: list[Event], events: Events | None) -> AsyncIterator[bytes]:
-    for event in first:
-        yield event.sse()
+    """The turn's events as server-sent events: each batch in one write."""
+    if first:
+        yield b"".join(event.sse() for event in first)
     if events is not None:
-        async for item in events:
-            yield HEARTBEAT if item is None else item.sse()
+        async for batch in events:
+            yield HEARTBEAT if batch is None else b"".join(event.sse() for event in batch)

@@ -169,8 +169,8 @@ class Turns:
         # The writer ends the stream when it has stopped; a dead writer is detected instead.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.generation_lease * 3):
-                async for event in from_redis(self.store, sid, message_id, 0, self._block_ms):
-                    if event is not None and event.terminal:
+                async for batch in from_redis(self.store, sid, message_id, 0, self._block_ms):
+                    if batch and batch[-1].terminal:
                         break
         return await self._reply(meta, message_id)
 
@@ -178,7 +178,7 @@ class Turns:
 async def final_event(turn: Turn) -> Event | None:
     """Wait for a turn to end and return its `done` or `error` event."""
     if turn.events is not None:
-        async for event in turn.events:
-            if event is not None and event.terminal:
-                return event
+        async for batch in turn.events:
+            if batch and batch[-1].terminal:
+                return batch[-1]
     return None

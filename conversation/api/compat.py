@@ -166,8 +166,8 @@ async def _words(assistant: AssistantDep, text: str) -> AsyncIterator[bytes]:
     pending = ""
     try:
         async for item in assistant.stream([ChatMessage(role="user", content=text)]):
-            if isinstance(item, str):
-                words, pending = split_words(pending + item)
+            if isinstance(item, list):
+                words, pending = split_words(pending + "".join(item))
                 for word in words:
                     yield b"data: " + word.encode() + b"\n\n"
     except AssistantError as exc:

@@ -29,9 +29,10 @@ async def pump(ws: WebSocket, turn: Turn) -> None:
     for event in turn.first:
         await ws.send_text(event.ws())
     if turn.events is not None:
-        async for item in turn.events:
-            if item is not None:  # the WebSocket server pings idle connections itself
-                await ws.send_text(item.ws())
+        async for batch in turn.events:
+            # None is a heartbeat: the WebSocket server pings idle connections itself.
+            for event in batch or ():
+                await ws.send_text(event.ws())
 
 
 async def send_error(ws: WebSocket, code: str, message: str) -> None:

@@ -63,7 +63,7 @@ async def serve(drop: Callable[[int, int], bool]) -> AsyncIterator[tuple[FakeAss
         yield fake, f"http://127.0.0.1:{port}"
 
 
-async def reply(client: AssistantClient) -> list[str | Usage]:
+async def reply(client: AssistantClient) -> list[list[str] | Usage]:
     return [item async for item in client.stream([ChatMessage(role="user", content="x")])]
 
 
@@ -73,8 +73,8 @@ async def test_a_reused_connection_closed_unanswered_is_sent_again() -> None:
         settings = Settings(assistant_url=url)
         async with create_http_session(settings) as http:
             client = AssistantClient(http, settings)
-            assert await reply(client) == ["hi"]
-            assert await reply(client) == ["hi"]
+            assert await reply(client) == [["hi"]]
+            assert await reply(client) == [["hi"]]
         assert fake.requests == [(1, 1), (1, 2), (2, 1)]
 
 

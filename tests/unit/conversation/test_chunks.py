@@ -6,7 +6,15 @@ import orjson
 import pytest
 
 from common.protocol import Usage
-from conversation.assistant_client import AssistantError, _parse_chunk
+from conversation.assistant_client import AssistantError
+from conversation.assistant_client import _parse_chunk as parse_into
+
+
+def _parse_chunk(payload: bytes) -> list[str | Usage]:
+    """The chunk's texts, then its usage if any."""
+    texts: list[str] = []
+    usage = parse_into(payload, texts)
+    return [*texts, usage] if usage is not None else list(texts)
 
 
 def chunk(delta: object, **extra: object) -> bytes:

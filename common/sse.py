@@ -1,0 +1,39 @@
+"""Reading a server-sent event stream a read at a time, for both services' HTTP clients.
+
+A relay falls behind its upstream now and then (a busy event loop, a slow reader): the
+tokens that piled up meanwhile then arrive in one read. Handing that read's lines on
+together lets each hop send all of them in one socket write instead of one per token,
+while a token that arrives on its own still goes on at once, on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable
+
+
+async def line_batches(reads: AsyncIterable[bytes]) -> AsyncGenerator[list[bytes], None]:
+    """The complete lines of each read, as bytes, together (an unterminated last one too).
+
+    Not `str.splitlines` (nor httpx's `aiter_lines`, which uses it): that also breaks on
+    U+2028, U+0085 and other characters a JSON string may hold raw. Server-sent events are
+    UTF-8 and end lines only with CR, LF or CRLF: exactly what `bytes.splitlines` splits on.
+    A CRLF cut between two reads yields an extra empty line, which means nothing to a
+    reader of `data:` lines.
+    """
+    pending = b""
+    async for data in reads:
+        if not data:
+            continue
+        lines = (pending + data).splitlines() if pending else data.splitlines()
+        pending = b"" if data.endswith((b"\n", b"\r")) else lines.pop()
+        if lines:
+            yield lines
+    if pending:
+        yield [pending]
+
+
+def data_payload(line: bytes) -> bytes | None:
+    """The payload of a `data:` line; None for any other line (comments, `event:`, blanks)."""
+    if not line.startswith(b"data:"):
+        return None
+    return line[5:].strip()
