@@ -52,6 +52,7 @@ class Settings(BaseSettings):
 
     # --- timeouts (seconds) and retries ---------------------------------------------------
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
+    upstream_max_connections: int = Field(default=1000, ge=1)
     upstream_first_token_timeout: float = Field(default=60.0, gt=0)
     upstream_idle_timeout: float = Field(default=30.0, gt=0)
     upstream_retry_attempts: int = Field(default=3, ge=1)

@@ -130,8 +130,8 @@ async def collect(provider: Provider, started: Started, policy: Policy) -> tuple
     parts: list[str] = []
     finish: Finish | None = None
     async for item in follow(provider, started, policy):
-        if isinstance(item, str):
-            parts.append(item)
+        if isinstance(item, list):
+            parts.extend(item)
         else:
             finish = item
     if finish is None:

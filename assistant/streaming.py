@@ -67,12 +67,14 @@ async def encode(
     sent_role = False
     try:
         async for item in items:
-            if type(item) is str:
+            if type(item) is list:
+                # One event per delta, however many arrived together, in one write.
                 if sent_role:
-                    yield encoder.text(item)
+                    yield b"".join([encoder.text(text) for text in item])
                 else:
                     sent_role = True
-                    yield encoder.first(item)
+                    first, *rest = item
+                    yield b"".join([encoder.first(first), *(encoder.text(t) for t in rest)])
             elif isinstance(item, Finish):
                 if not sent_role:
                     yield encoder.first("")

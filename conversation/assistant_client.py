@@ -82,6 +82,7 @@ class AssistantClient:
                 async for lines in line_batches(resp.content.iter_any()):
                     texts: list[str] = []
                     usage: Usage | None = None
+                    failure: AssistantError | None = None
                     for line in lines:
                         payload = data_payload(line)
                         if payload is None:
@@ -89,9 +90,15 @@ class AssistantClient:
                         if payload == b"[DONE]":
                             finished = True
                             break
-                        usage = _parse_chunk(payload, texts) or usage
+                        try:
+                            usage = _parse_chunk(payload, texts) or usage
+                        except AssistantError as exc:
+                            failure = exc  # raised once the text read before it is passed on
+                            break
                     if texts:
                         yield texts
+                    if failure is not None:
+                        raise failure
                     if usage is not None:
                         yield usage
                     if finished:

@@ -30,8 +30,9 @@ class Finish:
     usage: Usage | None = None
 
 
-# Text deltas are plain `str` so the per-token path allocates nothing beyond the text itself.
-StreamItem: TypeAlias = str | Finish
+# Text deltas come as a list: those that arrived together (one read from the upstream) go on
+# together, in one socket write; plain `str`s, so a token costs nothing beyond its text.
+StreamItem: TypeAlias = list[str] | Finish
 
 
 class TokenStream(Protocol):

@@ -205,7 +205,7 @@ class HuggingFaceProvider(Provider):
                 )
             for choice in chunk.choices or ():
                 if choice.delta.content:
-                    yield choice.delta.content
+                    yield [choice.delta.content]
                 if choice.finish_reason:
                     reason = finish_reason(choice.finish_reason)
         if reason is None:
@@ -242,14 +242,14 @@ class HuggingFaceProvider(Provider):
             if not token.special:
                 text, stopped = stops.feed(token.text)
                 if text:
-                    yield text
+                    yield [text]
                 if stopped:
                     yield Finish("stop", None)
                     return
             if output.details is not None:
                 rest = stops.flush()
                 if rest:
-                    yield rest
+                    yield [rest]
                 details = output.details
                 usage = Usage(
                     prompt_tokens=details.input_length,

@@ -232,7 +232,7 @@ class LocalStream:
                 self.generated += 1
                 text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
                 if text:
-                    self._put(text)
+                    self._put([text])
                 if stopped:
                     reason = "stop"
                     break
@@ -242,7 +242,7 @@ class LocalStream:
             generator.close()
         rest = stops.flush() + decoder.decode(b"", final=True)
         if rest:
-            self._put(rest)
+            self._put([rest])
         usage = Usage(
             prompt_tokens=len(tokens),
             completion_tokens=self.generated,

@@ -1,10 +1,12 @@
-"""Any OpenAI-compatible server through the `openai` package's async client.
+"""Any OpenAI-compatible server: `POST {OPENAI_BASE_URL}/chat/completions`, streamed.
 
 One code path for OpenAI, vLLM, Ollama, llama.cpp's server and Hugging Face's router: they
-all speak `POST /chat/completions` with server-sent chunks. The client sends the request,
-authenticates and raises typed errors for HTTP statuses; the body is built here from messages
-the API has already validated, and the stream is read as raw lines decoded with orjson, which
-skips building a typed model object per token.
+all speak `POST /chat/completions` with server-sent chunks. The request goes out on the
+pooled aiohttp session of `common.http` (the hop's latency is the product's budget, see
+bench scenario 1), the body is built here from messages the API has already validated and
+encoded with orjson, and the stream is read a socket read at a time: every chunk in it is
+decoded with orjson, without building a typed object per token, and the read's texts go on
+together.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
-import openai
+import aiohttp
 import orjson
 
 from assistant.config import Settings
@@ -36,9 +37,15 @@ from assistant.providers.base import (
     message_dicts,
     transport_detail,
 )
+from common.http import pooled_session, post
 from common.protocol import ChatMessage, FinishReason, Usage
+from common.sse import data_payload, line_batches
 
 log = logging.getLogger(__name__)
+
+# Seconds an idle pooled connection is kept: below uvicorn's 5 s default (vLLM's server),
+# so the pool drops it before such a server closes it under a request.
+KEEPALIVE_SECONDS = 4.0
 
 
 def usage_of(data: dict[str, Any] | None) -> Usage | None:
@@ -61,25 +68,51 @@ def error_message(body: object, fallback: str) -> str:
     return fallback
 
 
-async def lines_of(response: httpx2.Response) -> AsyncGenerator[bytes, None]:
-    """The body's lines as bytes (an unterminated last one included), orjson's input as is.
+class Chunks:
+    """The state of one stream of `chat.completion.chunk` events: text, finish, usage."""
 
-    httpx2's `aiter_lines` stacks two more generators per read, decodes to `str` and splits
-    with `str.splitlines`, which also breaks on U+2028, U+0085 and other characters a JSON
-    string may hold raw. Server-sent events are UTF-8 and end lines only with CR, LF or
-    CRLF: exactly what `bytes.splitlines` splits on. A CRLF cut between two reads yields an
-    extra empty line, which means nothing to the caller (it reads only `data:` lines).
-    """
-    pending = b""
-    async for data in response.aiter_bytes():
-        if not data:
-            continue
-        lines = (pending + data).splitlines() if pending else data.splitlines()
-        pending = b"" if data.endswith((b"\n", b"\r")) else lines.pop()
+    __slots__ = ("done", "error", "provider", "reason", "usage")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.done = False
+        self.error: AssistantError | None = None
+        self.reason: FinishReason | None = None
+        self.usage: Usage | None = None
+
+    def read(self, lines: list[bytes]) -> list[str]:
+        """The text deltas of the chunks in `lines`, up to `[DONE]` or an error event.
+
+        An error event is kept in `error`, for the caller to raise once it has passed on
+        the text that came before it in the same read.
+        """
+        texts: list[str] = []
         for line in lines:
-            yield line
-    if pending:
-        yield pending
+            payload = None if self.done else data_payload(line)
+            if payload is None:
+                continue
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            chunk = orjson.loads(payload)
+            if "error" in chunk:
+                detail = error_message(chunk, "error event")
+                self.error = upstream_failed(self.provider, detail, retryable=False)
+                break
+            if chunk.get("usage"):
+                self.usage = usage_of(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    texts.append(text)
+                if choice.get("finish_reason"):
+                    self.reason = finish_reason(choice["finish_reason"])
+        return texts
+
+    def finish(self) -> Finish:
+        if self.reason is None:
+            raise upstream_failed(self.provider, "the stream ended without a finish reason")
+        return Finish(self.reason, self.usage)
 
 
 class OpenAIProvider(Provider):
@@ -88,7 +121,8 @@ class OpenAIProvider(Provider):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.openai_model)
         self.settings = settings
-        self._client: openai.AsyncOpenAI | None = None
+        self._url = settings.openai_base_url.rstrip("/") + "/chat/completions"
+        self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -97,52 +131,53 @@ class OpenAIProvider(Provider):
             # Local servers (vLLM, Ollama, llama.cpp) accept any key; OpenAI will answer 401,
             # which callers then see as a 502 naming this provider.
             log.warning("OPENAI_API_KEY is not set; sending a placeholder key")
+        # Retries and first-token/idle timeouts are ours (assistant.generation): the session
+        # only bounds connecting, and its read timeout is a backstop.
         backstop = max(s.upstream_first_token_timeout, s.upstream_idle_timeout)
-        self._client = openai.AsyncOpenAI(
-            api_key=key or "not-set",
-            base_url=s.openai_base_url,
-            # Retries and first-token/idle timeouts are ours (assistant.generation), so the
-            # client only bounds connecting; its read timeout is a backstop.
-            max_retries=0,
-            timeout=httpx2.Timeout(
-                connect=s.upstream_connect_timeout,
-                read=backstop + s.upstream_connect_timeout,
-                write=s.upstream_connect_timeout,
-                pool=s.upstream_connect_timeout,
-            ),
+        self._http = pooled_session(
+            connect_timeout=s.upstream_connect_timeout,
+            read_timeout=backstop + s.upstream_connect_timeout,
+            max_connections=s.upstream_max_connections,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            headers={
+                "Authorization": f"Bearer {key or 'not-set'}",
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream",
+            },
         )
         log.info("openai provider: %s, model %s", s.openai_base_url, s.openai_model)
         await super().start()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        if self._http is not None:
+            await self._http.close()
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
         return self._stream(message_dicts(messages), params)
 
-    def _map_error(self, exc: Exception) -> AssistantError:
+    def _map_error(self, exc: aiohttp.ClientError) -> AssistantError:
         s = self.settings
-        if isinstance(exc, openai.APIStatusError):
-            retry_after = parse_retry_after(exc.response.headers, s.assistant_retry_after)
-            detail = error_message(exc.body, exc.message)
-            return from_upstream_status(self.name, exc.status_code, detail, retry_after)
-        if isinstance(exc, openai.APITimeoutError):
-            if isinstance(exc.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
-                return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)
+        if isinstance(exc, aiohttp.ServerTimeoutError):
             return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, aiohttp.ClientConnectorError):
             return upstream_unreachable(self.name, transport_detail(exc))
-        if isinstance(exc, httpx2.TransportError):
-            return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
-        return upstream_failed(self.name, f"{type(exc).__name__}: {exc}")
+        return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
+
+    async def _status_error(self, response: aiohttp.ClientResponse) -> AssistantError:
+        text = await response.text(errors="replace")
+        try:
+            body: object = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            body = text[:300]
+        detail = error_message(body, response.reason or f"HTTP {response.status}")
+        retry_after = parse_retry_after(response.headers, self.settings.assistant_retry_after)
+        return from_upstream_status(self.name, response.status, detail, retry_after)
 
     async def _stream(
         self, messages: list[dict[str, str]], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
-        assert self._client is not None
-        reason: FinishReason | None = None
-        usage: Usage | None = None
         body: dict[str, Any] = {
             "model": self.model_id,
             "messages": messages,
@@ -158,54 +193,23 @@ class OpenAIProvider(Provider):
             body["top_p"] = params.top_p
         if params.stop:
             body["stop"] = list(params.stop)
+        assert self._http is not None
+        chunks = Chunks(self.name)
         try:
-            # The client's plain `post` (the SDK's documented way to send a custom request),
-            # not `chat.completions.create`: create runs the SDK's type-driven transform over
-            # every message (~0.11 ms each, most of the time to first token with a long
-            # history) on messages our API has already validated. Authentication (the same
-            # `security` create passes), timeouts, retries and status errors are still the
-            # client's; `cast_to=httpx2.Response` hands back the open response to read raw.
-            # The body goes as `content` (sent as JSON, the client's default content type)
-            # encoded by orjson: the client's json.dumps takes ~0.5 us per message, orjson 1/20.
-            response = await self._client.post(
-                "/chat/completions",
-                content=orjson.dumps(body),
-                cast_to=httpx2.Response,
-                options={"security": {"bearer_auth": True}},
-                stream=True,
-            )
-            try:
-                done = False
-                async for line in lines_of(response):
-                    # Read on to the end of the body after [DONE] (servers end it right
-                    # there): leaving it unread makes the pool close the connection, so
-                    # every request would open a new one (TCP, and TLS for a remote API).
-                    if done or not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        done = True
-                        continue
-                    chunk = orjson.loads(payload)
-                    if "error" in chunk:
-                        detail = error_message(chunk, "error event")
-                        raise upstream_failed(self.name, detail, retryable=False)
-                    if chunk.get("usage"):
-                        usage = usage_of(chunk["usage"])
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            yield text
-                        if choice.get("finish_reason"):
-                            reason = finish_reason(choice["finish_reason"])
-            finally:
-                await response.aclose()
-        except AssistantError:
-            raise
-        except (openai.APIError, httpx2.TransportError) as exc:
+            async with await post(self._http, self._url, orjson.dumps(body)) as response:
+                if response.status != 200:
+                    raise await self._status_error(response)
+                # Read on to the end of the body after [DONE] (servers end it right there):
+                # a response left unread closes its connection instead of pooling it, and
+                # every request would open a new one (TCP, and TLS for a remote API).
+                async for lines in line_batches(response.content.iter_any()):
+                    texts = chunks.read(lines)
+                    if texts:
+                        yield texts
+                    if chunks.error is not None:
+                        raise chunks.error
+        except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise upstream_failed(self.name, f"a chunk was not JSON: {exc}") from exc
-        if reason is None:
-            raise upstream_failed(self.name, "the stream ended without a finish reason")
-        yield Finish(reason, usage)
+        yield chunks.finish()

@@ -30,7 +30,7 @@ class Scripted(Provider):
     async def _stream(self) -> AsyncGenerator[StreamItem, None]:
         for i, delay in enumerate(self.delays):
             await asyncio.sleep(delay)  # the upstream's pace, scripted
-            yield f"t{i}"
+            yield [f"t{i}"]
         yield Finish("stop")
 
 
@@ -45,7 +45,7 @@ async def items(provider: Provider, caller_delay: float = 0) -> list[StreamItem]
 
 async def test_a_slow_caller_is_not_an_idle_upstream() -> None:
     found = await items(Scripted([0, 0, 0]), caller_delay=0.1)
-    assert found == ["t0", "t1", "t2", Finish("stop")]
+    assert found == [["t0"], ["t1"], ["t2"], Finish("stop")]
 
 
 async def test_an_idle_upstream_ends_the_stream_with_a_timeout() -> None:

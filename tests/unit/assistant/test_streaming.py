@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import orjson
 
 from assistant.errors import upstream_timeout
-from assistant.streaming import ChunkEncoder
+from assistant.providers.base import Finish, StreamItem
+from assistant.streaming import DONE, ChunkEncoder, encode
 from common.protocol import ChatCompletionChunk, ErrorResponse, Usage
 
 ENCODER = ChunkEncoder("chatcmpl-1", 'model "quoted"', 1700000000)
@@ -42,3 +45,19 @@ def test_error_event_is_openais_error_body() -> None:
     error = ErrorResponse.model_validate(payload(ENCODER.error(upstream_timeout("x", "token", 2))))
     assert error.error.code == "upstream_timeout"
     assert error.error.message == "The x provider was too slow: no token within 2s."
+
+
+async def test_deltas_that_arrived_together_are_one_write_of_one_event_each() -> None:
+    async def items() -> AsyncIterator[StreamItem]:
+        yield ["a", "b"]
+        yield ["c"]
+        yield Finish("stop", None)
+
+    writes = [w async for w in encode(items(), ENCODER, include_usage=False, provider="x")]
+    assert len(writes) == 4  # a+b, c, finish, [DONE]
+    events = [e + b"\n\n" for e in writes[0].split(b"\n\n") if e]
+    chunks = [ChatCompletionChunk.model_validate(payload(e)) for e in events]
+    assert [c.choices[0].delta.content for c in chunks] == ["a", "b"]
+    assert [c.choices[0].delta.role for c in chunks] == ["assistant", None]
+    assert ChatCompletionChunk.model_validate(payload(writes[1])).choices[0].delta.content == "c"
+    assert writes[-1] == DONE

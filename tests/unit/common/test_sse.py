@@ -1,27 +1,25 @@
-"""`lines_of`: the upstream's event stream split into lines however the reads cut it."""
+"""`line_batches`: an event stream split into lines however the reads cut it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx2
 import pytest
 
-from assistant.providers.openai_compatible import lines_of
+from common.sse import data_payload, line_batches
 
 
-class Reads(httpx2.AsyncByteStream):
-    def __init__(self, reads: list[bytes]) -> None:
-        self.reads = reads
+async def each(reads: list[bytes]) -> AsyncIterator[bytes]:
+    for read in reads:
+        yield read
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for read in self.reads:
-            yield read
+
+async def batches(reads: list[bytes]) -> list[list[bytes]]:
+    return [batch async for batch in line_batches(each(reads))]
 
 
 async def lines(reads: list[bytes]) -> list[bytes]:
-    response = httpx2.Response(200, stream=Reads(reads))
-    return [line async for line in lines_of(response)]
+    return [line for batch in await batches(reads) for line in batch]
 
 
 @pytest.mark.parametrize(
@@ -45,3 +43,19 @@ async def test_characters_str_splitlines_would_break_on_stay_in_their_line() -> 
 
 async def test_an_unterminated_last_line_is_kept() -> None:
     assert await lines([b"data: x\n", b"data: ", b"y"]) == [b"data: x", b"data: y"]
+
+
+async def test_the_lines_of_one_read_come_together() -> None:
+    found = await batches([b"data: a\n\ndata: b\n\ndata: ", b"c\n\n", b"", b"data: d\n"])
+    assert found == [
+        [b"data: a", b"", b"data: b", b""],
+        [b"data: c", b""],
+        [b"data: d"],
+    ]
+
+
+def test_data_payload() -> None:
+    assert data_payload(b"data: [DONE]") == b"[DONE]"
+    assert data_payload(b'data:{"a":1} ') == b'{"a":1}'
+    assert data_payload(b": ping") is None
+    assert data_payload(b"event: delta") is None
