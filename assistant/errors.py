@@ -50,10 +50,6 @@ class AssistantError(Exception):
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
-class ClientDisconnected(Exception):
-    """The caller went away; nobody is left to answer."""
-
-
 # --- the caller's request ----------------------------------------------------------------
 
 

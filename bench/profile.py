@@ -4,7 +4,9 @@ Starts a stack like the benchmark's, puts one of two loads on it, and samples co
 and assistant with py-spy meanwhile (non-blocking, so the processes run at full speed):
 
 - `turns` (default): wrk's non-streaming chat turns through nginx (scenario 5's load);
-- `stream`: long replies with no delay through nginx (scenario 3's load), several at once.
+- `stream`: long replies with no delay through nginx (scenario 3's load), several at once;
+- `chat`: one short streamed turn at a time through nginx (scenario 1's path at 1 chat):
+  what each turn costs on its way to the first token.
 
 Writes to bench/results/profile/: `<service>-<load>.txt`, the functions and packages that
 use the most CPU (self and inclusive), and `<service>-<load>.svg`, a flame graph.
@@ -139,6 +141,20 @@ async def stream_load(stack: Stack, seconds: int) -> None:
         await asyncio.gather(*(chat(i) for i in range(len(sessions))))
 
 
+async def chat_load(stack: Stack, seconds: int) -> None:
+    async with http_session() as http:
+        sessions = await create_sessions(http, stack.conversation.url, 64)
+        loop = asyncio.get_running_loop()
+        deadline, turn = loop.time() + seconds, 0
+        while loop.time() < deadline:
+            # A fresh session every 4 turns, as scenario 1: history stays short.
+            await sse_turn(http, stack.nginx.url, sessions[turn // 4 % len(sessions)], "hello")
+            turn += 1
+
+
+LOADS = {"turns": turns_load, "stream": stream_load, "chat": chat_load}
+
+
 async def profile(load: str, seconds: int) -> list[Path]:
     OUT.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -148,7 +164,7 @@ async def profile(load: str, seconds: int) -> list[Path]:
         svg = {name: OUT / f"{name}-{load}.svg" for name in targets}
         samplers = [record(s.proc.pid, seconds, raw[n], "raw") for n, s in targets.items()]
         samplers += [record(s.proc.pid, seconds, svg[n], "flamegraph") for n, s in targets.items()]
-        await (turns_load(stack, seconds) if load == "turns" else stream_load(stack, seconds))
+        await LOADS[load](stack, seconds)
         for sampler in samplers:
             _, err = sampler.communicate(timeout=seconds + 60)
             if sampler.returncode != 0:
@@ -168,7 +184,7 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--load", choices=["turns", "stream"], default="turns")
+    parser.add_argument("--load", choices=sorted(LOADS), default="turns")
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     for path in asyncio.run(profile(args.load, args.seconds)):

@@ -7,7 +7,7 @@ with the same ids, so a client can move between replicas mid-reply.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from conversation.events import HEARTBEAT, Event, delta_event, error_event, terminal_event
 from conversation.generation import Generation, outbox_events
@@ -73,7 +73,7 @@ async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: in
             yield deltas
 
 
-async def sse_body(first: list[Event], events: Events | None) -> AsyncIterator[bytes]:
+async def sse_body(first: list[Event], events: Events | None) -> AsyncGenerator[bytes, None]:
     """The turn's events as server-sent events: each batch in one write."""
     if first:
         yield b"".join(event.sse() for event in first)

@@ -131,6 +131,10 @@ class Turns:
         gen = self.hub.start(meta.session_id, reply, history)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(0)
+        # Yield once so the generation sends its request to assistant now: assistant and
+        # the model then work (on other cores) while this task answers the client's
+        # request, instead of after it. Time to first token is the sum otherwise.
+        await asyncio.sleep(0)
         first = [] if mode == "regenerate" else [user_event(outcome.user.public())]
         return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox)), True
 

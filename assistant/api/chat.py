@@ -8,11 +8,10 @@ from fastapi.responses import Response
 from assistant import generation
 from assistant.api.deps import ReadyProviderDep, SettingsDep
 from assistant.config import Settings
-from assistant.disconnect import EventStreamResponse, cancel_on_disconnect
-from assistant.errors import ClientDisconnected
 from assistant.limits import check_limits
 from assistant.providers.base import GenerationParams
 from assistant.streaming import ChunkEncoder, encode
+from common.disconnect import ClientDisconnected, EventStreamResponse, cancel_on_disconnect
 from common.protocol import (
     ChatCompletion,
     ChatCompletionRequest,

@@ -7,15 +7,15 @@ names a session), `/api/chat` (a word-per-event stream) and `/chat/` (plain JSON
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict
 
+from common.disconnect import EventStreamResponse
 from common.protocol import ChatMessage
 from conversation.assistant_client import AssistantError
 from conversation.auth import authorize, bearer_token
@@ -162,7 +162,7 @@ def split_words(text: str) -> tuple[list[str], str]:
     return words, ""
 
 
-async def _words(assistant: AssistantDep, text: str) -> AsyncIterator[bytes]:
+async def _words(assistant: AssistantDep, text: str) -> AsyncGenerator[bytes, None]:
     pending = ""
     try:
         async for item in assistant.stream([ChatMessage(role="user", content=text)]):
@@ -180,12 +180,10 @@ async def _words(assistant: AssistantDep, text: str) -> AsyncIterator[bytes]:
 @router.post("/api/chat")
 async def api_chat(
     body: ApiChatIn, assistant: AssistantDep, settings: SettingsDep
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """A one-off question: the reply as `data: <word>` events, one per word."""
     text = check_length(body.user_message, settings.max_message_chars, "The message")
-    return EventSourceResponse(
-        _words(assistant, text), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventStreamResponse(_words(assistant, text))
 
 
 __all__ = ["Event", "router"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
-from fastapi.sse import EventSourceResponse
 
+from common.disconnect import EventStreamResponse
 from conversation.deps import SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
 from conversation.streams import sse_body
@@ -14,20 +14,19 @@ from conversation.turns import Turn
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["messages"])
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "user/start/delta/done/error"}
 }
 
 
-def stream(turn: Turn) -> EventSourceResponse:
-    return EventSourceResponse(sse_body(turn.first, turn.events), headers=SSE_HEADERS)
+def stream(turn: Turn) -> EventStreamResponse:
+    return EventStreamResponse(sse_body(turn.first, turn.events))
 
 
 @router.post("/messages", responses=SSE_DOC)
 async def send_message(
     body: SendMessage, session: SessionDep, turns: TurnsDep, settings: SettingsDep
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     content = check_length(body.content, settings.max_message_chars, "The message")
     return stream(await turns.send(session, content, body.client_message_id))
 
@@ -50,7 +49,7 @@ async def resume_stream(
     turns: TurnsDep,
     last_event_id: Annotated[str | None, Header()] = None,
     from_id: Annotated[str | None, Query(alias="last_event_id")] = None,
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """Continue a reply after the client's last event (`Last-Event-ID` header or query);
     without one, replay it from `start`."""
     offset = parse_offset(last_event_id if last_event_id is not None else from_id)
@@ -66,7 +65,7 @@ async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) ->
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
     session: SessionDep, turns: TurnsDep, body: Regenerate | None = None
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """Replace the last reply with a new one (events: start, delta..., done)."""
     return stream(await turns.regenerate(session))
 
@@ -78,7 +77,7 @@ async def edit_message(
     session: SessionDep,
     turns: TurnsDep,
     settings: SettingsDep,
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """Edit the last user message and regenerate its reply (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
     return stream(await turns.edit(session, message_id, content))
