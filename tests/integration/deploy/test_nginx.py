@@ -197,6 +197,15 @@ def test_burst_answers_json_429(strict_site: Server) -> None:
     assert httpx.get(f"{strict_site.url}/favicon.svg").status_code == 200
 
 
+def test_refusals_are_not_repeated_in_the_error_log(strict_site: Server) -> None:
+    # The access log has one line per request, 429s included; a client hammering the API must
+    # not also get an error-log line per refused request (scenario 5 of bench/).
+    with httpx.Client(base_url=strict_site.url, timeout=10) as client:
+        statuses = [client.get("/test").status_code for _ in range(5)]
+    assert 429 in statuses, statuses
+    assert "limiting requests" not in strict_site.log()
+
+
 def test_upstream_down_answers_json_503(static_root: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     server = start_nginx([dead], static_root)
