@@ -76,12 +76,14 @@ async def encode(
                     first, *rest = item
                     yield b"".join([encoder.first(first), *(encoder.text(t) for t in rest)])
             elif isinstance(item, Finish):
+                # The end of the reply in one write: finish reason, usage, [DONE].
+                end = [encoder.finish(item.reason)]
                 if not sent_role:
-                    yield encoder.first("")
-                yield encoder.finish(item.reason)
+                    end.insert(0, encoder.first(""))
                 if include_usage:
-                    yield encoder.usage(item.usage)
-                yield DONE
+                    end.append(encoder.usage(item.usage))
+                end.append(DONE)
+                yield b"".join(end)
                 return
     except AssistantError as exc:
         yield encoder.error(exc)

@@ -121,6 +121,10 @@ async def read_sse(response: aiohttp.ClientResponse, turn: Turn, meaning: Meanin
             text = meaning(name, payload)
             if text is None:
                 turn.end = now
+                # Read the body to its end, as a browser does: an unread body closes the
+                # connection, and every turn would pay for a new one on every route.
+                async for _ in response.content.iter_any():
+                    pass
                 return turn
             if text:
                 turn.token_times.append(now)

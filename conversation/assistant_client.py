@@ -78,37 +78,24 @@ class AssistantClient:
             async with await post(self._http, self._url, body, self._headers) as resp:
                 if resp.status != 200:
                     raise await _failure(resp)
-                finished = False
+                chunks = _Chunks()
+                # Read to the end of the body, past [DONE]: a response left unread closes
+                # its connection instead of returning it to the pool, and the next reply
+                # would wait for a new one (a resolver thread hop and a TCP handshake).
                 async for lines in line_batches(resp.content.iter_any()):
-                    texts: list[str] = []
-                    usage: Usage | None = None
-                    failure: AssistantError | None = None
-                    for line in lines:
-                        payload = data_payload(line)
-                        if payload is None:
-                            continue
-                        if payload == b"[DONE]":
-                            finished = True
-                            break
-                        try:
-                            usage = _parse_chunk(payload, texts) or usage
-                        except AssistantError as exc:
-                            failure = exc  # raised once the text read before it is passed on
-                            break
+                    texts = chunks.read(lines)
                     if texts:
                         yield texts
-                    if failure is not None:
-                        raise failure
-                    if usage is not None:
-                        yield usage
-                    if finished:
-                        break
-                if not finished:
+                    if chunks.failure is not None:
+                        raise chunks.failure
+                if not chunks.done:
                     raise AssistantError(
                         "assistant_disconnected",
                         "The assistant service closed the connection before finishing the "
                         "reply. The partial reply is kept; regenerate it when assistant is back.",
                     )
+                if chunks.usage is not None:
+                    yield chunks.usage
         except aiohttp.ClientConnectorError as exc:
             raise AssistantError(
                 "assistant_unavailable",
@@ -139,6 +126,38 @@ class AssistantClient:
         if resp.status == 503 and state == "failed":
             return "failed"
         return "unreachable"
+
+
+class _Chunks:
+    """One reply's chunks as they are read: text, usage, the end, a failure."""
+
+    __slots__ = ("done", "failure", "usage")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failure: AssistantError | None = None
+        self.usage: Usage | None = None
+
+    def read(self, lines: list[bytes]) -> list[str]:
+        """The texts of the chunks in `lines`, up to `[DONE]` or a failure.
+
+        A failure is kept in `failure`, for the caller to raise once it has passed on the
+        text that came before it in the same read.
+        """
+        texts: list[str] = []
+        for line in lines:
+            payload = None if self.done else data_payload(line)
+            if payload is None:
+                continue
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                self.usage = _parse_chunk(payload, texts) or self.usage
+            except AssistantError as exc:
+                self.failure = exc
+                break
+        return texts
 
 
 def _unreadable(reason: object) -> AssistantError:

@@ -54,10 +54,12 @@ async def test_deltas_that_arrived_together_are_one_write_of_one_event_each() ->
         yield Finish("stop", None)
 
     writes = [w async for w in encode(items(), ENCODER, include_usage=False, provider="x")]
-    assert len(writes) == 4  # a+b, c, finish, [DONE]
+    assert len(writes) == 3  # a+b, c, finish + [DONE]
     events = [e + b"\n\n" for e in writes[0].split(b"\n\n") if e]
     chunks = [ChatCompletionChunk.model_validate(payload(e)) for e in events]
     assert [c.choices[0].delta.content for c in chunks] == ["a", "b"]
     assert [c.choices[0].delta.role for c in chunks] == ["assistant", None]
     assert ChatCompletionChunk.model_validate(payload(writes[1])).choices[0].delta.content == "c"
-    assert writes[-1] == DONE
+    assert writes[-1].endswith(b"\n\n" + DONE)
+    finish = ChatCompletionChunk.model_validate(payload(writes[-1].removesuffix(DONE)))
+    assert finish.choices[0].finish_reason == "stop"
