@@ -9,6 +9,7 @@ while a token that arrives on its own still goes on at once, on its own.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable
+from typing import ClassVar
 
 
 async def line_batches(reads: AsyncIterable[bytes]) -> AsyncGenerator[list[bytes], None]:
@@ -37,3 +38,39 @@ def data_payload(line: bytes) -> bytes | None:
     if not line.startswith(b"data:"):
         return None
     return line[5:].strip()
+
+
+class ChunkReader:
+    """An OpenAI-style stream of `data:` chunks ending with `data: [DONE]`, a read at a time.
+
+    A subclass says what a chunk means (`parse`) and which exceptions end the stream
+    (`failures`). Such a failure is kept in `failure` for the caller to raise once it has
+    passed on the text read before it: a reply cut by an error keeps all the text it had.
+    """
+
+    failures: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failure: Exception | None = None
+
+    def parse(self, payload: bytes, texts: list[str]) -> None:
+        """Append the chunk's text deltas to `texts`; note anything else it carries."""
+        raise NotImplementedError
+
+    def read(self, lines: list[bytes]) -> list[str]:
+        """The texts of the chunks in `lines`, up to `[DONE]` or a failure (lines after
+        either are ignored, so the caller can read the body to its end)."""
+        texts: list[str] = []
+        for line in lines:
+            payload = None if self.done or self.failure else data_payload(line)
+            if payload is None:
+                continue
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                self.parse(payload, texts)
+            except self.failures as exc:
+                self.failure = exc
+        return texts

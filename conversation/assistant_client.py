@@ -22,7 +22,7 @@ from common.protocol import (
     StreamOptions,
     Usage,
 )
-from common.sse import data_payload, line_batches
+from common.sse import ChunkReader, line_batches
 from conversation.config import Settings
 
 log = logging.getLogger(__name__)
@@ -128,36 +128,17 @@ class AssistantClient:
         return "unreachable"
 
 
-class _Chunks:
-    """One reply's chunks as they are read: text, usage, the end, a failure."""
+class _Chunks(ChunkReader):
+    """One reply's chunks from assistant: its text, its usage, an error it reports."""
 
-    __slots__ = ("done", "failure", "usage")
+    failures = (AssistantError,)
 
     def __init__(self) -> None:
-        self.done = False
-        self.failure: AssistantError | None = None
+        super().__init__()
         self.usage: Usage | None = None
 
-    def read(self, lines: list[bytes]) -> list[str]:
-        """The texts of the chunks in `lines`, up to `[DONE]` or a failure.
-
-        A failure is kept in `failure`, for the caller to raise once it has passed on the
-        text that came before it in the same read.
-        """
-        texts: list[str] = []
-        for line in lines:
-            payload = None if self.done else data_payload(line)
-            if payload is None:
-                continue
-            if payload == b"[DONE]":
-                self.done = True
-                continue
-            try:
-                self.usage = _parse_chunk(payload, texts) or self.usage
-            except AssistantError as exc:
-                self.failure = exc
-                break
-        return texts
+    def parse(self, payload: bytes, texts: list[str]) -> None:
+        self.usage = _parse_chunk(payload, texts) or self.usage
 
 
 def _unreadable(reason: object) -> AssistantError:

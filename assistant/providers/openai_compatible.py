@@ -39,7 +39,7 @@ from assistant.providers.base import (
 )
 from common.http import pooled_session, post
 from common.protocol import ChatMessage, FinishReason, Usage
-from common.sse import data_payload, line_batches
+from common.sse import ChunkReader, line_batches
 
 log = logging.getLogger(__name__)
 
@@ -68,46 +68,30 @@ def error_message(body: object, fallback: str) -> str:
     return fallback
 
 
-class Chunks:
-    """The state of one stream of `chat.completion.chunk` events: text, finish, usage."""
+class Chunks(ChunkReader):
+    """One stream of `chat.completion.chunk` events: its text, finish reason and usage."""
 
-    __slots__ = ("done", "error", "provider", "reason", "usage")
+    failures = (AssistantError, orjson.JSONDecodeError)
 
     def __init__(self, provider: str) -> None:
+        super().__init__()
         self.provider = provider
-        self.done = False
-        self.error: AssistantError | None = None
         self.reason: FinishReason | None = None
         self.usage: Usage | None = None
 
-    def read(self, lines: list[bytes]) -> list[str]:
-        """The text deltas of the chunks in `lines`, up to `[DONE]` or an error event.
-
-        An error event is kept in `error`, for the caller to raise once it has passed on
-        the text that came before it in the same read.
-        """
-        texts: list[str] = []
-        for line in lines:
-            payload = None if self.done else data_payload(line)
-            if payload is None:
-                continue
-            if payload == b"[DONE]":
-                self.done = True
-                continue
-            chunk = orjson.loads(payload)
-            if "error" in chunk:
-                detail = error_message(chunk, "error event")
-                self.error = upstream_failed(self.provider, detail, retryable=False)
-                break
-            if chunk.get("usage"):
-                self.usage = usage_of(chunk["usage"])
-            for choice in chunk.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    texts.append(text)
-                if choice.get("finish_reason"):
-                    self.reason = finish_reason(choice["finish_reason"])
-        return texts
+    def parse(self, payload: bytes, texts: list[str]) -> None:
+        chunk = orjson.loads(payload)
+        if "error" in chunk:
+            detail = error_message(chunk, "error event")
+            raise upstream_failed(self.provider, detail, retryable=False)
+        if chunk.get("usage"):
+            self.usage = usage_of(chunk["usage"])
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                texts.append(text)
+            if choice.get("finish_reason"):
+                self.reason = finish_reason(choice["finish_reason"])
 
     def finish(self) -> Finish:
         if self.reason is None:
@@ -206,8 +190,8 @@ class OpenAIProvider(Provider):
                     texts = chunks.read(lines)
                     if texts:
                         yield texts
-                    if chunks.error is not None:
-                        raise chunks.error
+                    if chunks.failure is not None:
+                        raise chunks.failure
         except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:

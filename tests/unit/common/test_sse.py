@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from common.sse import data_payload, line_batches
+from common.sse import ChunkReader, data_payload, line_batches
 
 
 async def each(reads: list[bytes]) -> AsyncIterator[bytes]:
@@ -59,3 +59,34 @@ def test_data_payload() -> None:
     assert data_payload(b'data:{"a":1} ') == b'{"a":1}'
     assert data_payload(b": ping") is None
     assert data_payload(b"event: delta") is None
+
+
+class Words(ChunkReader):
+    failures = (ValueError,)
+
+    def parse(self, payload: bytes, texts: list[str]) -> None:
+        if payload == b"bad":
+            raise ValueError("bad chunk")
+        texts.append(payload.decode())
+
+
+def test_text_before_a_failure_is_kept_and_nothing_after_it_is_read() -> None:
+    reader = Words()
+    assert reader.read([b"data: a", b"", b"data: b", b"data: bad", b"data: c"]) == ["a", "b"]
+    assert isinstance(reader.failure, ValueError) and not reader.done
+    assert reader.read([b"data: d"]) == []
+
+
+def test_lines_after_done_are_ignored() -> None:
+    reader = Words()
+    assert reader.read([b"data: a", b"data: [DONE]", b"data: b"]) == ["a"]
+    assert reader.done and reader.failure is None
+
+
+def test_other_exceptions_are_not_failures_of_the_stream() -> None:
+    class Broken(ChunkReader):
+        def parse(self, payload: bytes, texts: list[str]) -> None:
+            raise KeyError(payload)
+
+    with pytest.raises(KeyError):
+        Broken().read([b"data: x"])
