@@ -28,17 +28,27 @@ def bars(ax: Axes, labels: list[str], series: dict[str, list[float]], ylabel: st
 
 
 def first_token(data: Figures, fig: Figure) -> None:
-    levels = data["levels"]
-    axes = fig.subplots(1, len(levels), squeeze=False)[0]
-    for ax, (level, figures) in zip(axes, levels.items(), strict=True):
-        routes = list(figures["routes"])
-        series = {
-            q: [figures["routes"][r]["ttft_ms"].get(q, 0) for r in routes] for q in ("p50", "p99")
-        }
-        bars(ax, [r.replace("-", "\n") for r in routes], series, "time to first token (ms)")
-        ax.set_title(f"{level} concurrent chat{'s' if level != '1' else ''}")
-        ax.tick_params(axis="x", labelsize="x-small")
-    fig.suptitle("Scenario 1: time to first token by route (fake model, no delay)")
+    rows = [
+        ("closed loops, no delay", data["levels"]),
+        (
+            f"paced: {data['paced']['tokens']} tokens {data['paced']['pace_ms']} ms apart, "
+            f"think {'-'.join(str(t) for t in data['paced']['think_s'])} s",
+            data["paced"]["levels"],
+        ),
+    ]
+    columns = max(len(levels) for _, levels in rows)
+    grid = fig.subplots(len(rows), columns, squeeze=False)
+    for axes, (kind, levels) in zip(grid, rows, strict=True):
+        for ax, (level, figures) in zip(axes, levels.items(), strict=False):
+            routes = list(figures["routes"])
+            series = {
+                q: [figures["routes"][r]["ttft_ms"].get(q, 0) for r in routes]
+                for q in ("p50", "p99")
+            }
+            bars(ax, [r.replace("-", "\n") for r in routes], series, "time to first token (ms)")
+            ax.set_title(f"{kind}: {level} chat{'s' if level != '1' else ''}", fontsize="small")
+            ax.tick_params(axis="x", labelsize="x-small")
+    fig.suptitle("Scenario 1: time to first token by route (fake model)")
 
 
 def token_gaps(data: Figures, fig: Figure) -> None:
@@ -118,7 +128,7 @@ def model(data: Figures, fig: Figure) -> None:
 
 
 PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] = {
-    "1_first_token": (first_token, (13, 4.5)),
+    "1_first_token": (first_token, (14, 8)),
     "2_token_gaps": (token_gaps, (7, 4.5)),
     "3_throughput": (throughput, (7, 4.5)),
     "4_concurrency": (concurrency, (11, 4.5)),

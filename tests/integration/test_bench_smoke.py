@@ -83,7 +83,8 @@ def test_every_target_is_well_formed(results: Path) -> None:
 def test_the_streams_carried_every_token(results: Path) -> None:
     """No route lost a reply: the smoke run's errors are counted, and there are none."""
     scenarios = orjson.loads((results / "latest.json").read_bytes())["scenarios"]
-    for level in scenarios["1_first_token"]["levels"].values():
+    first_token = scenarios["1_first_token"]
+    for level in [*first_token["levels"].values(), *first_token["paced"]["levels"].values()]:
         for route, figures in level["routes"].items():
             assert figures["errors"] == 0, (route, figures["first_error"])
     for route, figures in scenarios["2_token_gaps"]["routes"].items():
