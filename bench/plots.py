@@ -120,10 +120,20 @@ def history(data: Figures, fig: Figure) -> None:
 
 
 def model(data: Figures, fig: Figure) -> None:
-    rate_ax, ttft_ax = fig.subplots(1, 2)
+    rate_ax, ttft_ax, ratio_ax = fig.subplots(1, 3)
     names = ["direct", "assistant"]
     bars(rate_ax, names, {"tokens/s": [data[n]["median_tokens_per_s"] for n in names]}, "tokens/s")
     bars(ttft_ax, names, {"p50": [data[n]["ttft_ms"]["p50"] for n in names]}, "first token (ms)")
+    paired = data["paired"]
+    ratios = paired["ratios"]
+    ratio_ax.plot(range(1, len(ratios) + 1), ratios, marker="o", linestyle="", label="pair")
+    ratio_ax.axhline(paired["median_ratio"], color="C1", label="median")
+    ratio_ax.axhspan(*paired["ci95_median_ratio"], color="C1", alpha=0.2, label="95% CI")
+    ratio_ax.axhline(0.99, color="grey", linestyle=":", label="target")
+    ratio_ax.set_xlabel("pair")
+    ratio_ax.set_ylabel("tokens/s, assistant / direct")
+    ratio_ax.legend(fontsize="small")
+    ratio_ax.grid(alpha=0.3)
     fig.suptitle("Scenario 8: SmolLM2-135M, llama-cpp-python directly vs through assistant")
 
 
@@ -134,7 +144,7 @@ PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] 
     "4_concurrency": (concurrency, (11, 4.5)),
     "5_sustained": (sustained, (11, 4.5)),
     "7_history": (history, (8, 4.5)),
-    "8_model": (model, (9, 4)),
+    "8_model": (model, (14, 4)),
 }
 
 
