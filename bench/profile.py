@@ -66,7 +66,7 @@ def package(path: str) -> str:
     return path.split("/", 1)[0] if "/" in path else path
 
 
-def summarize(collapsed: Path, title: str, top: int = 30) -> str:
+def summarize(collapsed: Path, title: str, top: int = 60) -> str:
     """Self and inclusive sample counts by function and by package from py-spy's raw output."""
     self_fn: Counter[str] = Counter()
     incl_fn: Counter[str] = Counter()
