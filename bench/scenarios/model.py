@@ -15,7 +15,9 @@ on a machine just woken or just warmed. Each pair gives assistant's tokens/s ove
 their median, the distribution-free 95% confidence interval of that median (order
 statistics) and their range are reported, and whether the interval lies above, below or
 across the target. Assistant's per-token cost is the median paired difference of the mean
-time between tokens.
+time between tokens, and, immune to other processes taking the cores, the CPU time per
+token over all pairs: assistant's whole process (generation thread, event loop, HTTP) over
+the direct loop's thread.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.providers.local import LocalProvider
+from bench import procs
 from bench.clients import Turn, openai_stream
 from bench.context import Bench
 from bench.report import Outcome, at_least, at_most
@@ -41,13 +44,16 @@ MIN_PAIRS = 5
 TARGET = 0.99
 
 
-def direct(provider: LocalProvider, messages: list[dict[str, str]], max_tokens: int) -> Turn:
+def direct(
+    provider: LocalProvider, messages: list[dict[str, str]], max_tokens: int, cpu: list[float]
+) -> Turn:
     """llama-cpp-python's generate loop, timed like the client times assistant's stream."""
     from llama_cpp import llama_vocab_is_eog
 
     llm, template = provider.llm, provider.template
     assert llm is not None and template is not None
     turn = Turn(start=time.perf_counter())
+    cpu_before = time.thread_time()
     tokens = llm.tokenize(template.render(messages).encode(), add_bos=False, special=True)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     vocab = llm._model.vocab
@@ -67,6 +73,7 @@ def direct(provider: LocalProvider, messages: list[dict[str, str]], max_tokens: 
     finally:
         generator.close()
     turn.end = time.perf_counter()
+    cpu.append(time.thread_time() - cpu_before)
     return turn
 
 
@@ -146,8 +153,13 @@ async def run(bench: Bench) -> Outcome:
     await provider.start()
     server = start_local_assistant(LOCAL_MAX_TOKENS=str(scale.model_tokens))
 
+    # CPU seconds of each counted run: the direct loop's thread; assistant's whole process
+    # (its generation thread, event loop and HTTP), read from /proc in 10 ms ticks.
+    cpu: dict[str, list[float]] = {"direct": [], "assistant": []}
+
     async def through_assistant() -> Turn:
-        return await openai_stream(
+        before = procs.usage(server.proc.pid).cpu_seconds
+        turn = await openai_stream(
             bench.http,
             server.url,
             PROMPT,
@@ -155,9 +167,13 @@ async def run(bench: Bench) -> Outcome:
             temperature=0,
             max_tokens=scale.model_tokens,
         )
+        cpu["assistant"].append(procs.usage(server.proc.pid).cpu_seconds - before)
+        return turn
 
     async def directly() -> Turn:
-        return await asyncio.to_thread(direct, provider, messages, scale.model_tokens)
+        return await asyncio.to_thread(
+            direct, provider, messages, scale.model_tokens, cpu["direct"]
+        )
 
     found: dict[str, list[Turn]] = {"direct": [], "assistant": []}
     began = time.monotonic()
@@ -174,6 +190,9 @@ async def run(bench: Bench) -> Outcome:
             if rep:
                 found["direct"].append(d)
                 found["assistant"].append(a)
+            else:  # the warm-up pair is not counted
+                cpu["direct"].clear()
+                cpu["assistant"].clear()
             if rep >= MIN_PAIRS and time.monotonic() - began > BUDGET_S:
                 break
     finally:
@@ -189,6 +208,13 @@ async def run(bench: Bench) -> Outcome:
         for name, turns in found.items()
     }
     ratio = paired(found)
+    cpu_per_token = {
+        name: 1000 * sum(cpu[name]) / sum(len(t.token_times) for t in turns)
+        for name, turns in found.items()
+    }
+    ratio["cpu_ms_per_token"] = {k: round(v, 3) for k, v in cpu_per_token.items()}
+    cpu_ratio = cpu_per_token["assistant"] / cpu_per_token["direct"]
+    ratio["cpu_per_token_ratio"] = round(cpu_ratio, 4)
     low, high = ratio["ci95_median_ratio"]
     of_medians = (
         figures["assistant"]["median_tokens_per_s"] / figures["direct"]["median_tokens_per_s"]
@@ -208,6 +234,9 @@ async def run(bench: Bench) -> Outcome:
             f"{ratio['ci95_added_us_per_token'][0]} to {ratio['ci95_added_us_per_token'][1]}); "
             f"by each run's median gap between tokens {ratio['median_gap_ratio']} (CI "
             f"{ratio['ci95_median_gap_ratio'][0]}-{ratio['ci95_median_gap_ratio'][1]}); "
+            f"CPU per token, assistant's process / the direct loop's thread, all pairs: "
+            f"{cpu_ratio:.3f} ({cpu_per_token['assistant']:.2f} vs "
+            f"{cpu_per_token['direct']:.2f} ms); "
             f"{figures['assistant']['median_tokens_per_s']} vs "
             f"{figures['direct']['median_tokens_per_s']} tokens/s "
             f"(ratio of medians {of_medians:.3f})",
