@@ -1,7 +1,7 @@
 """The embedded model: a GGUF run in-process by llama.cpp (`llama-cpp-python`).
 
 The model is loaded once, off the event loop. One generation runs at a time, in a worker
-thread that hands each token to the event loop (`call_soon_threadsafe`); requests beyond
+thread that hands its tokens to the event loop (`call_soon_threadsafe`); requests beyond
 that wait in a bounded queue, and past its size get 503 with Retry-After at once. The
 worker checks a cancellation flag before every token, so a caller that disconnects stops
 generation within a token.
@@ -141,6 +141,11 @@ class LocalStream:
         self.generated = 0
         self.generated_at_cancel = 0
         self.ended = False
+        # Filled by the worker, emptied by the loop; `_wake_pending` is True while a wake-up
+        # of the loop is scheduled, so tokens produced meanwhile ride along with it.
+        self._handoff: list[StreamItem | AssistantError] = []
+        self._handoff_lock = threading.Lock()
+        self._wake_pending = False
         self._loop = loop = asyncio.get_running_loop()
         work = loop.run_in_executor(provider._executor, self._generate, messages, params)
         work.add_done_callback(lambda _: provider.release())
@@ -165,10 +170,37 @@ class LocalStream:
             self.cancel.set()
         self.ended = True
 
+    def _deliver(self) -> None:
+        """On the loop: move what the worker handed over to the queue, texts merged.
+
+        Each wake-up of the loop costs CPU that two cores' worth of llama.cpp threads are
+        waiting for; when the loop is slower than the model, one wake-up now carries every
+        token made since the last, as one batch.
+        """
+        with self._handoff_lock:
+            items, self._handoff = self._handoff, []
+            self._wake_pending = False
+        texts: list[str] = []
+        for item in items:
+            if isinstance(item, list):
+                texts.extend(item)
+                continue
+            if texts:
+                self.queue.put_nowait(texts)
+                texts = []
+            self.queue.put_nowait(item)
+        if texts:
+            self.queue.put_nowait(texts)
+
     # --- in the worker thread --------------------------------------------------------------
 
     def _put(self, item: StreamItem | AssistantError) -> None:
-        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        with self._handoff_lock:
+            self._handoff.append(item)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._deliver)
 
     def _generate(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
         provider = self.provider
