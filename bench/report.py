@@ -72,6 +72,38 @@ def write_json(path: Path, results: dict[str, Any], targets: list[Target]) -> No
     path.write_bytes(orjson.dumps(_clean(document), option=orjson.OPT_INDENT_2))
 
 
+README_START = "<!-- bench:latest (written by `python -m bench`; do not edit by hand) -->"
+README_END = "<!-- /bench:latest -->"
+
+
+def table(targets: list[Target]) -> list[str]:
+    lines = ["| # | target | goal | measured | met |", "| --- | --- | --- | --- | --- |"]
+    for t in targets:
+        mark = "yes" if t.met else "**no**"
+        lines.append(f"| {t.scenario} | {t.name} | {t.target} | {t.measured_text()} | {mark} |")
+    return lines
+
+
+def update_readme(readme: Path, results: dict[str, Any], targets: list[Target]) -> None:
+    """Replace the README's Performance table (between the markers) with this run's."""
+    text = readme.read_text()
+    head, start, rest = text.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not start or not end:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} section")
+    run = results["run"]
+    met = sum(t.met for t in targets)
+    body = [
+        "",
+        f"Latest full run ({run['date']}, {run['machine']['cores']} cores shared by the load "
+        f"generator, the fake model and the stack): {met} of {len(targets)} targets met.",
+        "",
+        *table(targets),
+        "",
+    ]
+    readme.write_text(head + start + "\n".join(body) + end + tail)
+
+
 def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -> str:
     run = results["run"]
     met = sum(t.met for t in targets)
@@ -85,12 +117,8 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
         "",
         f"**{met} of {len(targets)} targets met.**",
         "",
-        "| # | target | goal | measured | met |",
-        "| --- | --- | --- | --- | --- |",
+        *table(targets),
     ]
-    for t in targets:
-        mark = "yes" if t.met else "**no**"
-        lines.append(f"| {t.scenario} | {t.name} | {t.target} | {t.measured_text()} | {mark} |")
     notes = [t for t in targets if t.note]
     if notes:
         lines += ["", "Notes:", ""]

@@ -21,7 +21,7 @@ from typing import Any
 from bench import procs
 from bench.clients import http_session
 from bench.context import FULL, QUICK, Bench, Scale
-from bench.report import Outcome, Target, markdown, write_json
+from bench.report import Outcome, Target, markdown, update_readme, write_json
 from bench.scenarios import (
     concurrency,
     first_token,
@@ -35,6 +35,7 @@ from bench.scenarios import (
 from bench.stack import running_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
+README = RESULTS.parent.parent / "README.md"
 
 Scenario = Callable[[Bench], Awaitable[Outcome]]
 SCENARIOS: dict[int, tuple[str, Scenario]] = {
@@ -136,5 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out / "latest.json", results, targets)
     (args.out / "latest.md").write_text(markdown(results, targets, plots))
     log.info("wrote %s", args.out / "latest.json")
+    # Only a complete full run into the repository's results speaks for the README.
+    if not scale.quick and not args.only and args.out == RESULTS and not results["errors"]:
+        update_readme(README, results, targets)
+        log.info("updated the Performance section of %s", README)
     if results["errors"]:
         sys.exit(1)
