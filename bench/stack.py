@@ -21,6 +21,7 @@ from tests.support.conversation import assistant_env, conversation_env
 from tests.support.fakes import FakeControl
 from tests.support.nginx import make_prefix, nginx_exe, write_config
 from tests.support.servers import (
+    CONVERSATION_FLAGS,
     PYTHON,
     Server,
     free_port,
@@ -76,10 +77,6 @@ def start_local_assistant(**env: str) -> Server:
     ready = http_ok(f"http://127.0.0.1:{port}/health/ready")
     settings = {"ASSISTANT_PROVIDER": "local", **env}
     return start("assistant-local", cmd, port, ready, settings, timeout=180)
-
-
-# conversation's own flags in the Procfile (keep-alive above nginx's, no permessage-deflate).
-CONVERSATION_FLAGS = ["--timeout-keep-alive", "75", "--ws-per-message-deflate", "false"]
 
 
 def start_conversation_service(redis: Server, assistant_url: str, workers: int = 0) -> Server:

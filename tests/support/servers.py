@@ -179,7 +179,16 @@ def start_assistant(env: dict[str, str], port: int | None = None, timeout: float
     )
 
 
+# conversation's own flags in the Procfile and its Dockerfile: no permessage-deflate, and its
+# lighter WebSocket protocol (conversation/ws_server.py), so tests run the product's server.
+CONVERSATION_FLAGS = [
+    *["--ws-per-message-deflate", "false"],
+    *["--ws", "conversation.ws_server:WebSocketProtocol"],
+]
+
+
 def start_conversation(env: dict[str, str], port: int | None = None) -> Server:
     port = port or free_port()
     ready = http_ok(f"http://127.0.0.1:{port}/api/health")
-    return start("conversation", uvicorn_cmd("conversation.app:create_app", port), port, ready, env)
+    cmd = [*uvicorn_cmd("conversation.app:create_app", port), *CONVERSATION_FLAGS]
+    return start("conversation", cmd, port, ready, env)
