@@ -40,7 +40,9 @@ async def _park(waiters: list[asyncio.Future[None]]) -> None:
 
 
 class Inbox(Generic[T]):
-    """asyncio.Queue's put_nowait, get and empty (what uvicorn's protocol uses), unbounded."""
+    """asyncio.Queue's put_nowait, get, get_nowait and empty, unbounded: ~0.2 KiB where an
+    asyncio.Queue takes ~2.4 KiB (three deques). For any one-reader queue held per open
+    stream."""
 
     __slots__ = ("_items", "_waiters")
 
@@ -59,6 +61,11 @@ class Inbox(Generic[T]):
     async def get(self) -> T:
         while not self._items:
             await _park(self._waiters)
+        return self._items.pop(0)
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise asyncio.QueueEmpty
         return self._items.pop(0)
 
 
