@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     stream_retention: int = Field(default=600, ge=1)
     stream_flush_ms: int = Field(default=50, ge=1)
     # While no one tails the stream from Redis (clients on the writing replica get every
-    # token from memory), writes are this far apart: fewer, larger writes, same resume.
-    stream_unwatched_flush_ms: int = Field(default=250, ge=1)
+    # token from memory), text is written once it is this old: fewer, larger writes.
+    stream_unwatched_flush_ms: int = Field(default=1000, ge=1)
     heartbeat_interval: float = Field(default=15.0, gt=0)
     generation_lease: float = Field(default=5.0, gt=0)
 

@@ -6,13 +6,23 @@ HSETNX, stream entries carry explicit ids (a repeated XADD fails harmlessly), an
 turn start recognises its own generation lock.
 
 Keys of session P: P (meta hash), P:m (message id -> JSON), P:o (message ids in order),
-P:x (idempotency index), P:g (generation lock, value = reply id), P:r:<reply id> (reply stream),
-P:r:<reply id>:w (someone tails that stream from Redis; expires on its own).
+P:x (idempotency index), P:g (generation lock, value = reply id). A reply's stream is
+<prefix>:r:<reply id> (not under P: every stream write names it, and P would double the key),
+with <prefix>:r:<reply id>:w set (expiring) while someone tails it from Redis.
 """
 
 from __future__ import annotations
 
-_COMMON = r"""
+_STREAM_KEY = r"""
+-- P is <prefix>:s:<session id>; the reply's stream is <prefix>:r:<reply id>.
+local function stream_key(P, mid)
+  return (string.gsub(P, ':s:[^:]*$', ':r:'..mid))
+end
+"""
+
+_COMMON = (
+    _STREAM_KEY
+    + r"""
 local function renew(P, ttl)
   for _, k in ipairs({P, P..':m', P..':o', P..':x'}) do redis.call('EXPIRE', k, ttl) end
   local tk = redis.call('HGET', P, 'tk')
@@ -37,7 +47,7 @@ local function interrupt(P, mid, retention)
   if not raw then return nil end
   local m = cjson.decode(raw)
   if m.status ~= 'streaming' then return raw end
-  local S = P..':r:'..mid
+  local S = stream_key(P, mid)
   local text, last = stream_text(S)
   m.content = text
   m.status = 'interrupted'
@@ -55,6 +65,7 @@ local function interrupt_if_orphaned(P, retention)
   return live
 end
 """
+)
 
 # ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
 #       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content,
@@ -108,7 +119,7 @@ if not holder then
     if redis.call('HSETNX', M, user_id, user_json) == 1 then redis.call('RPUSH', O, user_id) end
     if cmid ~= '' then redis.call('HSET', X, 'c:'..cmid, user_id) end
   end
-  if live then redis.call('DEL', P..':r:'..live) end
+  if live then redis.call('DEL', stream_key(P, live)) end
   redis.call('SET', G, reply_id, 'PX', lease)
   if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
   redis.call('HSET', X, 'r:'..user_id, reply_id)
@@ -144,26 +155,32 @@ return out
 """
 )
 
-# ARGV: P, reply_id, end_offset, text, retention ('' once set), lease_ms. The arguments are
-# the whole cost of a write (Redis counts ~190 bytes for ~15 characters of text), so the
-# entry id is built here and the retention is sent only with the first write. Returns 1
-# when a reader elsewhere tails the stream (P:r:<reply_id>:w, set by readers), else 0.
+# ARGV: S (the stream's key), end_offset, text, then only when due: retention ('' when not),
+# then P and lease_ms. The envelope (EVALSHA, sha, arguments) is the whole cost of a write
+# beyond its text, so the entry id is built here, and the retention (first write, then each
+# half retention) and the lease renewal (each third of the lease) ride along only when due.
+# Returns 1 when a reader elsewhere tails the stream (S:w, set by readers), else 0.
 FLUSH = r"""
-local P, mid = ARGV[1], ARGV[2]
-local S = P..':r:'..mid
-if ARGV[4] ~= '' then
-  redis.pcall('XADD', S, ARGV[3]..'-0', 'x', ARGV[4])
-  if ARGV[5] ~= '' then redis.call('EXPIRE', S, ARGV[5]) end
+local S = ARGV[1]
+if ARGV[3] ~= '' then
+  redis.pcall('XADD', S, ARGV[2]..'-0', 'x', ARGV[3])
+  if ARGV[4] and ARGV[4] ~= '' then redis.call('EXPIRE', S, ARGV[4]) end
 end
-if redis.call('GET', P..':g') == mid then redis.call('PEXPIRE', P..':g', ARGV[6]) end
+local P = ARGV[5]
+if P then
+  local G, mid = P..':g', string.match(S, ':r:([^:]*)$')
+  if redis.call('GET', G) == mid then redis.call('PEXPIRE', G, ARGV[6]) end
+end
 return redis.call('EXISTS', S..':w')
 """
 
 # ARGV: P, reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
-FINISH = r"""
+FINISH = (
+    _STREAM_KEY
+    + r"""
 local P, mid = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', P..':m', mid) == 0 then return 0 end
-local S = P..':r:'..mid
+local S = stream_key(P, mid)
 redis.call('HSET', P..':m', mid, ARGV[3])
 if ARGV[6] ~= '' then redis.pcall('XADD', S, ARGV[5], 'x', ARGV[6]) end
 redis.pcall('XADD', S, ARGV[7], 'k', ARGV[4])
@@ -171,6 +188,7 @@ redis.call('EXPIRE', S, ARGV[8])
 if redis.call('GET', P..':g') == mid then redis.call('DEL', P..':g') end
 return 1
 """
+)
 
 # ARGV: P, reply_id, retention. Returns the message JSON (marked interrupted when its
 # writer is gone), or nil when it does not exist.
@@ -196,7 +214,7 @@ if live then
   local raw = redis.call('HGET', P..':m', live)
   if raw and cjson.decode(raw).status == 'streaming' then
     out[1] = live
-    out[2] = stream_text(P..':r:'..live)
+    out[2] = stream_text(stream_key(P, live))
   end
 end
 local ids = redis.call('LRANGE', P..':o', limit > 0 and -limit or 0, -1)

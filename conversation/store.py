@@ -92,8 +92,10 @@ class Store:
     def session_key(self, sid: str) -> str:
         return f"{self._prefix}:s:{sid}"
 
-    def stream_key(self, sid: str, mid: str) -> str:
-        return f"{self.session_key(sid)}:r:{mid}"
+    def stream_key(self, mid: str) -> str:
+        # Not under the session's key: every stream write names it (the scripts derive it
+        # from the session's key the same way).
+        return f"{self._prefix}:r:{mid}"
 
     def token_key(self, token_hash: str) -> str:
         return f"{self._prefix}:t:{token_hash}"
@@ -182,7 +184,7 @@ class Store:
         live = cast(str | None, await self.redis.hget(key, "live"))
         keys = [*self._session_keys(sid), f"{key}:g", self.token_key(meta.token_hash)]
         if live:
-            keys += [self.stream_key(sid, live), f"{self.stream_key(sid, live)}:w"]
+            keys += [self.stream_key(live), f"{self.stream_key(live)}:w"]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(*keys)
             if meta.owner:
@@ -272,19 +274,18 @@ class Store:
             return TurnRefused(reason=cast(Literal["empty", "not_last"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
 
-    async def flush(self, sid: str, mid: str, end: int, text: str, expire: bool = True) -> bool:
-        """Append text ending at offset `end` to the reply's stream and renew the lease;
-        `expire`: (re)set the stream's retention (always with its first entry). True when a
+    async def flush(
+        self, sid: str, mid: str, end: int, text: str, expire: bool = True, renew: bool = True
+    ) -> bool:
+        """Append text ending at offset `end` to the reply's stream. `expire`: (re)set the
+        stream's retention (always with its first entry); `renew`: renew the generation's
+        lease. Both only when due: each argument is paid for in every write. True when a
         reader elsewhere is tailing the stream."""
-        s = self.settings
-        args: list[ScriptArg] = [
-            self.session_key(sid),
-            mid,
-            end,
-            text,
-            self._retention if expire else "",
-            int(s.generation_lease * 1000),
-        ]
+        args: list[ScriptArg] = [self.stream_key(mid), end, text]
+        if expire or renew:
+            args.append(self._retention if expire else "")
+        if renew:
+            args += [self.session_key(sid), int(self.settings.generation_lease * 1000)]
         return bool(await self._flush(args=args))
 
     async def finish(self, sid: str, reply: StoredMessage, flushed: int) -> None:
@@ -316,7 +317,7 @@ class Store:
     async def read_stream(self, sid: str, mid: str, after: str, block_ms: int) -> list[StreamEntry]:
         """New entries after `after`, waiting up to `block_ms`; tells the writer someone is
         tailing (it then writes every STREAM_FLUSH_MS instead of STREAM_UNWATCHED_FLUSH_MS)."""
-        key = self.stream_key(sid, mid)
+        key = self.stream_key(mid)
         async with self.redis.pipeline(transaction=False) as pipe:
             # Outlives the wait below with room to spare; gone soon after the reader leaves.
             pipe.set(f"{key}:w", 1, px=2 * block_ms + 1000)

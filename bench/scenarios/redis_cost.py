@@ -4,9 +4,11 @@
   by MONITOR, except those Lua scripts run inside Redis and the stream writes (FLUSH), with a
   MULTI ... EXEC block counted once. Short replies, one turn at a time.
 - Writes while streaming: how far apart one reply's stream writes (FLUSH) reach Redis, by its
-  clock, for replies of 64 tokens 20 ms apart: writes per 50 ms, and the shortest gap.
+  clock, for replies of 64 tokens 20 ms apart tailed from Redis as another replica would
+  (the writer's fastest pace, STREAM_FLUSH_MS): writes per 50 ms, and the shortest gap.
 - Bytes written: Redis's own count of bytes received (INFO stats total_net_input_bytes) per
-  turn, for a short reply and a long one (64 tokens 20 ms apart; also 2,000 without delay).
+  turn, for a short reply and a long one (16 and 64 tokens 20 ms apart; also 2,000 without
+  delay).
   The difference over the difference in reply size is what each byte of reply costs (its
   stream entries plus its history entry); the whole turn's bytes over its reply too.
 - Calls per turn by command, including those inside scripts, from INFO commandstats.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import re
@@ -22,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
-from bench.clients import Turn, create_sessions, sse_turn
+from bench.clients import ChatSession, Turn, create_sessions, sse_turn
 from bench.context import Bench
 from bench.report import Outcome, Target, at_most
 from conversation import scripts
+from conversation.config import Settings
+from conversation.store import Store
 
 FLUSH_SHA = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
 MARKER = "bench-end-of-window"
@@ -95,9 +101,9 @@ def write_spacing(monitor: Monitor) -> dict[str, float]:
     mean rate as writes per 50 ms, and the shortest gap (ms)."""
     by_reply: dict[str, list[float]] = {}
     for command, at in zip(monitor.commands, monitor.times, strict=True):
-        # EVALSHA sha numkeys P reply_id ...: the reply id is the fifth word.
-        if command[0].upper() == "EVALSHA" and command[1] == FLUSH_SHA and len(command) > 4:
-            by_reply.setdefault(command[4], []).append(at)
+        # EVALSHA sha numkeys stream_key ...: the reply's stream is the fourth word.
+        if command[0].upper() == "EVALSHA" and command[1] == FLUSH_SHA and len(command) > 3:
+            by_reply.setdefault(command[3], []).append(at)
     gaps = [b - a for times in by_reply.values() for a, b in itertools.pairwise(sorted(times))]
     if not gaps:
         return {"writes_per_50ms": float("nan"), "shortest_gap_ms": float("nan")}
@@ -111,17 +117,49 @@ def input_bytes(db: redis.Redis) -> int:
     return int(db.info("stats")["total_net_input_bytes"])
 
 
-async def turns_watched(bench: Bench, count: int, db: redis.Redis) -> dict[str, Any]:
-    """`count` turns one after another on fresh sessions, watched by MONITOR and INFO."""
+async def tail_reply(port: int, sid: str) -> None:
+    """Tail the session's reply from Redis to its end, as a client resuming it on another
+    replica does (through conversation's own Store, which tells the writer it is watched)."""
+    db = AsyncRedis(port=port, decode_responses=True)
+    store = Store(db, Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    try:
+        # The reply's id is in the session once the turn has started (a few ms): poll for it,
+        # since sse_turn reads the `start` event that carries it only with the whole reply.
+        mid = ""
+        while not mid:
+            await asyncio.sleep(0.002)
+            mid = str(await db.hget(store.session_key(sid), "live") or "")
+        after, ended = "0-0", False
+        while not ended:
+            for entry_id, fields in await store.read_stream(sid, mid, after, 500):
+                after, ended = entry_id, "k" in fields
+    finally:
+        await db.aclose()
+
+
+async def turn(bench: Bench, session: ChatSession, tailed: bool) -> Turn:
+    conv = bench.stack.conversation.url
+    if not tailed:
+        return await sse_turn(bench.http, conv, session, "hello")
+    tail = asyncio.create_task(tail_reply(bench.stack.redis.port, session.session_id))
+    found = await sse_turn(bench.http, conv, session, "hello")
+    await asyncio.wait_for(tail, 10)
+    return found
+
+
+async def turns_watched(
+    bench: Bench, count: int, db: redis.Redis, tailed: bool = False
+) -> dict[str, Any]:
+    """`count` turns one after another on fresh sessions, watched by MONITOR and INFO;
+    `tailed`: each reply also tailed from Redis as by another replica."""
     stack = bench.stack
-    conv = stack.conversation.url
-    sessions = await create_sessions(bench.http, conv, count)
+    sessions = await create_sessions(bench.http, stack.conversation.url, count)
     found: list[Turn] = []
     db.config_resetstat()
     before = input_bytes(db)
     with Monitor(stack.redis.port) as monitor:
         for session in sessions:
-            found.append(await sse_turn(bench.http, conv, session, "hello"))
+            found.append(await turn(bench, session, tailed))
     written = input_bytes(db) - before
     stats = db.info("commandstats")
     good = [t for t in found if t.ok]
@@ -160,16 +198,27 @@ async def run(bench: Bench) -> Outcome:
     db = redis.Redis(port=stack.redis.port, decode_responses=True)
     try:
         stack.fake.reset()
+        long_reply = [f"tok{i} " for i in range(64)]
+        short_reply = long_reply[:16]
+        # Scripts load once per process (SCRIPT LOAD sends a script's whole text): a warm-up
+        # reply long enough to write its stream loads every one of them before measuring.
+        stack.fake.script({"tokens": long_reply, "delay_ms": 20, "times": 1})
         await sse_turn(
             bench.http,
             stack.conversation.url,
             (await create_sessions(bench.http, stack.conversation.url, 1))[0],
             "warm up",
-        )  # scripts load once per process
+        )
+        # The short reply at the long one's pace: both then pay the per-reply costs (turn,
+        # history entry, the stream's first write), and the difference is what the extra
+        # text costs. (Unpaced, the fake's 16 tokens often arrive in one read and the reply
+        # ends before its first stream write: a fixed cost charged to the long reply.)
+        stack.fake.script({"tokens": short_reply, "delay_ms": 20, "times": count})
         short = await turns_watched(bench, count, db)
-        long_reply = [f"tok{i} " for i in range(64)]
         stack.fake.script({"tokens": long_reply, "delay_ms": 20, "times": count})
         streamed = await turns_watched(bench, count, db)
+        stack.fake.script({"tokens": long_reply, "delay_ms": 20, "times": count})
+        tailed = await turns_watched(bench, count, db, tailed=True)
         burst_reply = [f"tok{i} " for i in range(bench.scale.long_tokens)]
         stack.fake.script({"tokens": burst_reply, "delay_ms": 0, "times": count})
         burst = await turns_watched(bench, count, db)
@@ -178,7 +227,8 @@ async def run(bench: Bench) -> Outcome:
         db.close()
     outside = short["round_trips_per_turn"]["other"]
     flushes = streamed["round_trips_per_turn"]["flush"]
-    spacing = streamed["stream_writes"]
+    tailed_flushes = tailed["round_trips_per_turn"]["flush"]
+    spacing = tailed["stream_writes"]
     extra_chars = streamed["reply_chars"] - short["reply_chars"]
     marginal = (streamed["bytes_in_per_turn"] - short["bytes_in_per_turn"]) / extra_chars
     whole = streamed["bytes_in_per_turn"] / streamed["reply_chars"]
@@ -194,9 +244,10 @@ async def run(bench: Bench) -> Outcome:
             1,
             spacing["writes_per_50ms"],
             "",
-            note=f"{flushes} stream writes per reply over {streamed['stream_seconds']} s of "
-            f"streaming; shortest gap between two {spacing['shortest_gap_ms']} ms "
-            "(Redis's clock: includes its queueing jitter)",
+            note=f"tailed from Redis as by another replica: {tailed_flushes} stream writes per "
+            f"reply over {tailed['stream_seconds']} s of streaming, shortest gap between two "
+            f"{spacing['shortest_gap_ms']} ms (Redis's clock: includes its queueing jitter); "
+            f"not tailed: {flushes} per reply",
         ),
         at_most(
             6,
@@ -222,6 +273,7 @@ async def run(bench: Bench) -> Outcome:
     figures = {
         "short_replies": short,
         "streamed_replies": streamed,
+        "tailed_replies": tailed,
         "burst_replies": burst,
         "bytes_per_reply_byte": round(marginal, 3),
         "bytes_per_reply_byte_burst": round(burst_marginal, 3),

@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from conversation.config import Settings
+from conversation.models import StoredMessage
 from conversation.store import Store, TurnDuplicate, TurnRefused, TurnStarted, new_message
 from tests.support.servers import Server
 
@@ -34,7 +35,7 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
     final = reply.model_copy(update={"content": "hello", "status": "complete"})
     for _ in range(2):
         await store.finish(sid, final, 2)
-    entries = await store.redis.xrange(store.stream_key(sid, reply.id))
+    entries = await store.redis.xrange(store.stream_key(reply.id))
     assert entries == [("2-0", {"x": "he"}), ("5-0", {"x": "llo"}), ("5-1", {"k": "complete"})]
     history = await store.history(sid)
     assert history is not None
@@ -83,18 +84,24 @@ async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Stor
     await store.redis.delete(f"{store.session_key(sid)}:g")  # the writer's lease ran out
     lost = await store.check_live(sid, reply.id)
     assert lost is not None and (lost.status, lost.content) == ("interrupted", "abc")
-    last = await store.redis.xrevrange(store.stream_key(sid, reply.id), count=1)
+    last = await store.redis.xrevrange(store.stream_key(reply.id), count=1)
     assert last == [("3-1", {"k": "interrupted"})]
 
 
-async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> None:
+async def started_reply(store: Store) -> tuple[str, StoredMessage]:
+    """A new session with a turn started: its id and the reply being written."""
     meta, _ = await store.create_session("n", "", "")
-    sid = meta.session_id
     reply = new_message("assistant", "", "streaming")
     user = new_message("user", "hi", "complete")
-    assert isinstance(await store.begin_turn(sid, "message", user, reply, None, 100), TurnStarted)
+    started = await store.begin_turn(meta.session_id, "message", user, reply, None, 100)
+    assert isinstance(started, TurnStarted)
+    return meta.session_id, reply
+
+
+async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> None:
+    sid, reply = await started_reply(store)
     assert await store.flush(sid, reply.id, 2, "he") is False
-    key = store.stream_key(sid, reply.id)
+    key = store.stream_key(reply.id)
     assert 0 < await store.redis.ttl(key) <= store.settings.stream_retention
     # A later write without the retention keeps the stream's expiry.
     assert await store.flush(sid, reply.id, 3, "l", expire=False) is False
@@ -105,3 +112,20 @@ async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> 
         ("3-0", {"x": "l"}),
     ]
     assert await store.flush(sid, reply.id, 3, "", expire=False) is True
+
+
+async def test_a_write_renews_the_lease_only_when_asked_and_only_its_own(store: Store) -> None:
+    sid, reply = await started_reply(store)
+    lock = f"{store.session_key(sid)}:g"
+    await store.redis.pexpire(lock, 1000)
+    await store.flush(sid, reply.id, 2, "he", expire=True, renew=False)
+    assert await store.redis.pttl(lock) <= 1000
+    await store.flush(sid, reply.id, 3, "l", expire=False, renew=True)
+    assert await store.redis.pttl(lock) > 1000
+    # Another reply holds the session now: a late write from the old one leaves its lease be.
+    await store.redis.set(lock, "other", px=1000)
+    await store.flush(sid, reply.id, 4, "l", expire=False, renew=True)
+    assert await store.redis.pttl(lock) <= 1000
+    entries = await store.redis.xrange(store.stream_key(reply.id))
+    assert entries == [("2-0", {"x": "he"}), ("3-0", {"x": "l"}), ("4-0", {"x": "l"})]
+    assert await store.redis.ttl(store.stream_key(reply.id)) > 0
