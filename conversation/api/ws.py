@@ -28,6 +28,9 @@ CODES = {404: "not_found", 409: "conflict", 422: "invalid", 503: "overloaded"}
 async def pump(ws: WebSocket, turn: Turn) -> None:
     for event in turn.first:
         await ws.send_text(event.ws())
+    # Sent: not kept for the rest of the reply. The `user` event holds the message twice
+    # (its JSON and its frame), up to 2 x 8,000 characters per open socket.
+    turn.first.clear()
     if turn.events is not None:
         async for batch in turn.events:
             # None is a heartbeat: the WebSocket server pings idle connections itself.
@@ -78,6 +81,16 @@ class Chat:
                 await self.pump
 
 
+async def next_frame(ws: WebSocket) -> str | None:
+    """The next frame's text; None once the client is gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    # Frames are JSON text; a binary frame holding JSON is accepted too.
+    text: str = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
+    return text
+
+
 async def session_socket(ws: WebSocket) -> None:
     session_id: str = ws.path_params["session_id"]
     store, settings, turns = await get_store(ws), await get_settings(ws), await get_turns(ws)
@@ -91,12 +104,13 @@ async def session_socket(ws: WebSocket) -> None:
     chat = Chat(ws, meta, turns, settings.max_message_chars)
     try:
         while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
+            raw = await next_frame(ws)
+            if raw is None:
                 break
-            # Frames are JSON text; a binary frame holding JSON is accepted too.
-            raw = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
             await chat.handle(raw)
+            # Not held while the socket waits for its next frame, often for the whole reply:
+            # a message can be 8,000 characters.
+            del raw
     except WebSocketDisconnect:
         pass
     finally:
