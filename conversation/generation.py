@@ -148,49 +148,75 @@ class Generation:
         self.subscribers.clear()
 
     async def _flush_loop(self) -> None:
-        """Append new text to the Redis Stream at most once per interval; renew the lease.
+        """Append new text to the reply's Redis Stream; renew the generation's lease.
 
-        The interval is STREAM_FLUSH_MS while a client elsewhere tails the stream (a resume
-        on another replica, a cancel waiting for the end), else STREAM_UNWATCHED_FLUSH_MS:
-        each write's envelope costs Redis ~10x the text of a 50 ms batch, and nobody reads
-        the stream but such a client, a history read mid-reply, or the recovery of a dead
-        writer (which then keeps up to that interval's text less).
+        While a client elsewhere tails the stream (a resume on another replica, a cancel
+        waiting for the end), new text is written at once, at most once per STREAM_FLUSH_MS.
+        Otherwise only a history read mid-reply or a dead writer's recovery reads the stream,
+        and each write's envelope (script sha, key, offset: ~120 bytes) costs Redis more than
+        a quarter second of text: after the first text, written at once, new text is written
+        once its oldest part is STREAM_UNWATCHED_FLUSH_MS old, so those readers miss at most
+        that much of the newest text. The expiry and the lease renewal go only when due.
         """
         settings = self.hub.settings
-        watched_interval = settings.stream_flush_ms / 1000
-        unwatched_ms = max(settings.stream_unwatched_flush_ms, settings.stream_flush_ms)
-        unwatched_interval = unwatched_ms / 1000
-        # What the store sets: a stream never outlives its session.
+        watched_gap = settings.stream_flush_ms / 1000
+        unwatched_age = max(settings.stream_unwatched_flush_ms, settings.stream_flush_ms) / 1000
+        # What the store sets (a stream never outlives its session), again each half retention:
+        # a reply may stream longer than STREAM_RETENTION.
         refresh_expire = min(settings.stream_retention, settings.session_ttl) / 2
         renew_every = settings.generation_lease / 3
         loop = asyncio.get_running_loop()
-        # The stream's expiry is sent with the first text, then again each half retention
-        # (a reply may stream longer than STREAM_RETENTION), not with every write.
-        watched, expire_due = False, loop.time()
+        watched, last_write = False, float("-inf")
+        # The turn's start has just taken the lease; the expiry goes with the first text.
+        expire_due, renew_due = loop.time(), loop.time() + renew_every
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(renew_every):
+                async with asyncio.timeout_at(renew_due):
                     await self._dirty.wait()
             if self._closing.is_set():
                 return
             self._dirty.clear()
+            # Due within the next write's gap counts as due: timers may fire a hair early.
+            if not self._unflushed and loop.time() + watched_gap < renew_due:
+                continue  # woken for text an earlier write already carried
+            write_at = renew_due
+            if self._unflushed:
+                # The first text goes at once: a dead writer's reply keeps its start, and
+                # the writer learns at once whether someone already tails the stream.
+                hurry = watched or last_write == float("-inf")
+                write_at = min(write_at, loop.time() + (0 if hurry else unwatched_age))
+            # Never two writes less than STREAM_FLUSH_MS apart, counted from the end of the
+            # last one, so that Redis too sees them that far apart.
+            write_at = max(write_at, last_write + watched_gap)
+            if write_at > loop.time():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(write_at):
+                        await self._closing.wait()
+            if self._closing.is_set():
+                return  # the final write carries the rest
+            now = loop.time()
+            renew = now + watched_gap >= renew_due
             text, end = "".join(self._unflushed), self.length
             self._unflushed.clear()
-            expire = bool(text) and loop.time() >= expire_due
+            expire = bool(text) and now >= expire_due
             try:
-                watched = await self.hub.store.flush(self.session_id, self.id, end, text, expire)
-                self._flushed = end
-                if expire:
-                    expire_due = loop.time() + refresh_expire
+                watched = await self.hub.store.flush(
+                    self.session_id, self.id, end, text, expire, renew
+                )
             except RedisError:
-                # The text stays in memory; the final write carries whatever was not stored.
+                # The text stays in memory (the final write carries whatever was not stored).
+                # Try again, lease included, soon enough for the lease (it lasts three renewal
+                # periods) but not in a tight loop: Redis may be down.
                 self._unflushed.insert(0, text)
+                renew_due = now + min(renew_every, unwatched_age)
+                last_write = loop.time()  # spaced like writes, however fast text arrives
                 log.warning("stream write for reply %s failed", self.id, exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(watched_interval if watched else unwatched_interval):
-                    await self._closing.wait()
-            if self._closing.is_set():
-                return
+                continue
+            self._flushed, last_write = end, loop.time()
+            if expire:
+                expire_due = now + refresh_expire
+            if renew:
+                renew_due = now + renew_every
 
 
 class Hub:
