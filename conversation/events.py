@@ -65,8 +65,10 @@ def start_event(message_id: str) -> Event:
 
 
 def delta_event(text: str, end_offset: int) -> Event:
-    # One per token: orjson on a dict, not a model's model_dump_json (same bytes, less CPU).
-    return Event("delta", end_offset, orjson.dumps({"text": text}))
+    # One per token: orjson, not a model's model_dump_json (same bytes, less CPU).
+    # Concatenated, not orjson.dumps({"text": ...}): orjson's result keeps its 4 KiB output
+    # buffer, held for as long as the event waits to be sent (bench scenario 4).
+    return Event("delta", end_offset, b'{"text":' + orjson.dumps(text) + b"}")
 
 
 def error_event(code: str, message: str, offset: int) -> Event:

@@ -26,13 +26,14 @@ from conversation.events import (
     delta_event,
     terminal_event,
 )
+from conversation.mailbox import Flag, Inbox
 from conversation.models import ErrorInfo, StoredMessage
 from conversation.store import Store
 
 log = logging.getLogger(__name__)
 
 # A queue item is an event, or None for a heartbeat.
-Outbox = asyncio.Queue[Event | None]
+Outbox = Inbox[Event | None]
 
 
 class Generation:
@@ -54,8 +55,8 @@ class Generation:
         self.cancel_requested = False
         self._unflushed: list[str] = []
         self._flushed = 0
-        self._dirty = asyncio.Event()
-        self._closing = asyncio.Event()
+        self._dirty = Flag()
+        self._closing = Flag()
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -64,7 +65,7 @@ class Generation:
 
     def subscribe(self, offset: int = 0) -> Outbox:
         """A queue that gets the text after `offset`, then every event until the end."""
-        outbox: Outbox = asyncio.Queue()
+        outbox: Outbox = Inbox()
         if offset < self.length:
             outbox.put_nowait(delta_event("".join(self.parts)[offset:], self.length))
         if self.terminal is not None:
@@ -327,10 +328,9 @@ async def outbox_events(gen: Generation, outbox: Outbox) -> AsyncIterator[list[E
                 yield None
                 continue
             batch = [event]
-            while not batch[-1].terminal and not outbox.empty():
-                waiting = outbox.get_nowait()
-                if waiting is not None:  # a heartbeat behind events has nothing to add
-                    batch.append(waiting)
+            if not event.terminal:  # nothing is published after the terminal event
+                # A heartbeat behind events has nothing to add.
+                batch += [waiting for waiting in outbox.drain() if waiting is not None]
             yield batch
             if batch[-1].terminal:
                 return

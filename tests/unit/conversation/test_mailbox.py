@@ -1,5 +1,5 @@
-"""The receive queue and writable flag of conversation's WebSocket protocol: the asyncio.Queue
-and asyncio.Event behaviour uvicorn relies on. (The protocol itself runs under every
+"""Inbox and Flag: the asyncio.Queue and asyncio.Event behaviour that uvicorn (conversation's
+WebSocket protocol) and reply generation rely on. (The protocol itself runs under every
 WebSocket integration test: the launchers start conversation with it.)"""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from uvicorn._types import ASGIReceiveEvent
 
-from conversation.ws_server import Flag, Inbox
+from conversation.mailbox import Flag, Inbox
 
 CONNECT: ASGIReceiveEvent = {"type": "websocket.connect"}
 DISCONNECT: ASGIReceiveEvent = {"type": "websocket.disconnect", "code": 1000}
@@ -78,3 +78,12 @@ async def test_a_cancelled_flag_waiter_leaves_nothing_behind() -> None:
     flag.set()
     assert flag.is_set()
     assert await flag.wait() is True
+
+
+def test_inbox_drain_takes_everything_waiting_in_order() -> None:
+    inbox = Inbox[ASGIReceiveEvent]()
+    assert inbox.drain() == []
+    inbox.put_nowait(CONNECT)
+    inbox.put_nowait(DISCONNECT)
+    assert inbox.drain() == [CONNECT, DISCONNECT]
+    assert inbox.empty()
