@@ -63,9 +63,7 @@ class AssistantClient:
         if settings.assistant_api_key:
             self._headers["Authorization"] = f"Bearer {settings.assistant_api_key}"
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | Usage]:
-        """Yield the reply's text deltas as they arrive (those read together, together),
-        then its usage if reported."""
+    def _request_body(self, messages: list[ChatMessage]) -> str:
         request = ChatCompletionRequest(
             messages=messages,
             model=self._model,
@@ -73,9 +71,17 @@ class AssistantClient:
             stream_options=StreamOptions(include_usage=True),
             max_tokens=self._max_tokens,
         )
-        body = request.model_dump_json(exclude_none=True)
+        return request.model_dump_json(exclude_none=True)
+
+    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | Usage]:
+        """Yield the reply's text deltas as they arrive (those read together, together),
+        then its usage if reported."""
+        body = self._request_body(messages)
+        # A long history would otherwise stay in memory for the whole reply, twice.
+        del messages
         try:
             async with await post(self._http, self._url, body, self._headers) as resp:
+                del body
                 if resp.status != 200:
                     raise await _failure(resp)
                 chunks = _Chunks()

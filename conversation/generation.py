@@ -82,6 +82,11 @@ class Generation:
             self.cancel_requested = True
             self.task.cancel()
 
+    def _take_context(self) -> list[ChatMessage]:
+        """The context, handed over once: the reply does not keep a long history alive."""
+        context, self.context = self.context, []
+        return context
+
     def _publish(self, event: Event) -> None:
         for outbox in self.subscribers:
             outbox.put_nowait(event)
@@ -101,7 +106,7 @@ class Generation:
         error: ErrorInfo | None = None
         status: str = "complete"
         try:
-            async for item in self.hub.assistant.stream(self.context):
+            async for item in self.hub.assistant.stream(self._take_context()):
                 if isinstance(item, list):
                     self._on_deltas(item)
                 else:

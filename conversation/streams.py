@@ -77,6 +77,7 @@ async def sse_body(first: list[Event], events: Events | None) -> AsyncGenerator[
     """The turn's events as server-sent events: each batch in one write."""
     if first:
         yield b"".join(event.sse() for event in first)
+    del first  # the `user` event holds the whole message: not for the whole reply
     if events is not None:
         async for batch in events:
             yield HEARTBEAT if batch is None else b"".join(event.sse() for event in batch)
