@@ -40,8 +40,11 @@ class Event:
 
     def sse(self) -> bytes:
         if self._sse is None:
-            head = b"event: " + self.name.encode() + b"\ndata: "
-            self._sse = head + self.data + b"\nid: " + str(self.id).encode() + b"\n\n"
+            self._sse = b"event: %s\ndata: %s\nid: %d\n\n" % (
+                self.name.encode(),
+                self.data,
+                self.id,
+            )
         return self._sse
 
     def ws(self) -> str:

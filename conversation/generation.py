@@ -32,8 +32,8 @@ from conversation.store import Store
 
 log = logging.getLogger(__name__)
 
-# A queue item is an event, or None for a heartbeat.
-Outbox = Inbox[Event | None]
+# A queue item is the events of one read from assistant, or None for a heartbeat.
+Outbox = Inbox[list[Event] | None]
 
 
 class Generation:
@@ -67,9 +67,9 @@ class Generation:
         """A queue that gets the text after `offset`, then every event until the end."""
         outbox: Outbox = Inbox()
         if offset < self.length:
-            outbox.put_nowait(delta_event("".join(self.parts)[offset:], self.length))
+            outbox.put_nowait([delta_event("".join(self.parts)[offset:], self.length)])
         if self.terminal is not None:
-            outbox.put_nowait(self.terminal)
+            outbox.put_nowait([self.terminal])
         else:
             self.subscribers.add(outbox)
         return outbox
@@ -87,17 +87,19 @@ class Generation:
         context, self.context = self.context, []
         return context
 
-    def _publish(self, event: Event) -> None:
+    def _publish(self, events: list[Event]) -> None:
         for outbox in self.subscribers:
-            outbox.put_nowait(event)
+            outbox.put_nowait(events)
 
     def _on_deltas(self, texts: list[str]) -> None:
         """Texts read together from assistant: each still its own event, with its offset."""
         self.parts.extend(texts)
         self._unflushed.extend(texts)
+        events = []
         for text in texts:
             self.length += len(text)
-            self._publish(delta_event(text, self.length))
+            events.append(delta_event(text, self.length))
+        self._publish(events)
         self._dirty.set()
 
     async def run(self) -> None:
@@ -150,7 +152,7 @@ class Generation:
             log.exception("could not store reply %s; it will show as interrupted", self.id)
         self.reply = final
         self.terminal = terminal_event(final)
-        self._publish(self.terminal)
+        self._publish([self.terminal])
         self.subscribers.clear()
 
     async def _flush_loop(self) -> None:
@@ -328,14 +330,14 @@ async def outbox_events(gen: Generation, outbox: Outbox) -> AsyncIterator[list[E
     """
     try:
         while True:
-            event = await outbox.get()
-            if event is None:
+            batch = await outbox.get()
+            if batch is None:
                 yield None
                 continue
-            batch = [event]
-            if not event.terminal:  # nothing is published after the terminal event
-                # A heartbeat behind events has nothing to add.
-                batch += [waiting for waiting in outbox.drain() if waiting is not None]
+            if not batch[-1].terminal:  # nothing is published after the terminal event
+                for waiting in outbox.drain():
+                    if waiting is not None:  # a heartbeat behind events has nothing to add
+                        batch = batch + waiting  # never extend: the list is shared
             yield batch
             if batch[-1].terminal:
                 return
