@@ -126,10 +126,11 @@ def start(
 
 def uvicorn_cmd(app: str, port: int) -> list[str]:
     # The idle keep-alive both services' Procfile and Dockerfile lines set, so tests (and the
-    # bench) run with the product's 75 s rather than uvicorn's 5 s default.
+    # bench) run with the product's 75 s rather than uvicorn's 5 s default; no access log,
+    # as there (nginx logs requests).
     return [
         *[PYTHON, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port)],
-        *["--timeout-keep-alive", "75"],
+        *["--timeout-keep-alive", "75", "--no-access-log"],
     ]
 
 
