@@ -18,6 +18,7 @@ from assistant.errors import AssistantError, invalid_request
 from assistant.limits import BodySizeLimit
 from assistant.providers import build_provider
 from assistant.providers.base import Provider
+from common.heap import freeze_startup_objects
 
 log = logging.getLogger("assistant")
 
@@ -39,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     provider = build_provider(settings)
     app.state.provider = provider
     starting = asyncio.create_task(start_provider(provider))
+    freeze_startup_objects()
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from common.heap import freeze_startup_objects
 from conversation.api import compat, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
@@ -38,6 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.assistant = assistant
     app.state.turns = Turns(store, hub, settings)
     await hub.start_background()
+    freeze_startup_objects()
     try:
         yield
     finally:
