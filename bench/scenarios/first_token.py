@@ -48,9 +48,10 @@ PACED_TOKENS = 16
 THINK_S = (0.25, 0.75)
 QUICK_THINK_S = (0.0, 0.05)
 # Paced turns per route at one chat: each takes the reply plus a think time with nothing
-# else to run, so this level is the slow one (~55 s per route in the full run). With more
-# chats: at least PACED_TURNS_CROWD turns and two rounds of PER_SESSION turns per chat.
-PACED_TURNS_ALONE = 64
+# else to run, so this level is the slow one (~105 s per route in the full run); with 64
+# turns its p99 was their maximum, one stray pause away from doubling. With more chats: at
+# least PACED_TURNS_CROWD turns and two rounds of PER_SESSION turns per chat.
+PACED_TURNS_ALONE = 128
 PACED_TURNS_CROWD = 256
 SEED = 7  # think times are random but the same in every run
 
