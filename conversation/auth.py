@@ -1,14 +1,15 @@
 """Who may use a session: its Bearer token, or the browser cookie that owns it.
 
-Redis keeps only SHA-256 digests of tokens and browser ids, compared in constant time, so a
-leaked Redis dump does not hand out sessions. Browsers authenticate with an HttpOnly,
-SameSite=Strict cookie instead of a token page scripts could read; cookie-authenticated
-requests that change state must prove they come from our own page (CSRF guard).
+Redis keeps only SHA-256 digests of tokens and browser ids, so a leaked Redis dump does not
+hand out sessions; a request's digests are compared with them in constant time inside the
+Redis script that reads or changes the session (`scripts.authorized`), one round trip.
+Browsers authenticate with an HttpOnly, SameSite=Strict cookie instead of a token page
+scripts could read; cookie-authenticated requests that change state must prove they come
+from our own page (CSRF guard).
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -17,13 +18,12 @@ from fastapi import HTTPException, Response, status
 from starlette.requests import HTTPConnection
 
 from conversation.config import Settings
-from conversation.store import SessionMeta, Store, digest
+from conversation.store import Claim, ClaimRefusal, SessionMeta, Store, digest
 
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_BEARER_PROTOCOL = "bearer"
-_NO_MATCH = digest("no session")
 
 MISSING_CREDENTIALS = (
     "This session needs credentials: send the token from POST /api/sessions as "
@@ -63,10 +63,6 @@ def set_browser_cookie(response: Response, value: str, settings: Settings) -> No
     )
 
 
-def _same(expected: str, secret: str) -> bool:
-    return hmac.compare_digest(expected, digest(secret))
-
-
 def same_origin(conn: HTTPConnection) -> bool:
     """A page from another site must not drive a browser's cookie (Origin names the page)."""
     origin = conn.headers.get("origin")
@@ -92,15 +88,12 @@ def not_found(what: str = "Session") -> HTTPException:
     )
 
 
-async def authorize(
-    conn: HTTPConnection,
-    session_id: str,
-    store: Store,
-    settings: Settings,
-    token: str | None,
-) -> SessionMeta:
-    """The session if `token` or the browser cookie grants it; 401 without either, and the
-    same 404 for a wrong token and a missing session, so neither reveals the other."""
+def claim_of(conn: HTTPConnection, session_id: str, settings: Settings, token: str | None) -> Claim:
+    """The credentials `conn` presents for `session_id`, digested; Redis checks them.
+
+    401 without a token or cookie; a session id that cannot exist gets the 404 any session
+    the credentials do not grant gets, without asking Redis.
+    """
     cookie = browser_id(conn, settings)
     if token is None and cookie is None:
         raise HTTPException(
@@ -108,15 +101,29 @@ async def authorize(
             MISSING_CREDENTIALS,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    meta = await store.get_meta(session_id) if SESSION_ID.fullmatch(session_id) else None
-    token_hash = meta.token_hash if meta else _NO_MATCH
-    if token is not None and _same(token_hash, token) and meta is not None:
+    if not SESSION_ID.fullmatch(session_id):
+        raise not_found()
+    return Claim(
+        session_id,
+        token_hash=digest(token) if token is not None else "",
+        owner_hash=digest(cookie) if cookie is not None else "",
+        cookie_allowed=csrf_safe(conn),
+    )
+
+
+def refused(reason: ClaimRefusal) -> HTTPException:
+    """The same 404 for a wrong token and a missing session, so neither reveals the other."""
+    if reason == "csrf":
+        return HTTPException(status.HTTP_403_FORBIDDEN, CSRF_REFUSED)
+    return not_found()
+
+
+async def authorize(claim: Claim, store: Store) -> SessionMeta:
+    """The session if `claim` grants it (its token, or the browser cookie that owns it)."""
+    meta = await store.get_meta(claim)
+    if isinstance(meta, SessionMeta):
         return meta
-    if cookie is not None and meta is not None and meta.owner and _same(meta.owner, cookie):
-        if not csrf_safe(conn):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, CSRF_REFUSED)
-        return meta
-    raise not_found()
+    raise refused(meta)
 
 
 def websocket_token(conn: HTTPConnection) -> tuple[str | None, str | None]:

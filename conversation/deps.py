@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the clients made in the lifespan, and the authorized session."""
+"""FastAPI dependencies: the clients made in the lifespan, and the session a request claims."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.requests import HTTPConnection
 
 from conversation.assistant_client import AssistantClient
-from conversation.auth import authorize, bearer_token
+from conversation.auth import authorize, bearer_token, claim_of
 from conversation.config import Settings
-from conversation.store import SessionMeta, Store
+from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns
 
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
@@ -39,10 +39,17 @@ TurnsDep = Annotated[Turns, Depends(get_turns)]
 AssistantDep = Annotated[AssistantClient, Depends(get_assistant)]
 
 
-async def session_access(
-    session_id: str, request: Request, store: StoreDep, settings: SettingsDep
-) -> SessionMeta:
-    return await authorize(request, session_id, store, settings, bearer_token(request))
+async def session_claim(session_id: str, request: Request, settings: SettingsDep) -> Claim:
+    return claim_of(request, session_id, settings, bearer_token(request))
+
+
+# The request's credentials for the session in its path, not checked yet: a turn's start
+# checks them in the same Redis round trip that starts it.
+ClaimDep = Annotated[Claim, Depends(session_claim)]
+
+
+async def session_access(claim: ClaimDep, store: StoreDep) -> SessionMeta:
+    return await authorize(claim, store)
 
 
 SessionDep = Annotated[SessionMeta, Depends(session_access)]

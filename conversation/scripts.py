@@ -23,6 +23,27 @@ end
 _COMMON = (
     _STREAM_KEY
     + r"""
+-- Equal digests? Every byte is compared whatever the first difference, so the time taken
+-- tells nothing about the stored digest (all digests have the same length).
+local function same(stored, given)
+  if not stored or given == '' or #stored ~= #given then return false end
+  local diff = 0
+  for i = 1, #given do
+    diff = bit.bor(diff, bit.bxor(string.byte(stored, i), string.byte(given, i)))
+  end
+  return diff == 0
+end
+
+-- May this caller use session P? 'ok', 'csrf' (only the browser cookie matched, on a request
+-- that failed the CSRF guard) or 'denied' (no match, or no such session: the same answer).
+-- token_hash, owner_hash: digests of the Bearer token and the browser cookie presented ('').
+local function authorized(P, token_hash, owner_hash, cookie_allowed)
+  local stored = redis.call('HMGET', P, 'th', 'owner')
+  if same(stored[1], token_hash) then return 'ok' end
+  if same(stored[2], owner_hash) then return cookie_allowed == '1' and 'ok' or 'csrf' end
+  return 'denied'
+end
+
 local function renew(P, ttl)
   for _, k in ipairs({P, P..':m', P..':o', P..':x'}) do redis.call('EXPIRE', k, ttl) end
   local tk = redis.call('HGET', P, 'tk')
@@ -69,18 +90,25 @@ end
 
 # ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
 #       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content,
-#       max_context_messages
-# Returns {'ok', user_json, context...newest first} | {'dup', user_json, reply_json}
-#       | {'busy', reply_id} | {'bad', reason} | {'gone'}
+#       max_context_messages, token_hash, owner_hash, cookie_allowed
+# The caller's credentials are checked here, not in a read before: a turn is one round trip.
+# token_budget is for the whole context: the system prompt's estimate is taken off it here.
+# Returns {'ok', system_prompt, user_json, context...newest first}
+#       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
+#       | {'denied'} | {'csrf'}
 BEGIN_TURN = (
     _COMMON
     + r"""
 local P, ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local user_id, user_json, reply_id, reply_json = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local budget, most = tonumber(ARGV[11]), tonumber(ARGV[14]) + 2
+local most = tonumber(ARGV[14])
 local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
 
-if redis.call('EXISTS', P) == 0 then return {'gone'} end
+local access = authorized(P, ARGV[15], ARGV[16], ARGV[17])
+if access ~= 'ok' then return {access} end
+-- About four UTF-8 bytes a token, as for a message without a token count below.
+local system = redis.call('HGET', P, 'system') or ''
+local budget = math.max(tonumber(ARGV[11]) - math.floor((#system + 3) / 4), 1)
 if cmid ~= '' then
   local um = redis.call('HGET', X, 'c:'..cmid)
   -- Our own id means this very call is being retried: carry on, it is not a duplicate.
@@ -131,7 +159,8 @@ end
 renew(P, ttl)
 
 -- Context: the newest whole messages that fit the token budget, newest first.
-local out = {'ok', redis.call('HGET', M, user_id)}
+local out = {'ok', system, redis.call('HGET', M, user_id)}
+local head = #out  -- the context's messages follow
 local used, hi, page = 0, -1, 32
 while true do
   local ids = redis.call('LRANGE', O, hi - page + 1, hi)
@@ -142,7 +171,7 @@ while true do
       local m = cjson.decode(blobs[i])
       if m.content ~= '' then
         local t = tonumber(m.tokens) or math.ceil(#m.content / 4)
-        if #out > 2 and (used + t > budget or #out >= most) then return out end
+        if #out > head and (used + t > budget or #out - head >= most) then return out end
         used = used + t
         out[#out + 1] = blobs[i]
       end
@@ -226,14 +255,17 @@ return out
 """
 )
 
-# ARGV: P, ttl. The session's meta hash as a flat list (empty when it does not exist); every
-# request reads it first, so this is where a session's expiry is renewed. (Session ids are 128
-# random bits: renewing before the caller is authorized hands nothing to a guesser.)
+# ARGV: P, ttl, token_hash, owner_hash, cookie_allowed. Returns {'ok', the session's meta
+# hash as a flat list...} | {'denied'} | {'csrf'}. Every request but a turn's start reads it
+# first, so this is where a session's expiry is renewed, once the caller is authorized.
 READ_META = (
     _COMMON
     + r"""
-local meta = redis.call('HGETALL', ARGV[1])
-if #meta > 0 then renew(ARGV[1], ARGV[2]) end
-return meta
+local access = authorized(ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+if access ~= 'ok' then return {access} end
+renew(ARGV[1], ARGV[2])
+local out = redis.call('HGETALL', ARGV[1])
+table.insert(out, 1, 'ok')
+return out
 """
 )

@@ -47,9 +47,33 @@ class SessionMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim to a session: the digests of the credentials a request presented, unchecked.
+
+    Redis checks them in the script that reads or changes the session (scripts.authorized),
+    so an authorized read or turn start is one round trip. Digests only: the token and the
+    browser id never leave this process.
+    """
+
+    session_id: str
+    token_hash: str = ""  # digest of the Bearer token presented, or ""
+    owner_hash: str = ""  # digest of the browser cookie presented, or ""
+    cookie_allowed: bool = False  # the request passed the CSRF guard: the cookie may count
+
+    def script_args(self) -> list[ScriptArg]:
+        return [self.token_hash, self.owner_hash, "1" if self.cookie_allowed else "0"]
+
+
+# Why a claim was refused: no match or no such session (one answer, so that neither is
+# revealed), or only the cookie matched on a request that failed the CSRF guard.
+ClaimRefusal = Literal["denied", "csrf"]
+
+
+@dataclass(frozen=True, slots=True)
 class TurnStarted:
     user: StoredMessage
     context: list[StoredMessage]  # oldest first, ending with the user message
+    system_prompt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +84,7 @@ class TurnDuplicate:
 
 @dataclass(frozen=True, slots=True)
 class TurnRefused:
-    reason: Literal["busy", "empty", "not_last", "gone"]
+    reason: Literal["busy", "empty", "not_last"] | ClaimRefusal
     holder: str = ""
 
 
@@ -142,16 +166,19 @@ class Store:
             await pipe.execute()
         return meta, token
 
-    async def get_meta(self, sid: str) -> SessionMeta | None:
-        """The session's settings; renews its expiry, as every request does."""
-        args: list[ScriptArg] = [self.session_key(sid), self.settings.session_ttl]
-        flat = cast(list[str], await self._read_meta(args=args))
+    async def get_meta(self, claim: Claim) -> SessionMeta | ClaimRefusal:
+        """The session's settings if `claim` grants it; renews its expiry then, as every
+        authorized request does."""
+        sid = claim.session_id
+        args = [self.session_key(sid), self.settings.session_ttl, *claim.script_args()]
+        out = cast(list[str], await self._read_meta(args=args))
+        if out[0] != "ok":
+            return cast(ClaimRefusal, out[0])
+        flat = out[1:]
         return self._meta(sid, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     @staticmethod
-    def _meta(sid: str, raw: dict[str, str]) -> SessionMeta | None:
-        if "th" not in raw:
-            return None
+    def _meta(sid: str, raw: dict[str, str]) -> SessionMeta:
         return SessionMeta(
             session_id=sid,
             name=raw.get("name", ""),
@@ -163,8 +190,12 @@ class Store:
 
     async def session_for_token(self, token: str) -> SessionMeta | None:
         """The session a token belongs to (the tutorials' API names sessions by token)."""
-        sid = cast(str | None, await self.redis.get(self.token_key(digest(token))))
-        return None if sid is None else await self.get_meta(sid)
+        token_hash = digest(token)
+        sid = cast(str | None, await self.redis.get(self.token_key(token_hash)))
+        if sid is None:
+            return None
+        meta = await self.get_meta(Claim(sid, token_hash=token_hash))
+        return meta if isinstance(meta, SessionMeta) else None
 
     async def rename(self, sid: str, name: str) -> None:
         key, ttl = self.session_key(sid), self.settings.session_ttl
@@ -235,7 +266,7 @@ class Store:
 
     async def begin_turn(
         self,
-        sid: str,
+        claim: Claim,
         mode: TurnMode,
         user: StoredMessage,
         reply: StoredMessage,
@@ -244,7 +275,7 @@ class Store:
     ) -> TurnOutcome:
         s = self.settings
         args: list[ScriptArg] = [
-            self.session_key(sid),
+            self.session_key(claim.session_id),
             s.session_ttl,
             int(s.generation_lease * 1000),
             self._retention,
@@ -258,18 +289,19 @@ class Store:
             user.id,
             user.content,
             s.context_max_messages,
+            *claim.script_args(),
         ]
         out = cast(list[str], await self._begin(args=args))
         kind = out[0]
         if kind == "ok":
-            context = [_message(raw) for raw in reversed(out[2:])]
-            return TurnStarted(user=_message(out[1]), context=context)
+            context = [_message(raw) for raw in reversed(out[3:])]
+            return TurnStarted(user=_message(out[2]), context=context, system_prompt=out[1])
         if kind == "dup":
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
         if kind == "busy":
             return TurnRefused(reason="busy", holder=out[1])
-        if kind == "gone":
-            return TurnRefused(reason="gone")
+        if kind in ("denied", "csrf"):
+            return TurnRefused(reason=cast(ClaimRefusal, kind))
         if kind == "bad" and out[1] in ("empty", "not_last"):
             return TurnRefused(reason=cast(Literal["empty", "not_last"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from fastapi import HTTPException, status
 
 from common.protocol import ChatMessage
-from conversation.auth import not_found
+from conversation.auth import not_found, refused
 from conversation.config import Settings
 from conversation.events import Event, start_event, user_event
 from conversation.generation import Hub, outbox_events
 from conversation.models import StoredMessage
 from conversation.store import (
-    SessionMeta,
+    Claim,
     Store,
     TurnDuplicate,
     TurnMode,
@@ -33,31 +33,25 @@ class Turn:
     events: Events | None
 
 
-def estimate_tokens(text: str) -> int:
-    """About four bytes of UTF-8 per token; the same estimate the context script uses."""
-    return (len(text.encode()) + 3) // 4
-
-
-def _refusal(meta: SessionMeta, refused: TurnRefused) -> HTTPException:
-    sid = meta.session_id
-    if refused.reason == "busy":
+def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
+    if outcome.reason == "busy":
         return HTTPException(
             status.HTTP_409_CONFLICT,
-            f"A reply is already being written in this session (message {refused.holder}). "
+            f"A reply is already being written in this session (message {outcome.holder}). "
             "Wait for it to finish, or stop it with "
-            f"POST /api/sessions/{sid}/messages/{refused.holder}/cancel, then try again.",
+            f"POST /api/sessions/{sid}/messages/{outcome.holder}/cancel, then try again.",
         )
-    if refused.reason == "empty":
+    if outcome.reason == "empty":
         return HTTPException(
             status.HTTP_409_CONFLICT,
             "There is no user message to answer in this session: send a message first.",
         )
-    if refused.reason == "not_last":
+    if outcome.reason == "not_last":
         return HTTPException(
             status.HTTP_409_CONFLICT,
             "Only the last user message of a session can be edited.",
         )
-    return not_found()
+    return refused(outcome.reason)
 
 
 # Seconds a client refused for overload is asked to wait: replies take seconds, so a slot
@@ -81,19 +75,22 @@ class Turns:
         self.settings = settings
         self._block_ms = int(min(settings.heartbeat_interval, settings.generation_lease / 2) * 1000)
 
-    async def send(self, meta: SessionMeta, content: str, client_message_id: str | None) -> Turn:
+    # A turn starts from a claim, not an authorized session: the script that starts it
+    # checks the credentials too, so a turn's start is one Redis round trip.
+
+    async def send(self, claim: Claim, content: str, client_message_id: str | None) -> Turn:
         user = new_message("user", content, "complete")
-        return await self._begin(meta, "message", user, client_message_id)
+        return await self._begin(claim, "message", user, client_message_id)
 
-    async def regenerate(self, meta: SessionMeta) -> Turn:
-        return await self._begin(meta, "regenerate", new_message("user", "", "complete"), None)
+    async def regenerate(self, claim: Claim) -> Turn:
+        return await self._begin(claim, "regenerate", new_message("user", "", "complete"), None)
 
-    async def edit(self, meta: SessionMeta, message_id: str, content: str) -> Turn:
+    async def edit(self, claim: Claim, message_id: str, content: str) -> Turn:
         target = new_message("user", content, "complete").model_copy(update={"id": message_id})
-        return await self._begin(meta, "edit", target, None)
+        return await self._begin(claim, "edit", target, None)
 
     async def _begin(
-        self, meta: SessionMeta, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
@@ -102,33 +99,33 @@ class Turns:
             raise overloaded()
         started = False
         try:
-            turn, started = await self._begin_reserved(meta, mode, user, client_message_id)
+            turn, started = await self._begin_reserved(claim, mode, user, client_message_id)
         finally:
             if not started:
                 self.hub.release()
         return turn
 
     async def _begin_reserved(
-        self, meta: SessionMeta, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
+        sid = claim.session_id
         reply = new_message("assistant", "", "streaming")
-        budget = self.settings.context_token_budget - estimate_tokens(meta.system_prompt)
         outcome = await self.store.begin_turn(
-            meta.session_id, mode, user, reply, client_message_id, max(budget, 1)
+            claim, mode, user, reply, client_message_id, self.settings.context_token_budget
         )
         if isinstance(outcome, TurnRefused):
-            raise _refusal(meta, outcome)
+            raise _refusal(sid, outcome)
         if isinstance(outcome, TurnDuplicate):
             first = [user_event(outcome.user.public())]
             if outcome.reply is None:
                 return Turn("", first, None), False
-            replay = await self.resume(meta, outcome.reply.id, None)
+            replay = await self.resume(sid, outcome.reply.id, None)
             return Turn(replay.reply_id, first + replay.first, replay.events), False
         history = [ChatMessage(role=m.role, content=m.content) for m in outcome.context]
-        if meta.system_prompt:
-            history.insert(0, ChatMessage(role="system", content=meta.system_prompt))
-        gen = self.hub.start(meta.session_id, reply, history)
+        if outcome.system_prompt:
+            history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
+        gen = self.hub.start(sid, reply, history)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(0)
         # Yield once so the generation sends its request to assistant now: assistant and
@@ -138,35 +135,33 @@ class Turns:
         first = [] if mode == "regenerate" else [user_event(outcome.user.public())]
         return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox)), True
 
-    async def resume(self, meta: SessionMeta, message_id: str, offset: int | None) -> Turn:
+    async def resume(self, sid: str, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""
-        sid = meta.session_id
         first = [start_event(message_id)] if offset is None else []
         at = offset or 0
         gen = self.hub.get(sid, message_id)
         if gen is not None:
             return Turn(message_id, first, from_generation(gen, at))
-        message = await self._reply(meta, message_id)
+        message = await self._reply(sid, message_id)
         if message.status == "streaming":
             events = from_redis(self.store, sid, message_id, at, self._block_ms)
         else:
             events = from_history(message, at)
         return Turn(message_id, first, events)
 
-    async def _reply(self, meta: SessionMeta, message_id: str) -> StoredMessage:
-        message = await self.store.check_live(meta.session_id, message_id)
+    async def _reply(self, sid: str, message_id: str) -> StoredMessage:
+        message = await self.store.check_live(sid, message_id)
         if message is None or message.role != "assistant":
             raise not_found("Reply")
         return message
 
-    async def cancel(self, meta: SessionMeta, message_id: str) -> StoredMessage:
+    async def cancel(self, sid: str, message_id: str) -> StoredMessage:
         """Stop a reply wherever it is being written; returns the stored (partial) reply."""
-        sid = meta.session_id
         gen = self.hub.cancel_local(sid, message_id)
         if gen is not None and gen.task is not None:
             await asyncio.wait({gen.task})
             return gen.reply
-        message = await self._reply(meta, message_id)
+        message = await self._reply(sid, message_id)
         if message.status != "streaming":
             return message
         await self.store.publish_cancel(sid, message_id)
@@ -176,7 +171,7 @@ class Turns:
                 async for batch in from_redis(self.store, sid, message_id, 0, self._block_ms):
                     if batch and batch[-1].terminal:
                         break
-        return await self._reply(meta, message_id)
+        return await self._reply(sid, message_id)
 
 
 async def final_event(turn: Turn) -> Event | None:

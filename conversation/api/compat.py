@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict
 from common.disconnect import EventStreamResponse
 from common.protocol import ChatMessage
 from conversation.assistant_client import AssistantError
-from conversation.auth import authorize, bearer_token
+from conversation.auth import bearer_token, claim_of
 from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
 from conversation.events import Event
-from conversation.store import SessionMeta, Store
+from conversation.store import Claim, SessionMeta, Store, digest
 from conversation.turns import Turns, final_event, overloaded
 
 router = APIRouter(tags=["tutorials"])
@@ -102,9 +102,13 @@ async def refresh_token(store: StoreDep, token: str | None = None) -> ChatHistor
     )
 
 
-async def _reply(turns: Turns, meta: SessionMeta, text: str) -> tuple[bool, str]:
+def _token_claim(session_id: str, token: str) -> Claim:
+    return Claim(session_id, token_hash=digest(token))
+
+
+async def _reply(turns: Turns, claim: Claim, text: str) -> tuple[bool, str]:
     """Run a turn to its end: (succeeded, reply text or the reason it failed)."""
-    event = await final_event(await turns.send(meta, text, None))
+    event = await final_event(await turns.send(claim, text, None))
     data: dict[str, Any] = orjson.loads(event.data) if event is not None else {}
     if event is not None and event.name == "done":
         return True, str(data["content"])
@@ -116,16 +120,18 @@ async def chat_socket(
     ws: WebSocket, store: StoreDep, turns: TurnsDep, settings: SettingsDep
 ) -> None:
     await ws.accept()
-    meta = await _session_for(store, ws.query_params.get("token"))
-    if meta is None:
+    token = ws.query_params.get("token")
+    meta = await _session_for(store, token)
+    if meta is None or token is None:
         await ws.close(status.WS_1008_POLICY_VIOLATION, reason=SESSION_GONE)
         return
+    claim = _token_claim(meta.session_id, token)
     try:
         while True:
             text = await ws.receive_text()
             try:
                 check_length(text, settings.max_message_chars, "The message")
-                _, reply = await _reply(turns, meta, text)
+                _, reply = await _reply(turns, claim, text)
             except HTTPException as exc:
                 reply = str(exc.detail)
             await ws.send_text(reply)
@@ -141,17 +147,18 @@ async def chat_turn(
     check_length(body.message, settings.max_message_chars, "The message")
     token: str | None = None
     if body.session_id:
-        meta = await authorize(request, body.session_id, store, settings, bearer_token(request))
+        claim = claim_of(request, body.session_id, settings, bearer_token(request))
     elif turns.hub.full:
         # Checked before creating the session the turn would have gone into (the turn
         # itself re-checks): a refused turn leaves nothing behind.
         raise overloaded()
     else:
         meta, token = await store.create_session("Chat", "", "")
-    ok, reply = await _reply(turns, meta, body.message)
+        claim = _token_claim(meta.session_id, token)
+    ok, reply = await _reply(turns, claim, body.message)
     if not ok:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, reply)
-    return ChatOut(response=reply, session_id=meta.session_id, token=token)
+    return ChatOut(response=reply, session_id=claim.session_id, token=token)
 
 
 def split_words(text: str) -> tuple[list[str], str]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from common.disconnect import EventStreamResponse
-from conversation.deps import SessionDep, SettingsDep, TurnsDep, check_length
+from conversation.deps import ClaimDep, SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
 from conversation.streams import sse_body
 from conversation.turns import Turn
@@ -25,10 +25,10 @@ def stream(turn: Turn) -> EventStreamResponse:
 
 @router.post("/messages", responses=SSE_DOC)
 async def send_message(
-    body: SendMessage, session: SessionDep, turns: TurnsDep, settings: SettingsDep
+    body: SendMessage, claim: ClaimDep, turns: TurnsDep, settings: SettingsDep
 ) -> EventStreamResponse:
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.send(session, content, body.client_message_id))
+    return stream(await turns.send(claim, content, body.client_message_id))
 
 
 def parse_offset(value: str | None) -> int | None:
@@ -53,31 +53,31 @@ async def resume_stream(
     """Continue a reply after the client's last event (`Last-Event-ID` header or query);
     without one, replay it from `start`."""
     offset = parse_offset(last_event_id if last_event_id is not None else from_id)
-    return stream(await turns.resume(session, message_id, offset))
+    return stream(await turns.resume(session.session_id, message_id, offset))
 
 
 @router.post("/messages/{message_id}/cancel")
 async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) -> Message:
     """Stop the reply wherever it is being written; the partial reply is kept."""
-    return (await turns.cancel(session, message_id)).public()
+    return (await turns.cancel(session.session_id, message_id)).public()
 
 
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
-    session: SessionDep, turns: TurnsDep, body: Regenerate | None = None
+    claim: ClaimDep, turns: TurnsDep, body: Regenerate | None = None
 ) -> EventStreamResponse:
     """Replace the last reply with a new one (events: start, delta..., done)."""
-    return stream(await turns.regenerate(session))
+    return stream(await turns.regenerate(claim))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)
 async def edit_message(
     message_id: str,
     body: EditMessage,
-    session: SessionDep,
+    claim: ClaimDep,
     turns: TurnsDep,
     settings: SettingsDep,
 ) -> EventStreamResponse:
     """Edit the last user message and regenerate its reply (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.edit(session, message_id, content))
+    return stream(await turns.edit(claim, message_id, content))

@@ -12,11 +12,11 @@ import contextlib
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from pydantic import TypeAdapter, ValidationError
 
-from conversation.auth import authorize, websocket_token
+from conversation.auth import authorize, claim_of, websocket_token
 from conversation.deps import check_length, get_settings, get_store, get_turns
 from conversation.events import error_event
 from conversation.models import WsFrame, WsMessage
-from conversation.store import SessionMeta
+from conversation.store import Claim
 from conversation.turns import Turn, Turns
 
 router = APIRouter(tags=["websocket"])
@@ -45,8 +45,9 @@ async def send_error(ws: WebSocket, code: str, message: str) -> None:
 class Chat:
     """One socket's turns: at most one pump at a time, cancel stops the current reply."""
 
-    def __init__(self, ws: WebSocket, meta: SessionMeta, turns: Turns, limit: int) -> None:
-        self.ws, self.meta, self.turns, self.limit = ws, meta, turns, limit
+    def __init__(self, ws: WebSocket, claim: Claim, turns: Turns, limit: int) -> None:
+        # The credentials the socket opened with: each turn's start checks them again.
+        self.ws, self.claim, self.turns, self.limit = ws, claim, turns, limit
         self.reply_id = ""
         self.pump: asyncio.Task[None] | None = None
 
@@ -60,13 +61,13 @@ class Chat:
             if isinstance(frame, WsMessage):
                 await self.send(frame)
             elif self.reply_id:
-                await self.turns.cancel(self.meta, self.reply_id)
+                await self.turns.cancel(self.claim.session_id, self.reply_id)
         except HTTPException as exc:
             await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
 
     async def send(self, frame: WsMessage) -> None:
         check_length(frame.content, self.limit, "The message")
-        turn = await self.turns.send(self.meta, frame.content, frame.client_message_id)
+        turn = await self.turns.send(self.claim, frame.content, frame.client_message_id)
         if self.pump is not None:
             # begin_turn succeeded, so the previous reply has ended: let its last frames go.
             with contextlib.suppress(Exception):
@@ -97,11 +98,12 @@ async def session_socket(ws: WebSocket) -> None:
     token, subprotocol = websocket_token(ws)
     await ws.accept(subprotocol=subprotocol)
     try:
-        meta = await authorize(ws, session_id, store, settings, token)
+        claim = claim_of(ws, session_id, settings, token)
+        await authorize(claim, store)
     except HTTPException as exc:
         await ws.close(status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    chat = Chat(ws, meta, turns, settings.max_message_chars)
+    chat = Chat(ws, claim, turns, settings.max_message_chars)
     try:
         while True:
             raw = await next_frame(ws)

@@ -9,7 +9,17 @@ from redis.asyncio import Redis
 
 from conversation.config import Settings
 from conversation.models import StoredMessage
-from conversation.store import Store, TurnDuplicate, TurnRefused, TurnStarted, new_message
+from conversation.store import (
+    Claim,
+    SessionMeta,
+    Store,
+    TurnDuplicate,
+    TurnOutcome,
+    TurnRefused,
+    TurnStarted,
+    digest,
+    new_message,
+)
 from tests.support.servers import Server
 
 
@@ -21,13 +31,19 @@ async def store(redis_server: Server) -> AsyncIterator[Store]:
     await redis.aclose()
 
 
+async def new_session(store: Store, owner: str = "") -> Claim:
+    """A new session, claimed with its token."""
+    meta, token = await store.create_session("n", "", digest(owner) if owner else "")
+    return Claim(meta.session_id, token_hash=digest(token))
+
+
 async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
-    meta, _ = await store.create_session("n", "", "")
-    sid = meta.session_id
+    claim = await new_session(store)
+    sid = claim.session_id
     user = new_message("user", "hi", "complete")
     reply = new_message("assistant", "", "streaming")
     for _ in range(2):  # what redis-py does when a reply is lost after the command ran
-        started = await store.begin_turn(sid, "message", user, reply, "c1", 100)
+        started = await store.begin_turn(claim, "message", user, reply, "c1", 100)
         assert isinstance(started, TurnStarted)
         assert [m.content for m in started.context] == ["hi"]
     for _ in range(2):
@@ -45,7 +61,7 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
     ]
     # The same client_message_id from another request is a duplicate: nothing new stored.
     again = await store.begin_turn(
-        sid,
+        claim,
         "message",
         new_message("user", "hi", "complete"),
         new_message("assistant", "", "streaming"),
@@ -58,12 +74,12 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
 
 
 async def test_one_generation_per_session(store: Store) -> None:
-    meta, _ = await store.create_session("n", "", "")
-    sid = meta.session_id
+    claim = await new_session(store)
+    sid = claim.session_id
     first = new_message("assistant", "", "streaming")
-    await store.begin_turn(sid, "message", new_message("user", "a", "complete"), first, None, 100)
+    await store.begin_turn(claim, "message", new_message("user", "a", "complete"), first, None, 100)
     busy = await store.begin_turn(
-        sid,
+        claim,
         "message",
         new_message("user", "b", "complete"),
         new_message("assistant", "", "streaming"),
@@ -75,10 +91,10 @@ async def test_one_generation_per_session(store: Store) -> None:
 
 
 async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Store) -> None:
-    meta, _ = await store.create_session("n", "", "")
-    sid = meta.session_id
+    claim = await new_session(store)
+    sid = claim.session_id
     reply = new_message("assistant", "", "streaming")
-    await store.begin_turn(sid, "message", new_message("user", "a", "complete"), reply, None, 100)
+    await store.begin_turn(claim, "message", new_message("user", "a", "complete"), reply, None, 100)
     await store.flush(sid, reply.id, 3, "abc")
     assert (await store.check_live(sid, reply.id)).status == "streaming"  # type: ignore[union-attr]
     await store.redis.delete(f"{store.session_key(sid)}:g")  # the writer's lease ran out
@@ -90,12 +106,12 @@ async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Stor
 
 async def started_reply(store: Store) -> tuple[str, StoredMessage]:
     """A new session with a turn started: its id and the reply being written."""
-    meta, _ = await store.create_session("n", "", "")
+    claim = await new_session(store)
     reply = new_message("assistant", "", "streaming")
     user = new_message("user", "hi", "complete")
-    started = await store.begin_turn(meta.session_id, "message", user, reply, None, 100)
+    started = await store.begin_turn(claim, "message", user, reply, None, 100)
     assert isinstance(started, TurnStarted)
-    return meta.session_id, reply
+    return claim.session_id, reply
 
 
 async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> None:
@@ -129,3 +145,71 @@ async def test_a_write_renews_the_lease_only_when_asked_and_only_its_own(store: 
     entries = await store.redis.xrange(store.stream_key(reply.id))
     assert entries == [("2-0", {"x": "he"}), ("3-0", {"x": "l"}), ("4-0", {"x": "l"})]
     assert await store.redis.ttl(store.stream_key(reply.id)) > 0
+
+
+async def start(store: Store, claim: Claim) -> TurnOutcome:
+    user, reply = new_message("user", "hi", "complete"), new_message("assistant", "", "streaming")
+    return await store.begin_turn(claim, "message", user, reply, None, 100)
+
+
+async def test_a_turn_starts_only_with_the_sessions_credentials(store: Store) -> None:
+    """The script that starts a turn checks the claim: a refused one stores nothing."""
+    mine, other = await new_session(store, owner="browser-a"), await new_session(store)
+    sid = mine.session_id
+    wrong_token = Claim(sid, token_hash=other.token_hash)
+    missing = Claim("0" * 32, token_hash=mine.token_hash)
+    cookie = Claim(sid, owner_hash=digest("browser-a"), cookie_allowed=True)
+    cookie_csrf = Claim(sid, owner_hash=digest("browser-a"), cookie_allowed=False)
+    wrong_cookie = Claim(sid, owner_hash=digest("browser-b"), cookie_allowed=True)
+    nothing = Claim(sid)
+
+    assert await start(store, wrong_token) == TurnRefused(reason="denied")
+    assert await start(store, missing) == TurnRefused(reason="denied")
+    assert await start(store, wrong_cookie) == TurnRefused(reason="denied")
+    assert await start(store, nothing) == TurnRefused(reason="denied")
+    assert await start(store, cookie_csrf) == TurnRefused(reason="csrf")
+    assert await store.history(sid) == []
+    assert await store.redis.exists("storetest:s:" + "0" * 32) == 0
+
+    started = await start(store, cookie)
+    assert isinstance(started, TurnStarted) and started.system_prompt == ""
+    assert len(await store.history(sid) or []) == 2
+
+
+async def test_reading_a_session_checks_the_claim_and_renews_only_when_granted(
+    store: Store,
+) -> None:
+    claim = await new_session(store, owner="browser-a")
+    key = store.session_key(claim.session_id)
+    await store.redis.expire(key, 100)
+
+    assert await store.get_meta(Claim(claim.session_id, token_hash=digest("guess"))) == "denied"
+    csrf = Claim(claim.session_id, owner_hash=digest("browser-a"), cookie_allowed=False)
+    assert await store.get_meta(csrf) == "csrf"
+    assert await store.redis.ttl(key) <= 100, "a refused read renews nothing"
+
+    meta = await store.get_meta(claim)
+    assert isinstance(meta, SessionMeta) and meta.session_id == claim.session_id
+    assert await store.redis.ttl(key) > 100
+
+
+async def test_the_system_prompt_comes_back_and_counts_against_the_context_budget(
+    store: Store,
+) -> None:
+    meta, token = await store.create_session("n", "x" * 400, "")  # ~100 tokens
+    claim = Claim(meta.session_id, token_hash=digest(token))
+    for text in ("a" * 40, "b" * 40):  # 10 tokens each
+        reply = new_message("assistant", "", "streaming")
+        started = await store.begin_turn(
+            claim, "message", new_message("user", text, "complete"), reply, None, 125
+        )
+        assert isinstance(started, TurnStarted) and started.system_prompt == "x" * 400
+        final = reply.model_copy(update={"content": "c" * 40, "status": "complete"})
+        await store.finish(claim.session_id, final, 0)
+    # 125 - 100 for the prompt leaves 25: the new message (10) and the last reply (10).
+    last = new_message("user", "d" * 40, "complete")
+    started = await store.begin_turn(
+        claim, "message", last, new_message("assistant", "", "streaming"), None, 125
+    )
+    assert isinstance(started, TurnStarted)
+    assert [m.content for m in started.context] == ["c" * 40, "d" * 40]
