@@ -7,6 +7,9 @@ session), so a server's cost includes its workers: nginx's and gunicorn's childr
 from __future__ import annotations
 
 import os
+import socket
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,4 +78,41 @@ def machine() -> dict[str, object]:
         "memory_gib": round(mem_kib / 2**20, 1),
         "kernel": os.uname().release,
         "load_average_at_start": [round(x, 2) for x in load],
+    }
+
+
+def speed() -> dict[str, float]:
+    """How fast this machine is right now, to compare runs by: on a shared virtual machine
+    the same code measured 2x slower an hour apart, and every ms figure moves with it.
+
+    - `python_loop_ms`: a fixed pure-Python loop (best of 3): the interpreter's speed;
+    - `ipc_round_trip_us`: one byte to another process and back over a socket pair (median):
+      what waking another process costs, which each hop of a request pays.
+    Call it with no event loop running: it forks.
+    """
+    loops = []
+    for _ in range(3):
+        began, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i * i
+        loops.append(time.perf_counter() - began)
+    mine, theirs = socket.socketpair()
+    rounds, times = 2000, []
+    pid = os.fork()
+    if pid == 0:  # the echo: nothing but the socket, then out without cleanup
+        mine.close()
+        for _ in range(rounds):
+            theirs.sendall(theirs.recv(1))
+        os._exit(0)
+    theirs.close()
+    for _ in range(rounds):
+        began = time.perf_counter()
+        mine.sendall(b"x")
+        mine.recv(1)
+        times.append(time.perf_counter() - began)
+    os.waitpid(pid, 0)
+    mine.close()
+    return {
+        "python_loop_ms": round(min(loops) * 1000, 1),
+        "ipc_round_trip_us": round(statistics.median(times) * 1e6, 1),
     }

@@ -104,6 +104,20 @@ def update_readme(readme: Path, results: dict[str, Any], targets: list[Target]) 
     readme.write_text(head + start + "\n".join(body) + end + tail)
 
 
+def speed_line(machine: dict[str, Any]) -> list[str]:
+    """The machine's speed at the run's start and end (bench.procs.speed), when measured."""
+    start, end = machine.get("speed_at_start"), machine.get("speed_at_end")
+    if not start or not end:
+        return []
+    return [
+        "",
+        "Machine speed (lower is faster; on a shared VM it drifts, and every ms figure with "
+        f"it): Python loop {start['python_loop_ms']} -> {end['python_loop_ms']} ms, process "
+        f"round trip {start['ipc_round_trip_us']} -> {end['ipc_round_trip_us']} us "
+        "(start -> end of the run).",
+    ]
+
+
 def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -> str:
     run = results["run"]
     met = sum(t.met for t in targets)
@@ -114,6 +128,7 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
         f"({run['machine']['cpu']}) · {run['duration_s']:.0f} s · command `{run['command']}`",
         "",
         f"{run['sharing']}",
+        *speed_line(run["machine"]),
         "",
         f"**{met} of {len(targets)} targets met.**",
         "",

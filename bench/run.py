@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     began = time.monotonic()
     date = datetime.now(UTC).isoformat(timespec="seconds")
     machine = procs.machine()
+    machine["speed_at_start"] = procs.speed()
     results, targets = asyncio.run(run_all(scale, only))
+    machine["speed_at_end"] = procs.speed()
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"

@@ -65,6 +65,9 @@ def test_every_scenario_wrote_its_figures(results: Path) -> None:
     assert data["run"]["mode"] == "quick"
     assert data["run"]["machine"]["cores"] >= 1
     assert data["run"]["load_generator_shares_cores"] is True
+    for moment in ("speed_at_start", "speed_at_end"):
+        speed = data["run"]["machine"][moment]
+        assert speed["python_loop_ms"] > 0 and speed["ipc_round_trip_us"] > 0, speed
     for number, name in SCENARIOS.items():
         figures = data["scenarios"][f"{number}_{name}"]
         assert isinstance(figures, dict) and figures, name
@@ -97,6 +100,7 @@ def test_the_streams_carried_every_token(results: Path) -> None:
 def test_table_and_plots(results: Path) -> None:
     table = (results / "latest.md").read_text()
     assert "| # | target | goal | measured | met |" in table
+    assert "Machine speed" in table
     for number in PLOTTED:
         png = results / f"{number}_{SCENARIOS[number]}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
