@@ -43,11 +43,6 @@ from common.sse import ChunkReader, line_batches
 
 log = logging.getLogger(__name__)
 
-# Seconds an idle pooled connection is kept: below uvicorn's 5 s default (vLLM's server),
-# so the pool drops it before such a server closes it under a request.
-KEEPALIVE_SECONDS = 4.0
-
-
 def usage_of(data: dict[str, Any] | None) -> Usage | None:
     if not data:
         return None
@@ -122,7 +117,7 @@ class OpenAIProvider(Provider):
             connect_timeout=s.upstream_connect_timeout,
             read_timeout=backstop + s.upstream_connect_timeout,
             max_connections=s.upstream_max_connections,
-            keepalive_timeout=KEEPALIVE_SECONDS,
+            keepalive_timeout=s.upstream_keepalive_timeout,
             headers={
                 "Authorization": f"Bearer {key or 'not-set'}",
                 "Content-Type": "application/json",
