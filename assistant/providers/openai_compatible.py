@@ -43,6 +43,7 @@ from common.sse import ChunkReader, line_batches
 
 log = logging.getLogger(__name__)
 
+
 def usage_of(data: dict[str, Any] | None) -> Usage | None:
     if not data:
         return None
