@@ -97,6 +97,7 @@ def update_readme(readme: Path, results: dict[str, Any], targets: list[Target]) 
         "",
         f"Latest full run ({run['date']}, {run['machine']['cores']} cores shared by the load "
         f"generator, the fake model and the stack): {met} of {len(targets)} targets met.",
+        *speed_line(run["machine"]),
         "",
         *table(targets),
         "",

@@ -40,3 +40,12 @@ def test_a_readme_without_the_markers_is_left_alone(tmp_path: Path) -> None:
 def test_the_repository_readme_has_the_section() -> None:
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert text.index(README_START) < text.index(README_END)
+
+
+def test_the_machine_speed_goes_with_the_table_when_measured(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\n{README_END}\n")
+    speed = {"python_loop_ms": 33.0, "ipc_round_trip_us": 50.0}
+    machine = {"cores": 2, "speed_at_start": speed, "speed_at_end": speed}
+    update_readme(readme, {"run": {**RESULTS["run"], "machine": machine}}, TARGETS)
+    assert "Python loop 33.0 -> 33.0 ms, process round trip 50.0 -> 50.0 us" in readme.read_text()
