@@ -1,0 +1,62 @@
+"""Redis stalls mid-reply: the connected client keeps getting every token from memory, and
+once Redis answers again the whole reply is stored. A Redis hiccup delays no token and
+loses no text."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conversation.conftest import SLOW_TOKENS
+from tests.support.conversation import (
+    create_session,
+    get_session,
+    open_stream,
+    read_until,
+    slow_reply,
+    start_assistant_for,
+    start_replica,
+    text_of,
+)
+from tests.support.servers import Server, start_redis
+
+# Tokens that must reach the client while Redis answers nothing: ~0.8 s of the slow
+# upstream's pace.
+DURING_STALL = 20
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Server]:
+    """A Redis for this test alone: the others must not stall with it."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+def test_a_redis_stall_mid_reply_holds_back_no_token_and_loses_nothing(
+    own_redis: Server, slow_upstream: Server
+) -> None:
+    assistant = start_assistant_for(slow_upstream)
+    # Stream writes every 100 ms: several of them meet the stall, not just the first.
+    conversation = start_replica(own_redis, assistant.url, STREAM_UNWATCHED_FLUSH_MS="100")
+    try:
+        session = create_session(conversation)
+        with open_stream(session, "POST", "/messages", json={"content": "hi"}) as events:
+            seen = read_until(events, "delta")  # stored and streaming: now Redis stops
+            os.kill(own_redis.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(DURING_STALL):
+                    seen.append(next(events))
+                    assert seen[-1].event == "delta", seen[-1]
+            finally:
+                os.kill(own_redis.proc.pid, signal.SIGCONT)
+            seen += read_until(events, "done")
+        assert text_of(seen) == slow_reply(SLOW_TOKENS)
+        reply = get_session(session)["messages"][-1]
+        assert (reply["status"], reply["content"]) == ("complete", slow_reply(SLOW_TOKENS))
+    finally:
+        conversation.stop()
+        assistant.stop()
