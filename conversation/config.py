@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     stream_unwatched_flush_ms: int = Field(default=1000, ge=1)
     heartbeat_interval: float = Field(default=15.0, gt=0)
     generation_lease: float = Field(default=5.0, gt=0)
+    # Seconds a finished reply keeps trying to store itself while Redis refuses (a restart,
+    # a failover's read-only moment) before giving up; it then shows as interrupted, with the
+    # text its stream holds. Its clients get `done` once it is stored (or given up).
+    reply_store_retry_timeout: float = Field(default=30.0, ge=0)
 
     cookie_name: str = "chat_browser"
     cookie_secure: bool = False

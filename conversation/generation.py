@@ -32,6 +32,11 @@ from conversation.store import Store
 
 log = logging.getLogger(__name__)
 
+# Seconds between attempts to store a finished reply while Redis refuses: doubling up to the
+# maximum, so a short hiccup costs a tenth of a second and a long outage few attempts.
+RETRY_FIRST_PAUSE = 0.1
+RETRY_MAX_PAUSE = 2.0
+
 # A queue item is the events of one read from assistant, or None for a heartbeat.
 Outbox = Inbox[list[Event] | None]
 
@@ -146,14 +151,35 @@ class Generation:
                 "error": error,
             }
         )
-        try:
-            await self.hub.store.finish(self.session_id, final, self._flushed)
-        except RedisError:
-            log.exception("could not store reply %s; it will show as interrupted", self.id)
+        await self._store(final)
         self.reply = final
         self.terminal = terminal_event(final)
         self._publish([self.terminal])
         self.subscribers.clear()
+
+    async def _store(self, final: StoredMessage) -> None:
+        """Write the finished reply to the history, trying again while Redis refuses.
+
+        A restart or failover takes seconds; without retries every reply finishing then
+        would keep only the text its stream had (up to STREAM_UNWATCHED_FLUSH_MS behind).
+        Not while the process stops: its replies are recovered as interrupted anyway.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hub.settings.reply_store_retry_timeout
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                await self.hub.store.finish(self.session_id, final, self._flushed)
+                return
+            except RedisError as exc:
+                if self.hub.stopping or loop.time() + pause > deadline:
+                    log.exception("could not store reply %s; it will show as interrupted", self.id)
+                    return
+                log.warning(
+                    "could not store reply %s yet (%r); again in %.1f s", self.id, exc, pause
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE)
 
     async def _flush_loop(self) -> None:
         """Append new text to the reply's Redis Stream; renew the generation's lease.
@@ -243,6 +269,7 @@ class Hub:
         # Redis round trip is in flight). Counted before that await, so a burst cannot
         # overshoot MAX_ACTIVE_GENERATIONS.
         self._slots = 0
+        self.stopping = False  # the process is shutting down: no more waiting on Redis
 
     @property
     def full(self) -> bool:
@@ -293,6 +320,7 @@ class Hub:
         ]
 
     async def stop(self) -> None:
+        self.stopping = True
         for task in self._background:
             task.cancel()
         for gen in list(self._active.values()):

@@ -1,6 +1,6 @@
-"""Redis stalls mid-reply: the connected client keeps getting every token from memory, and
-once Redis answers again the whole reply is stored. A Redis hiccup delays no token and
-loses no text."""
+"""When Redis stalls or refuses writes mid-reply (a restart, a failover), the connected client
+still gets every token at once, from memory, and the whole reply is stored once Redis takes
+writes again: a Redis hiccup delays no token and loses no text."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from redis import Redis
 
 from tests.integration.conversation.conftest import SLOW_TOKENS
 from tests.support.conversation import (
@@ -21,7 +22,7 @@ from tests.support.conversation import (
     start_replica,
     text_of,
 )
-from tests.support.servers import Server, start_redis
+from tests.support.servers import Server, start_redis, wait_until
 
 # Tokens that must reach the client while Redis answers nothing: ~0.8 s of the slow
 # upstream's pace.
@@ -58,5 +59,37 @@ def test_a_redis_stall_mid_reply_holds_back_no_token_and_loses_nothing(
         reply = get_session(session)["messages"][-1]
         assert (reply["status"], reply["content"]) == ("complete", slow_reply(SLOW_TOKENS))
     finally:
+        conversation.stop()
+        assistant.stop()
+
+
+def test_a_reply_finishing_while_redis_refuses_writes_is_stored_once_it_takes_them(
+    own_redis: Server, slow_upstream: Server
+) -> None:
+    """Redis refuses every script (as a replica refuses writes during a failover) from the
+    reply's first token until the reply has ended and conversation has failed to store it."""
+    admin = Redis(port=own_redis.port, decode_responses=True)
+    assistant = start_assistant_for(slow_upstream)
+    conversation = start_replica(own_redis, assistant.url)
+    try:
+        session = create_session(conversation)
+        with open_stream(session, "POST", "/messages", json={"content": "hi"}) as events:
+            seen = read_until(events, "delta")
+            admin.acl_setuser("default", commands=["-@scripting"])
+            try:
+                while text_of(seen) != slow_reply(SLOW_TOKENS):
+                    seen.append(next(events))
+                wait_until(
+                    lambda: "could not store reply" in conversation.log(),
+                    10,
+                    "conversation trying to store the finished reply",
+                )
+            finally:
+                admin.acl_setuser("default", commands=["+@all"])
+            assert read_until(events, "done")[-1].json()["status"] == "complete"
+        reply = get_session(session)["messages"][-1]
+        assert (reply["status"], reply["content"]) == ("complete", slow_reply(SLOW_TOKENS))
+    finally:
+        admin.close()
         conversation.stop()
         assistant.stop()
