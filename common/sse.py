@@ -58,6 +58,16 @@ class ChunkReader:
         """Append the chunk's text deltas to `texts`; note anything else it carries."""
         raise NotImplementedError
 
+    async def batches(self, reads: AsyncIterable[bytes]) -> AsyncGenerator[list[str], None]:
+        """The texts of each read that has any, read to the body's end; a failure is raised
+        once the texts read before it have gone out."""
+        async for lines in line_batches(reads):
+            texts = self.read(lines)
+            if texts:
+                yield texts
+            if self.failure is not None:
+                raise self.failure
+
     def read(self, lines: list[bytes]) -> list[str]:
         """The texts of the chunks in `lines`, up to `[DONE]` or a failure (lines after
         either are ignored, so the caller can read the body to its end)."""

@@ -22,7 +22,7 @@ from common.protocol import (
     StreamOptions,
     Usage,
 )
-from common.sse import ChunkReader, line_batches
+from common.sse import ChunkReader
 from conversation.config import Settings
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,8 @@ class AssistantClient:
                 # Read to the end of the body, past [DONE]: a response left unread closes
                 # its connection instead of returning it to the pool, and the next reply
                 # would wait for a new one (a resolver thread hop and a TCP handshake).
-                async for lines in line_batches(resp.content.iter_any()):
-                    texts = chunks.read(lines)
-                    if texts:
-                        yield texts
-                    if chunks.failure is not None:
-                        raise chunks.failure
+                async for texts in chunks.batches(resp.content.iter_any()):
+                    yield texts
                 if not chunks.done:
                     raise AssistantError(
                         "assistant_disconnected",

@@ -106,9 +106,10 @@ local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
 
 local access = authorized(P, ARGV[15], ARGV[16], ARGV[17])
 if access ~= 'ok' then return {access} end
--- About four UTF-8 bytes a token, as for a message without a token count below.
+-- A text's tokens when no count was stored: about four UTF-8 bytes each.
+local function estimate(text) return math.ceil(#text / 4) end
 local system = redis.call('HGET', P, 'system') or ''
-local budget = math.max(tonumber(ARGV[11]) - math.floor((#system + 3) / 4), 1)
+local budget = math.max(tonumber(ARGV[11]) - estimate(system), 1)
 if cmid ~= '' then
   local um = redis.call('HGET', X, 'c:'..cmid)
   -- Our own id means this very call is being retried: carry on, it is not a duplicate.
@@ -170,7 +171,7 @@ while true do
     if ids[i] ~= reply_id and blobs[i] then
       local m = cjson.decode(blobs[i])
       if m.content ~= '' then
-        local t = tonumber(m.tokens) or math.ceil(#m.content / 4)
+        local t = tonumber(m.tokens) or estimate(m.content)
         if #out > head and (used + t > budget or #out - head >= most) then return out end
         used = used + t
         out[#out + 1] = blobs[i]

@@ -60,6 +60,11 @@ class Claim:
     owner_hash: str = ""  # digest of the browser cookie presented, or ""
     cookie_allowed: bool = False  # the request passed the CSRF guard: the cookie may count
 
+    @classmethod
+    def for_token(cls, session_id: str, token: str) -> Claim:
+        """The claim of a Bearer token alone (no browser cookie)."""
+        return cls(session_id, token_hash=digest(token))
+
     def script_args(self) -> list[ScriptArg]:
         return [self.token_hash, self.owner_hash, "1" if self.cookie_allowed else "0"]
 
@@ -190,11 +195,10 @@ class Store:
 
     async def session_for_token(self, token: str) -> SessionMeta | None:
         """The session a token belongs to (the tutorials' API names sessions by token)."""
-        token_hash = digest(token)
-        sid = cast(str | None, await self.redis.get(self.token_key(token_hash)))
+        sid = cast(str | None, await self.redis.get(self.token_key(digest(token))))
         if sid is None:
             return None
-        meta = await self.get_meta(Claim(sid, token_hash=token_hash))
+        meta = await self.get_meta(Claim.for_token(sid, token))
         return meta if isinstance(meta, SessionMeta) else None
 
     async def rename(self, sid: str, name: str) -> None:

@@ -46,8 +46,8 @@ async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: in
                 return
             if message.status != "streaming":
                 # Finished (or just marked interrupted): the history has the whole text.
-                async for event in from_history(message, pos):
-                    yield event
+                async for batch in from_history(message, pos):
+                    yield batch
                 return
             continue
         deltas: list[Event] = []

@@ -39,7 +39,7 @@ from assistant.providers.base import (
 )
 from common.http import pooled_session, post
 from common.protocol import ChatMessage, FinishReason, Usage
-from common.sse import ChunkReader, line_batches
+from common.sse import ChunkReader
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +182,8 @@ class OpenAIProvider(Provider):
                 # Read on to the end of the body after [DONE] (servers end it right there):
                 # a response left unread closes its connection instead of pooling it, and
                 # every request would open a new one (TCP, and TLS for a remote API).
-                async for lines in line_batches(response.content.iter_any()):
-                    texts = chunks.read(lines)
-                    if texts:
-                        yield texts
-                    if chunks.failure is not None:
-                        raise chunks.failure
+                async for texts in chunks.batches(response.content.iter_any()):
+                    yield texts
         except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:

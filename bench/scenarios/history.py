@@ -20,7 +20,7 @@ from bench.context import Bench
 from bench.report import Outcome, at_most
 from bench.stats import ms, summary
 from conversation.config import Settings
-from conversation.store import Claim, Store, TurnStarted, digest, new_message
+from conversation.store import Claim, Store, TurnStarted, new_message
 
 QUESTION = "What is a good way to keep a chat history fast as it grows? " * 2
 ANSWER = "Read only the newest messages that fit the context, and append, never rewrite. " * 3
@@ -29,7 +29,7 @@ ANSWER = "Read only the newest messages that fit the context, and append, never 
 async def seed(store: Store, messages: int) -> ChatSession:
     """A session holding `messages` stored messages (user and reply alternating)."""
     meta, token = await store.create_session("bench history", "", "")
-    claim = Claim(meta.session_id, token_hash=digest(token))
+    claim = Claim.for_token(meta.session_id, token)
     for _ in range(messages // 2):
         user = new_message("user", QUESTION, "complete")
         reply = new_message("assistant", "", "streaming")

@@ -21,7 +21,7 @@ from conversation.assistant_client import AssistantError
 from conversation.auth import bearer_token, claim_of
 from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
 from conversation.events import Event
-from conversation.store import Claim, SessionMeta, Store, digest
+from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns, final_event, overloaded
 
 router = APIRouter(tags=["tutorials"])
@@ -102,10 +102,6 @@ async def refresh_token(store: StoreDep, token: str | None = None) -> ChatHistor
     )
 
 
-def _token_claim(session_id: str, token: str) -> Claim:
-    return Claim(session_id, token_hash=digest(token))
-
-
 async def _reply(turns: Turns, claim: Claim, text: str) -> tuple[bool, str]:
     """Run a turn to its end: (succeeded, reply text or the reason it failed)."""
     event = await final_event(await turns.send(claim, text, None))
@@ -125,7 +121,7 @@ async def chat_socket(
     if meta is None or token is None:
         await ws.close(status.WS_1008_POLICY_VIOLATION, reason=SESSION_GONE)
         return
-    claim = _token_claim(meta.session_id, token)
+    claim = Claim.for_token(meta.session_id, token)
     try:
         while True:
             text = await ws.receive_text()
@@ -154,7 +150,7 @@ async def chat_turn(
         raise overloaded()
     else:
         meta, token = await store.create_session("Chat", "", "")
-        claim = _token_claim(meta.session_id, token)
+        claim = Claim.for_token(meta.session_id, token)
     ok, reply = await _reply(turns, claim, body.message)
     if not ok:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, reply)

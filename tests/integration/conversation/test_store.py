@@ -34,7 +34,7 @@ async def store(redis_server: Server) -> AsyncIterator[Store]:
 async def new_session(store: Store, owner: str = "") -> Claim:
     """A new session, claimed with its token."""
     meta, token = await store.create_session("n", "", digest(owner) if owner else "")
-    return Claim(meta.session_id, token_hash=digest(token))
+    return Claim.for_token(meta.session_id, token)
 
 
 async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
@@ -197,7 +197,7 @@ async def test_the_system_prompt_comes_back_and_counts_against_the_context_budge
     store: Store,
 ) -> None:
     meta, token = await store.create_session("n", "x" * 400, "")  # ~100 tokens
-    claim = Claim(meta.session_id, token_hash=digest(token))
+    claim = Claim.for_token(meta.session_id, token)
     for text in ("a" * 40, "b" * 40):  # 10 tokens each
         reply = new_message("assistant", "", "streaming")
         started = await store.begin_turn(

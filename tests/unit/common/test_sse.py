@@ -90,3 +90,14 @@ def test_other_exceptions_are_not_failures_of_the_stream() -> None:
 
     with pytest.raises(KeyError):
         Broken().read([b"data: x"])
+
+
+async def test_batches_give_each_reads_texts_then_raise_the_failure_after_them() -> None:
+    reader = Words()
+    got: list[list[str]] = []
+    with pytest.raises(ValueError, match="bad chunk"):
+        async for texts in reader.batches(
+            each([b"data: a\ndata: b\n", b": ping\n", b"data: c\ndata: bad\n"])
+        ):
+            got.append(texts)
+    assert got == [["a", "b"], ["c"]]
