@@ -6,13 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 
 from common.heap import freeze_startup_objects
-from conversation.api import compat, health, messages, sessions, ws
+from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
@@ -48,22 +46,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-async def redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.error("Redis error: %r", exc)
-    return JSONResponse(
-        {"detail": "The session store (Redis) is unavailable right now; try again shortly."},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-
-
-async def internal_error(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(
-        {"detail": "The conversation service failed on this request; try again."},
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Conversation",
@@ -75,8 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings or Settings()
-    app.add_exception_handler(RedisError, redis_unavailable)
-    app.add_exception_handler(Exception, internal_error)
+    errors.install(app)
     for module in (health, sessions, messages, ws, compat):
         app.include_router(module.router)
     return app

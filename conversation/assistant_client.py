@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
@@ -26,6 +27,14 @@ from common.sse import ChunkReader
 from conversation.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ReplyEnd:
+    """How a reply ended, as assistant reported it: usage, and why the model stopped."""
+
+    usage: Usage | None = None
+    finish_reason: str | None = None
 
 
 class AssistantError(Exception):
@@ -73,9 +82,9 @@ class AssistantClient:
         )
         return request.model_dump_json(exclude_none=True)
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | Usage]:
+    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | ReplyEnd]:
         """Yield the reply's text deltas as they arrive (those read together, together),
-        then its usage if reported."""
+        then how it ended."""
         body = self._request_body(messages)
         # A long history would otherwise stay in memory for the whole reply, twice.
         del messages
@@ -96,18 +105,21 @@ class AssistantClient:
                         "The assistant service closed the connection before finishing the "
                         "reply. The partial reply is kept; regenerate it when assistant is back.",
                     )
-                if chunks.usage is not None:
-                    yield chunks.usage
+                yield chunks.end
+        # The person reading these messages is no operator: addresses and exception text stay
+        # in the log.
         except aiohttp.ClientConnectorError as exc:
+            log.warning("assistant at %s unreachable: %s", self._url, exc.os_error)
             raise AssistantError(
                 "assistant_unavailable",
-                f"The assistant service at {self._url} cannot be reached ({exc.os_error}). "
+                "The assistant service cannot be reached. "
                 "Your message is saved; regenerate the reply once assistant is running.",
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("connection to assistant failed mid-reply: %r", exc)
             raise AssistantError(
                 "assistant_disconnected",
-                f"The connection to the assistant service failed mid-reply ({exc!r}). "
+                "The connection to the assistant service failed mid-reply. "
                 "The partial reply is kept; regenerate it when assistant is back.",
             ) from exc
 
@@ -137,10 +149,10 @@ class _Chunks(ChunkReader):
 
     def __init__(self) -> None:
         super().__init__()
-        self.usage: Usage | None = None
+        self.end = ReplyEnd()
 
     def parse(self, payload: bytes, texts: list[str]) -> None:
-        self.usage = _parse_chunk(payload, texts) or self.usage
+        _parse_chunk(payload, texts, self.end)
 
 
 def _unreadable(reason: object) -> AssistantError:
@@ -149,8 +161,8 @@ def _unreadable(reason: object) -> AssistantError:
     )
 
 
-def _parse_chunk(payload: bytes, texts: list[str]) -> Usage | None:
-    """Append a chunk's text deltas to `texts`; return its usage if it carries one.
+def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
+    """Append a chunk's text deltas to `texts`; note its usage and finish reason in `end`.
 
     Plain orjson and dict look-ups, not pydantic: validating every chunk as a model was ~11%
     of conversation's streaming CPU. Only what is used is checked (choices[].delta.content,
@@ -183,11 +195,14 @@ def _parse_chunk(payload: bytes, texts: list[str]) -> Usage | None:
             if not isinstance(content, str):
                 raise _unreadable("a delta whose content is not text")
             texts.append(content)
+        reason = choice.get("finish_reason")
+        if reason is not None:
+            end.finish_reason = str(reason)
     usage = data.get("usage")
     if usage is None:
-        return None
+        return
     try:
-        return Usage.model_validate(usage)
+        end.usage = Usage.model_validate(usage)
     except ValidationError as exc:
         raise _unreadable(exc) from exc
 
@@ -199,7 +214,9 @@ async def _failure(resp: aiohttp.ClientResponse) -> AssistantError:
         error = ErrorResponse.model_validate_json(text).error
         detail, code = error.message, error.code
     except ValidationError:
-        detail = text[:300] or resp.reason or "no detail"
+        # Not assistant's own error shape (a proxy's page, say): for the log, not the user.
+        log.warning("assistant answered %s: %r", resp.status, text[:300])
+        detail = resp.reason or "no detail"
     if resp.status == 503 and code == "not_ready":
         # Assistant is up but its model is not in memory yet: worth waiting for, not a fault.
         return AssistantError(

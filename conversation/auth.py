@@ -29,6 +29,10 @@ MISSING_CREDENTIALS = (
     "This session needs credentials: send the token from POST /api/sessions as "
     "'Authorization: Bearer <token>'."
 )
+FOREIGN_ORIGIN = (
+    "Requests from pages on other sites are refused: use this chat from its own page, or "
+    "call the API from a program (no Origin header)."
+)
 CSRF_REFUSED = (
     "Requests authenticated by the browser cookie must send a JSON body "
     "(Content-Type: application/json) or an X-Requested-With header."
@@ -42,8 +46,15 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return None
 
 
+def cookie_name(settings: Settings) -> str:
+    """Over HTTPS the `__Host-` prefix: browsers then refuse the cookie unless it is Secure,
+    for the whole host (Path=/) and set without Domain, so no sibling subdomain can plant or
+    overwrite it."""
+    return f"__Host-{settings.cookie_name}" if settings.cookie_secure else settings.cookie_name
+
+
 def browser_id(conn: HTTPConnection, settings: Settings) -> str | None:
-    value = conn.cookies.get(settings.cookie_name)
+    value = conn.cookies.get(cookie_name(settings))
     return value if value and BROWSER_ID.fullmatch(value) else None
 
 
@@ -53,10 +64,10 @@ def new_browser_id() -> str:
 
 def set_browser_cookie(response: Response, value: str, settings: Settings) -> None:
     response.set_cookie(
-        settings.cookie_name,
+        cookie_name(settings),
         value,
         max_age=settings.cookie_max_age,
-        path="/api",
+        path="/" if settings.cookie_secure else "/api",
         secure=settings.cookie_secure,
         httponly=True,
         samesite="strict",
@@ -64,13 +75,27 @@ def set_browser_cookie(response: Response, value: str, settings: Settings) -> No
 
 
 def same_origin(conn: HTTPConnection) -> bool:
-    """A page from another site must not drive a browser's cookie (Origin names the page)."""
+    """A page from another site must not drive a browser's cookie or spend the operator's
+    model. Browsers name the page in Origin on every cross-origin request and say where a
+    request comes from in Sec-Fetch-Site; clients that are not browsers send neither.
+
+    Compared with Host, which nginx sets from the request line: X-Forwarded-Host is the
+    client's to choose, so a forged one could make any Origin look like ours.
+    """
+    if conn.headers.get("sec-fetch-site") == "cross-site":
+        return False
     origin = conn.headers.get("origin")
     if origin is None:
         return True
-    host = conn.headers.get("x-forwarded-host") or conn.headers.get("host", "")
     # nginx forwards $host without the port; compare host names only.
-    return urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
+    hostname = urlsplit(f"//{conn.headers.get('host', '')}").hostname
+    return origin != "null" and urlsplit(origin).hostname == hostname
+
+
+def check_same_origin(conn: HTTPConnection) -> None:
+    """For requests that need no credentials but change state or spend the model."""
+    if not same_origin(conn):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FOREIGN_ORIGIN)
 
 
 def csrf_safe(conn: HTTPConnection) -> bool:

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.requests import HTTPConnection
 
 from conversation.assistant_client import AssistantClient
-from conversation.auth import authorize, bearer_token, claim_of
+from conversation.auth import authorize, bearer_token, check_same_origin, claim_of
 from conversation.config import Settings
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns
@@ -65,3 +65,12 @@ def check_length(value: str, limit: int, what: str) -> str:
     if not value.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{what} is empty.")
     return value
+
+
+async def same_origin_only(conn: HTTPConnection) -> None:
+    """Routes that need no credentials but set a cookie or spend the model: not from a page
+    on another site (a simple cross-site form post would otherwise reach them)."""
+    check_same_origin(conn)
+
+
+SameOrigin = Depends(same_origin_only)

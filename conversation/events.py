@@ -2,8 +2,8 @@
 
 An event's `id` is the number of reply characters delivered up to and including it, so a
 client that reconnects with `Last-Event-ID: n` gets exactly the text after its first n
-characters, on any replica. `user` and `start` carry id 0; `done` and `error` carry the
-final length.
+characters, on any replica. `user` and `start` carry id 0 (a continued reply's `start`, the
+length it had); `done` and `error` carry the final length.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def user_event(message: Message) -> Event:
     return _event("user", 0, message)
 
 
-def start_event(message_id: str) -> Event:
-    return _event("start", 0, StartEvent(message_id=message_id))
+def start_event(message_id: str, offset: int = 0) -> Event:
+    """`offset`: the text the reply already has (a continued reply goes on from there)."""
+    return _event("start", offset, StartEvent(message_id=message_id))
 
 
 def delta_event(text: str, end_offset: int) -> Event:
@@ -92,7 +93,7 @@ INTERRUPTED = (
 
 def terminal_event(message: StoredMessage) -> Event:
     """The event that ends a finished reply's stream, rebuilt from the stored message."""
-    if message.status in ("complete", "cancelled"):
+    if message.status in ("complete", "cancelled", "length"):
         return done_event(message)
     if message.error is not None:
         return error_event(message.error.code, message.error.message, len(message.content))

@@ -53,13 +53,14 @@ class Generation:
         self.session_id = session_id
         self.reply = reply
         self.context = context
-        self.parts: list[str] = []
-        self.length = 0
+        # A continued reply goes on from its text, which its stream already holds.
+        self.parts: list[str] = [reply.content] if reply.content else []
+        self.length = len(reply.content)
         self.subscribers: set[Outbox] = set()
         self.terminal: Event | None = None
         self.cancel_requested = False
         self._unflushed: list[str] = []
-        self._flushed = 0
+        self._flushed = self.length
         self._dirty = Flag()
         self._closing = Flag()
         self.task: asyncio.Task[None] | None = None
@@ -117,7 +118,9 @@ class Generation:
                 if isinstance(item, list):
                     self._on_deltas(item)
                 else:
-                    usage = item
+                    usage = item.usage
+                    if item.finish_reason == "length":
+                        status = "length"
         except asyncio.CancelledError:
             if self.cancel_requested:
                 status = "cancelled"

@@ -8,18 +8,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from common.protocol import Usage
 
 Role = Literal["user", "assistant"]
 # complete: finished normally; streaming: being written now (resume it);
 # cancelled: stopped by a user, partial text kept; error: assistant failed, partial text kept;
-# interrupted: the replica writing it died, partial text kept.
-Status = Literal["complete", "streaming", "cancelled", "error", "interrupted"]
+# interrupted: the replica writing it died, partial text kept; length: the model stopped at
+# its token limit (Continue asks for more).
+Status = Literal["complete", "streaming", "cancelled", "error", "interrupted", "length"]
+# Replies that may be continued: their text ends where something stopped it, not the model.
+CONTINUABLE: frozenset[str] = frozenset({"length", "cancelled", "interrupted"})
 
-Text = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1)]
-ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+def unicode_text(value: str) -> str:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"): not text, and not storable."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        ) from None
+    return value
+
+
+AnyText = Annotated[str, AfterValidator(unicode_text)]
+Text = Annotated[AnyText, StringConstraints(strip_whitespace=False, min_length=1)]
+ClientMessageId = Annotated[AnyText, StringConstraints(min_length=1, max_length=128)]
 
 
 class Request(BaseModel):
@@ -27,8 +43,8 @@ class Request(BaseModel):
 
 
 class CreateSession(Request):
-    name: str | None = None
-    system_prompt: str | None = None
+    name: AnyText | None = None
+    system_prompt: AnyText | None = None
 
 
 class RenameSession(Request):

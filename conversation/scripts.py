@@ -13,6 +13,8 @@ with <prefix>:r:<reply id>:w set (expiring) while someone tails it from Redis.
 
 from __future__ import annotations
 
+from conversation.models import CONTINUABLE
+
 _STREAM_KEY = r"""
 -- P is <prefix>:s:<session id>; the reply's stream is <prefix>:r:<reply id>.
 local function stream_key(P, mid)
@@ -88,12 +90,16 @@ end
 """
 )
 
-# ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
-#       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content,
-#       max_context_messages, token_hash, owner_hash, cookie_allowed
+# ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit|continue),
+#       client_message_id, user_id, user_json, reply_id, reply_json, token_budget,
+#       target (the message to edit or continue), edit_content, max_context_messages,
+#       token_hash, owner_hash, cookie_allowed
+# continue: the target is the last message, a reply whose status is in CONTINUABLE; it is
+# written on (reply_id is the target's id), its stream starting with the text it has, and
+# the context ends with it rather than with a user message.
 # The caller's credentials are checked here, not in a read before: a turn is one round trip.
 # token_budget is for the whole context: the system prompt's estimate is taken off it here.
-# Returns {'ok', system_prompt, user_json, context...newest first}
+# Returns {'ok', system_prompt, user_json (continue: the reply's), context...newest first}
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
 #       | {'denied'} | {'csrf'}
 BEGIN_TURN = (
@@ -104,6 +110,7 @@ local user_id, user_json, reply_id, reply_json = ARGV[7], ARGV[8], ARGV[9], ARGV
 local most = tonumber(ARGV[14])
 local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
 
+local CONTINUABLE = {__CONTINUABLE__}
 local access = authorized(P, ARGV[15], ARGV[16], ARGV[17])
 if access ~= 'ok' then return {access} end
 -- A text's tokens when no count was stored: about four UTF-8 bytes each.
@@ -123,7 +130,26 @@ if holder and holder ~= reply_id then return {'busy', holder} end
 
 if not holder then
   local live = interrupt_if_orphaned(P, retention)
-  if mode ~= 'message' then
+  if mode == 'continue' then
+    if redis.call('LINDEX', O, -1) ~= reply_id then return {'bad', 'not_continuable'} end
+    local rm = cjson.decode(redis.call('HGET', M, reply_id))
+    if rm.role ~= 'assistant' or not CONTINUABLE[rm.status] then
+      return {'bad', 'not_continuable'}
+    end
+    rm.status, rm.error, rm.usage, rm.tokens = 'streaming', nil, nil, nil
+    redis.call('HSET', M, reply_id, cjson.encode(rm))
+    local S = stream_key(P, reply_id)
+    redis.call('DEL', S)
+    if rm.content ~= '' then
+      -- Entry ids count characters, as Python does: UTF-8 bytes that start a character.
+      local chars = select(2, string.gsub(rm.content, '[^\128-\191]', ''))
+      redis.call('XADD', S, chars..'-0', 'x', rm.content)
+      redis.call('EXPIRE', S, retention)
+    end
+    redis.call('SET', G, reply_id, 'PX', lease)
+    redis.call('HSET', P, 'live', reply_id)
+    user_id = reply_id
+  elseif mode ~= 'message' then
     local tail = redis.call('LRANGE', O, -2, -1)
     local answer, drop = tail[#tail], nil
     if not answer then return {'bad', 'empty'} end
@@ -148,11 +174,15 @@ if not holder then
     if redis.call('HSETNX', M, user_id, user_json) == 1 then redis.call('RPUSH', O, user_id) end
     if cmid ~= '' then redis.call('HSET', X, 'c:'..cmid, user_id) end
   end
-  if live then redis.call('DEL', stream_key(P, live)) end
-  redis.call('SET', G, reply_id, 'PX', lease)
-  if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
-  redis.call('HSET', X, 'r:'..user_id, reply_id)
-  redis.call('HSET', P, 'live', reply_id)
+  if mode ~= 'continue' then
+    if live then redis.call('DEL', stream_key(P, live)) end
+    redis.call('SET', G, reply_id, 'PX', lease)
+    if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
+    redis.call('HSET', X, 'r:'..user_id, reply_id)
+    redis.call('HSET', P, 'live', reply_id)
+  end
+elseif mode == 'continue' then
+  user_id = reply_id  -- a retry of a start that already ran
 elseif mode ~= 'message' then
   -- A retry of a start that already ran: the reply is last, its user message just before.
   user_id = redis.call('LINDEX', O, -2)
@@ -163,12 +193,14 @@ renew(P, ttl)
 local out = {'ok', system, redis.call('HGET', M, user_id)}
 local head = #out  -- the context's messages follow
 local used, hi, page = 0, -1, 32
+-- A new reply is not context; a continued one is its end.
+local skip = mode == 'continue' and '' or reply_id
 while true do
   local ids = redis.call('LRANGE', O, hi - page + 1, hi)
   if #ids == 0 then break end
   local blobs = redis.call('HMGET', M, unpack(ids))
   for i = #ids, 1, -1 do
-    if ids[i] ~= reply_id and blobs[i] then
+    if ids[i] ~= skip and blobs[i] then
       local m = cjson.decode(blobs[i])
       if m.content ~= '' then
         local t = tonumber(m.tokens) or estimate(m.content)
@@ -185,16 +217,26 @@ return out
 """
 )
 
+BEGIN_TURN = BEGIN_TURN.replace(
+    "__CONTINUABLE__", ", ".join(f"{status} = true" for status in sorted(CONTINUABLE))
+)
+
 # ARGV: S (the stream's key), end_offset, text, then only when due: retention ('' when not),
 # then P and lease_ms. The envelope (EVALSHA, sha, arguments) is the whole cost of a write
 # beyond its text, so the entry id is built here, and the retention (first write, then each
 # half retention) and the lease renewal (each third of the lease) ride along only when due.
 # Returns 1 when a reader elsewhere tails the stream (S:w, set by readers), else 0.
+# Only a write that sets the expiry may create the stream: a stream deleted under its writer
+# (the session was deleted) is not brought back without one.
 FLUSH = r"""
 local S = ARGV[1]
 if ARGV[3] ~= '' then
-  redis.pcall('XADD', S, ARGV[2]..'-0', 'x', ARGV[3])
-  if ARGV[4] and ARGV[4] ~= '' then redis.call('EXPIRE', S, ARGV[4]) end
+  if ARGV[4] and ARGV[4] ~= '' then
+    redis.pcall('XADD', S, ARGV[2]..'-0', 'x', ARGV[3])
+    redis.call('EXPIRE', S, ARGV[4])
+  else
+    redis.pcall('XADD', S, 'NOMKSTREAM', ARGV[2]..'-0', 'x', ARGV[3])
+  end
 end
 local P = ARGV[5]
 if P then

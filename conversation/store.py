@@ -1,7 +1,7 @@
 """Sessions, messages and reply streams in Redis.
 
 Every public method is at most one round trip (a pipeline or a script), so a chat turn costs
-three outside streaming: read the session, start the turn, finish the reply.
+two outside streaming: start the turn (which checks the credentials), finish the reply.
 """
 
 from __future__ import annotations
@@ -89,12 +89,12 @@ class TurnDuplicate:
 
 @dataclass(frozen=True, slots=True)
 class TurnRefused:
-    reason: Literal["busy", "empty", "not_last"] | ClaimRefusal
+    reason: Literal["busy", "empty", "not_last", "not_continuable"] | ClaimRefusal
     holder: str = ""
 
 
 TurnOutcome = TurnStarted | TurnDuplicate | TurnRefused
-TurnMode = Literal["message", "regenerate", "edit"]
+TurnMode = Literal["message", "regenerate", "edit", "continue"]
 
 
 def _message(raw: str) -> StoredMessage:
@@ -213,7 +213,10 @@ class Store:
         key = self.session_key(sid)
         return [key, f"{key}:m", f"{key}:o", f"{key}:x"]
 
-    async def delete(self, meta: SessionMeta) -> None:
+    async def delete(self, meta: SessionMeta) -> str | None:
+        """Remove every key of the session; returns the reply it was writing, if any, whose
+        generation the caller stops (its later stream writes cannot recreate the stream:
+        see scripts.FLUSH)."""
         sid = meta.session_id
         key = self.session_key(sid)
         live = cast(str | None, await self.redis.hget(key, "live"))
@@ -225,6 +228,7 @@ class Store:
             if meta.owner:
                 pipe.zrem(self.owner_key(meta.owner), sid)
             await pipe.execute()
+        return live
 
     async def owned_sessions(self, owner: str, limit: int = 200) -> list[tuple[SessionMeta, int]]:
         """A browser's sessions, newest first, each with its seconds to live."""
@@ -240,11 +244,12 @@ class Store:
         found: list[tuple[SessionMeta, int]] = []
         expired: list[str] = []
         for i, sid in enumerate(sids):
-            meta = self._meta(sid, replies[2 * i])
-            if meta is None:
+            raw = replies[2 * i]
+            # An expired session leaves its id behind in the browser's index.
+            if not raw or "created_at" not in raw:
                 expired.append(sid)
             else:
-                found.append((meta, max(int(replies[2 * i + 1]), 0)))
+                found.append((self._meta(sid, raw), max(int(replies[2 * i + 1]), 0)))
         if expired:
             await self.redis.zrem(owned, *expired)
         return found
@@ -306,8 +311,8 @@ class Store:
             return TurnRefused(reason="busy", holder=out[1])
         if kind in ("denied", "csrf"):
             return TurnRefused(reason=cast(ClaimRefusal, kind))
-        if kind == "bad" and out[1] in ("empty", "not_last"):
-            return TurnRefused(reason=cast(Literal["empty", "not_last"], out[1]))
+        if kind == "bad" and out[1] in ("empty", "not_last", "not_continuable"):
+            return TurnRefused(reason=cast(Literal["empty", "not_last", "not_continuable"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
 
     async def flush(

@@ -51,6 +51,12 @@ def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
             status.HTTP_409_CONFLICT,
             "Only the last user message of a session can be edited.",
         )
+    if outcome.reason == "not_continuable":
+        return HTTPException(
+            status.HTTP_409_CONFLICT,
+            "Only the last reply of a session can be continued, and only when it stopped "
+            "early (cut at the length limit, stopped, or interrupted).",
+        )
     return refused(outcome.reason)
 
 
@@ -89,8 +95,18 @@ class Turns:
         target = new_message("user", content, "complete").model_copy(update={"id": message_id})
         return await self._begin(claim, "edit", target, None)
 
+    async def extend(self, claim: Claim, message_id: str) -> Turn:
+        """Continue the last reply where it stopped; its events go on from its length."""
+        anchor = new_message("user", "", "complete")
+        return await self._begin(claim, "continue", anchor, None, reply_id=message_id)
+
     async def _begin(
-        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self,
+        claim: Claim,
+        mode: TurnMode,
+        user: StoredMessage,
+        client_message_id: str | None,
+        reply_id: str | None = None,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
@@ -99,18 +115,27 @@ class Turns:
             raise overloaded()
         started = False
         try:
-            turn, started = await self._begin_reserved(claim, mode, user, client_message_id)
+            turn, started = await self._begin_reserved(
+                claim, mode, user, client_message_id, reply_id
+            )
         finally:
             if not started:
                 self.hub.release()
         return turn
 
     async def _begin_reserved(
-        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self,
+        claim: Claim,
+        mode: TurnMode,
+        user: StoredMessage,
+        client_message_id: str | None,
+        reply_id: str | None,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
         sid = claim.session_id
         reply = new_message("assistant", "", "streaming")
+        if reply_id is not None:
+            reply.id = reply_id
         outcome = await self.store.begin_turn(
             claim, mode, user, reply, client_message_id, self.settings.context_token_budget
         )
@@ -125,15 +150,18 @@ class Turns:
         history = [ChatMessage(role=m.role, content=m.content) for m in outcome.context]
         if outcome.system_prompt:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
+        if mode == "continue":
+            reply = outcome.user  # the reply itself, with the text it has
         gen = self.hub.start(sid, reply, history)
         # Subscribe before yielding to the loop, so not a single delta is missed.
-        outbox = gen.subscribe(0)
+        outbox = gen.subscribe(gen.length)
         # Yield once so the generation sends its request to assistant now: assistant and
         # the model then work (on other cores) while this task answers the client's
         # request, instead of after it. Time to first token is the sum otherwise.
         await asyncio.sleep(0)
-        first = [] if mode == "regenerate" else [user_event(outcome.user.public())]
-        return Turn(reply.id, [*first, start_event(reply.id)], outbox_events(gen, outbox)), True
+        first = [] if mode in ("regenerate", "continue") else [user_event(outcome.user.public())]
+        start = start_event(reply.id, gen.length)
+        return Turn(reply.id, [*first, start], outbox_events(gen, outbox)), True
 
     async def resume(self, sid: str, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""
@@ -154,6 +182,11 @@ class Turns:
         if message is None or message.role != "assistant":
             raise not_found("Reply")
         return message
+
+    async def stop(self, sid: str, message_id: str) -> None:
+        """Stop a reply's generation wherever it runs, without waiting for it."""
+        if self.hub.cancel_local(sid, message_id) is None:
+            await self.store.publish_cancel(sid, message_id)
 
     async def cancel(self, sid: str, message_id: str) -> StoredMessage:
         """Stop a reply wherever it is being written; returns the stored (partial) reply."""

@@ -19,12 +19,20 @@ from common.disconnect import EventStreamResponse
 from common.protocol import ChatMessage
 from conversation.assistant_client import AssistantError
 from conversation.auth import bearer_token, claim_of
-from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
+from conversation.deps import (
+    AssistantDep,
+    SameOrigin,
+    SettingsDep,
+    StoreDep,
+    TurnsDep,
+    check_length,
+)
 from conversation.events import Event
+from conversation.models import AnyText
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns, final_event, overloaded
 
-router = APIRouter(tags=["tutorials"])
+router = APIRouter(tags=["tutorials"], dependencies=[SameOrigin])
 
 INVALID_NAME = {"loc": "name", "msg": "Enter a valid name"}
 SESSION_GONE = "Session expired or does not exist"
@@ -52,13 +60,13 @@ class ChatHistory(BaseModel):
 
 class ApiChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_message: str
+    user_message: AnyText
 
 
 class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    session_id: str | None = None
-    message: str
+    session_id: AnyText | None = None
+    message: AnyText
 
 
 class ChatOut(BaseModel):

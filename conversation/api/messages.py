@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
@@ -31,10 +32,14 @@ async def send_message(
     return stream(await turns.send(claim, content, body.client_message_id))
 
 
+# An event id is a count of characters: far below 10^15 for any reply that fits in Redis.
+EVENT_ID = re.compile(r"[0-9]{1,15}")
+
+
 def parse_offset(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not EVENT_ID.fullmatch(value):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             "Last-Event-ID must be the id of an event received from this reply (a number).",
@@ -60,6 +65,14 @@ async def resume_stream(
 async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) -> Message:
     """Stop the reply wherever it is being written; the partial reply is kept."""
     return (await turns.cancel(session.session_id, message_id)).public()
+
+
+@router.post("/messages/{message_id}/continue", responses=SSE_DOC)
+async def continue_reply(message_id: str, claim: ClaimDep, turns: TurnsDep) -> EventStreamResponse:
+    """Write on after the last reply's text when it stopped early (status `length`,
+    `cancelled` or `interrupted`). Events: `start` (its id: the length the reply had), then
+    `delta`s to append, then `done` with the whole reply."""
+    return stream(await turns.extend(claim, message_id))
 
 
 @router.post("/regenerate", responses=SSE_DOC)

@@ -8,7 +8,14 @@ from datetime import timedelta
 from fastapi import APIRouter, Query, Request, Response, status
 
 from conversation.auth import browser_id, new_browser_id, not_found, set_browser_cookie
-from conversation.deps import SessionDep, SettingsDep, StoreDep, check_length
+from conversation.deps import (
+    SameOrigin,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    TurnsDep,
+    check_length,
+)
 from conversation.models import (
     CreateSession,
     RenameSession,
@@ -33,7 +40,7 @@ def summary(meta: SessionMeta, store: Store) -> SessionSummary:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[SameOrigin])
 async def create_session(
     request: Request,
     response: Response,
@@ -98,6 +105,9 @@ async def rename_session(
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_session(session: SessionDep, store: StoreDep) -> Response:
-    await store.delete(session)
+async def delete_session(session: SessionDep, store: StoreDep, turns: TurnsDep) -> Response:
+    """Every key of the session goes; a reply being written is stopped, wherever it runs."""
+    live = await store.delete(session)
+    if live:
+        await turns.stop(session.session_id, live)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -100,7 +100,7 @@ async def stream(
         yield chunk(cid, {"content": tok})
         if record:
             record.tokens_sent += 1
-    yield chunk(cid, {}, "stop")
+    yield chunk(cid, {}, behaviour.finish_reason)
     if include_usage:
         usage = usage_of(prompt_tokens, len(tokens))
         payload = {

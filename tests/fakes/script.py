@@ -13,6 +13,7 @@ Behaviour fields (all optional):
 - drop_after: send this many tokens, then abort the connection (mid-stream drop).
 - error_after: send this many tokens, then an error event in the stream.
 - tokens: reply with these tokens instead of the server's default reply.
+- finish_reason: the reply's finish reason (default "stop"; "length" as if cut at max_tokens).
 - delay_ms: pause between tokens for this request (instead of FAKE_DELAY_MS).
 - times: queue the behaviour this many times (default 1).
 """
@@ -50,6 +51,7 @@ class Behaviour:
     error_after: int | None = None
     tokens: list[str] | None = None
     delay_ms: int | None = None
+    finish_reason: str = "stop"
 
     def pace(self) -> float:
         """Seconds between tokens: this behaviour's, else the process default."""

@@ -18,7 +18,7 @@ def test_test_route(fast: Fast) -> None:
 def test_token_needs_a_name(fast: Fast, query: str) -> None:
     r = httpx.post(f"{fast.conversation.url}/token{query}")
     assert r.status_code == 400
-    assert r.json() == {"detail": {"loc": "name", "msg": "Enter a valid name"}}
+    assert r.json()["detail"] == {"loc": "name", "msg": "Enter a valid name"}
 
 
 def test_token_chat_socket_and_refresh_token(fast: Fast) -> None:
@@ -48,7 +48,7 @@ def test_token_chat_socket_and_refresh_token(fast: Fast) -> None:
     # The same session through the main API, with the same token as Bearer.
     bad = httpx.get(f"{base}/refresh_token", params={"token": "nope"})
     assert bad.status_code == 400
-    assert bad.json() == {"detail": "Session expired or does not exist"}
+    assert bad.json()["detail"] == "Session expired or does not exist"
 
 
 @pytest.mark.parametrize("query", ["", "?token=nope"])

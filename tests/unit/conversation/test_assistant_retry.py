@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from common.protocol import ChatMessage, Usage
-from conversation.assistant_client import AssistantClient, AssistantError, create_http_session
+from common.protocol import ChatMessage
+from conversation.assistant_client import (
+    AssistantClient,
+    AssistantError,
+    ReplyEnd,
+    create_http_session,
+)
 from conversation.config import Settings
 
 BODY = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
@@ -63,8 +68,11 @@ async def serve(drop: Callable[[int, int], bool]) -> AsyncIterator[tuple[FakeAss
         yield fake, f"http://127.0.0.1:{port}"
 
 
-async def reply(client: AssistantClient) -> list[list[str] | Usage]:
-    return [item async for item in client.stream([ChatMessage(role="user", content="x")])]
+async def reply(client: AssistantClient) -> list[list[str]]:
+    """The reply's texts, as read (its end, the last item, checked apart)."""
+    items = [item async for item in client.stream([ChatMessage(role="user", content="x")])]
+    assert isinstance(items[-1], ReplyEnd)
+    return [item for item in items if isinstance(item, list)]
 
 
 async def test_a_reused_connection_closed_unanswered_is_sent_again() -> None:

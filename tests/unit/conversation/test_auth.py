@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import Response
 from starlette.requests import Request
 
-from conversation.auth import bearer_token, csrf_safe, websocket_token
+from conversation.auth import bearer_token, csrf_safe, set_browser_cookie, websocket_token
+from conversation.config import Settings
 
 
 def request(method: str = "GET", query: str = "", **headers: str) -> Request:
@@ -50,7 +52,31 @@ def test_websocket_token_from_query_or_subprotocol() -> None:
         ("GET", {"origin": "http://evil.example", "host": "chat.example"}, False),
         ("GET", {"origin": "http://chat.example:81", "host": "chat.example"}, True),
         ("POST", {"origin": "http://evil.example", "content_type": "application/json"}, False),
+        # The client chooses X-Forwarded-Host: it must not vouch for a foreign Origin.
+        (
+            "GET",
+            {
+                "origin": "http://evil.example",
+                "host": "chat.example",
+                "x_forwarded_host": "evil.example",
+            },
+            False,
+        ),
+        ("GET", {"origin": "null", "host": "chat.example"}, False),
+        ("GET", {"sec_fetch_site": "cross-site"}, False),
+        ("POST", {"sec_fetch_site": "same-origin", "content_type": "application/json"}, True),
     ],
 )
 def test_csrf_guard(method: str, headers: dict[str, str], safe: bool) -> None:
     assert csrf_safe(request(method, **headers)) is safe
+
+
+def test_the_host_prefix_over_https() -> None:
+    response = Response()
+    set_browser_cookie(response, "b" * 43, Settings(cookie_secure=True))
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__Host-chat_browser=")
+    assert "Path=/;" in cookie and "Secure" in cookie and "Domain" not in cookie
+    plain = Response()
+    set_browser_cookie(plain, "b" * 43, Settings())
+    assert plain.headers["set-cookie"].startswith("chat_browser=")

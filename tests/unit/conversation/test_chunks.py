@@ -6,15 +6,22 @@ import orjson
 import pytest
 
 from common.protocol import Usage
-from conversation.assistant_client import AssistantError
+from conversation.assistant_client import AssistantError, ReplyEnd
 from conversation.assistant_client import _parse_chunk as parse_into
 
 
 def _parse_chunk(payload: bytes) -> list[str | Usage]:
     """The chunk's texts, then its usage if any."""
     texts: list[str] = []
-    usage = parse_into(payload, texts)
-    return [*texts, usage] if usage is not None else list(texts)
+    end = ReplyEnd()
+    parse_into(payload, texts, end)
+    return [*texts, end.usage] if end.usage is not None else list(texts)
+
+
+def test_the_finish_reason_is_kept() -> None:
+    end = ReplyEnd()
+    parse_into(orjson.dumps({"choices": [{"delta": {}, "finish_reason": "length"}]}), [], end)
+    assert end.finish_reason == "length"
 
 
 def chunk(delta: object, **extra: object) -> bytes:
