@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     context_token_budget: int = Field(default=2048, ge=1)
     # Assistant refuses requests with too many messages (its ASSISTANT_MAX_MESSAGES, 200).
     context_max_messages: int = Field(default=100, ge=1)
+    # Messages one history read returns at most; older ones are paged with `before`.
+    history_page_size: int = Field(default=100, ge=1)
 
     stream_retention: int = Field(default=600, ge=1)
     stream_flush_ms: int = Field(default=50, ge=1)

@@ -118,6 +118,7 @@ class SessionCreated(SessionSummary):
 
 class SessionDetail(SessionSummary):
     messages: list[SessionMessage]
+    has_more: bool = False  # older messages exist: page with `before`
 
 
 class SessionList(BaseModel):

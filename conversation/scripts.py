@@ -273,15 +273,28 @@ return interrupt(P, mid, ARGV[3])
 """
 )
 
-# ARGV: P, ttl, retention, limit (0: all). Returns {lock_holder_or_'', live_text, messages...}.
+# ARGV: P, ttl, retention, limit (0: all), before (a message id, or '': the newest).
+# Returns {lock_holder_or_'', live_text, has_more ('1'|'0'), messages...}, {'gone'} when
+# `before` is not a message of the session, or nil when the session does not exist.
 READ_HISTORY = (
     _COMMON
     + r"""
-local P, ttl, retention, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local P, ttl, retention, limit, before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if redis.call('EXISTS', P) == 0 then return false end
+local O = P..':o'
+local stop = -1
+if before ~= '' then
+  -- Bounded: a session holds at most MAX_MESSAGES_PER_SESSION messages.
+  local at = redis.call('LPOS', O, before)
+  if not at then return {'gone'} end
+  stop = at - 1
+else
+  stop = redis.call('LLEN', O) - 1
+end
+local start = limit > 0 and math.max(stop - limit + 1, 0) or 0
 local live = interrupt_if_orphaned(P, retention)
 renew(P, ttl)
-local out = {'', ''}
+local out = {'', '', start > 0 and '1' or '0'}
 if live then
   local raw = redis.call('HGET', P..':m', live)
   if raw and cjson.decode(raw).status == 'streaming' then
@@ -289,7 +302,7 @@ if live then
     out[2] = stream_text(stream_key(P, live))
   end
 end
-local ids = redis.call('LRANGE', P..':o', limit > 0 and -limit or 0, -1)
+local ids = stop >= 0 and redis.call('LRANGE', O, start, stop) or {}
 for i = 1, #ids, 500 do
   local blobs = redis.call('HMGET', P..':m', unpack(ids, i, math.min(i + 499, #ids)))
   for _, b in ipairs(blobs) do if b then out[#out + 1] = b end end

@@ -94,6 +94,18 @@ class TurnRefused:
 
 
 TurnOutcome = TurnStarted | TurnDuplicate | TurnRefused
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: list[StoredMessage]  # oldest first
+    has_more: bool  # older messages exist
+
+
+class NoSuchMessage(Exception):
+    """A message id the session does not hold (a paging cursor, say)."""
+
+
 TurnMode = Literal["message", "regenerate", "edit", "continue"]
 
 
@@ -254,22 +266,33 @@ class Store:
             await self.redis.zrem(owned, *expired)
         return found
 
-    async def history(self, sid: str, limit: int = 0) -> list[StoredMessage] | None:
-        """The session's messages in order (the newest `limit` if set); renews the session.
+    async def history(
+        self, sid: str, limit: int = 0, before: str | None = None
+    ) -> HistoryPage | None:
+        """The session's messages in order: the newest `limit` (0: all) older than message
+        `before` (None: the newest); renews the session. None when the session is gone.
 
         A reply still being written shows the text stored so far.
         """
         s = self.settings
-        args: list[ScriptArg] = [self.session_key(sid), s.session_ttl, self._retention, limit]
+        args: list[ScriptArg] = [
+            self.session_key(sid),
+            s.session_ttl,
+            self._retention,
+            limit,
+            before or "",
+        ]
         out = cast(list[str] | None, await self._read_history(args=args))
         if out is None:
             return None
+        if out[0] == "gone":
+            raise NoSuchMessage(before or "")
         live_id, live_text = out[0], out[1]
-        messages = [_message(raw) for raw in out[2:]]
+        messages = [_message(raw) for raw in out[3:]]
         for m in messages:
             if m.id == live_id:
                 m.content = live_text
-        return messages
+        return HistoryPage(messages, has_more=out[2] == "1")
 
     # Turns ---------------------------------------------------------------------------
 

@@ -94,10 +94,13 @@ async def _session_for(store: Store, token: str | None) -> SessionMeta | None:
 
 
 @router.api_route("/refresh_token", methods=["GET", "POST"])
-async def refresh_token(store: StoreDep, token: str | None = None) -> ChatHistory:
+async def refresh_token(
+    store: StoreDep, settings: SettingsDep, token: str | None = None
+) -> ChatHistory:
+    """The session's newest HISTORY_PAGE_SIZE messages."""
     meta = await _session_for(store, token)
-    history = await store.history(meta.session_id) if meta else None
-    if meta is None or history is None or token is None:
+    page = await store.history(meta.session_id, settings.history_page_size) if meta else None
+    if meta is None or page is None or token is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, SESSION_GONE)
     return ChatHistory(
         token=token,
@@ -105,7 +108,7 @@ async def refresh_token(store: StoreDep, token: str | None = None) -> ChatHistor
         session_start=meta.created_at,
         messages=[
             TutorialMessage(id=m.id, msg=m.content, timestamp=m.created_at, role=m.role)
-            for m in history
+            for m in page.messages
         ],
     )
 

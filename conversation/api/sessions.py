@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from conversation.auth import browser_id, new_browser_id, not_found, set_browser_cookie
 from conversation.deps import (
@@ -24,7 +24,7 @@ from conversation.models import (
     SessionList,
     SessionSummary,
 )
-from conversation.store import SessionMeta, Store, digest, utcnow
+from conversation.store import NoSuchMessage, SessionMeta, Store, digest, utcnow
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -85,13 +85,34 @@ async def list_sessions(request: Request, store: StoreDep, settings: SettingsDep
 async def get_session(
     session: SessionDep,
     store: StoreDep,
-    limit: int = Query(default=0, ge=0, description="Only the newest `limit` messages (0: all)"),
+    settings: SettingsDep,
+    limit: int | None = Query(
+        default=None,
+        ge=1,
+        description="How many messages, newest first (default and maximum: HISTORY_PAGE_SIZE)",
+    ),
+    before: str | None = Query(
+        default=None,
+        max_length=64,
+        description="A message id: the page ends just before it (older messages)",
+    ),
 ) -> SessionDetail:
-    messages = await store.history(session.session_id, limit)
-    if messages is None:
+    """The session with a page of its history, oldest first; `has_more` when older messages
+    exist (ask again with `before` set to the first message's id)."""
+    size = min(limit or settings.history_page_size, settings.history_page_size)
+    try:
+        page = await store.history(session.session_id, size, before)
+    except NoSuchMessage:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "The message given as `before` is not in this session (it may have been replaced).",
+        ) from None
+    if page is None:
         raise not_found()
     return SessionDetail(
-        **summary(session, store).model_dump(), messages=[m.in_session() for m in messages]
+        **summary(session, store).model_dump(),
+        messages=[m.in_session() for m in page.messages],
+        has_more=page.has_more,
     )
 
 

@@ -3,10 +3,12 @@ context budget, bad input, and assistant being unreachable."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
-from tests.integration.conversation.conftest import Fast
+from tests.integration.conversation.conftest import Fast, echo_stack
 from tests.support.conversation import (
     create_session,
     get_session,
@@ -15,7 +17,7 @@ from tests.support.conversation import (
     start_replica,
     text_of,
 )
-from tests.support.servers import free_port
+from tests.support.servers import Server, free_port
 from tests.support.sse import iter_events
 
 
@@ -54,6 +56,49 @@ def test_history_keeps_both_messages_in_order(fast: Fast) -> None:
     ]
     newest = httpx.get(session.url("?limit=2"), headers=session.auth).json()["messages"]
     assert [m["content"] for m in newest] == ["two", "Echo: two"]
+
+
+def test_history_pages_back_with_before(fast: Fast) -> None:
+    session = create_session(fast.conversation)
+    for word in ("one", "two", "three"):
+        send(session, word)
+
+    def page(query: str) -> dict[str, Any]:
+        response = httpx.get(session.url(query), headers=session.auth)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    newest = page("?limit=4")
+    assert [m["content"] for m in newest["messages"]] == [
+        "two",
+        "Echo: two",
+        "three",
+        "Echo: three",
+    ]
+    assert newest["has_more"] is True
+    older = page(f"?limit=4&before={newest['messages'][0]['id']}")
+    assert [m["content"] for m in older["messages"]] == ["one", "Echo: one"]
+    assert older["has_more"] is False
+    assert page("")["has_more"] is False
+    oldest = older["messages"][0]["id"]
+    empty = page(f"?before={oldest}")
+    assert empty["messages"] == [] and empty["has_more"] is False
+    gone = httpx.get(session.url("?before=0123456789abcdef"), headers=session.auth)
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+    for bad in ("?limit=0", "?limit=-1", "?limit=x", "?before=" + "a" * 65):
+        response = httpx.get(session.url(bad), headers=session.auth)
+        assert response.status_code == 422, (bad, response.text)
+
+
+def test_history_reads_are_bounded_by_the_page_size(redis_server: Server) -> None:
+    with echo_stack(redis_server, HISTORY_PAGE_SIZE="3") as stack:
+        session = create_session(stack.conversation)
+        send(session, "one")
+        send(session, "two")
+        full = httpx.get(session.url("?limit=1000"), headers=session.auth).json()
+        assert [m["content"] for m in full["messages"]] == ["Echo: one", "two", "Echo: two"]
+        assert full["has_more"] is True
 
 
 def test_client_message_id_makes_sending_idempotent(fast: Fast) -> None:

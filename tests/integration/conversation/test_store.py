@@ -31,6 +31,11 @@ async def store(redis_server: Server) -> AsyncIterator[Store]:
     await redis.aclose()
 
 
+async def messages(store: Store, sid: str) -> list[StoredMessage]:
+    page = await store.history(sid)
+    return page.messages if page else []
+
+
 async def new_session(store: Store, owner: str = "") -> Claim:
     """A new session, claimed with its token."""
     meta, token = await store.create_session("n", "", digest(owner) if owner else "")
@@ -53,7 +58,8 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
         await store.finish(sid, final, 2)
     entries = await store.redis.xrange(store.stream_key(reply.id))
     assert entries == [("2-0", {"x": "he"}), ("5-0", {"x": "llo"}), ("5-1", {"k": "complete"})]
-    history = await store.history(sid)
+    page = await store.history(sid)
+    history = page.messages if page else None
     assert history is not None
     assert [(m.role, m.content, m.status) for m in history] == [
         ("user", "hi", "complete"),
@@ -70,7 +76,7 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
     )
     assert isinstance(again, TurnDuplicate)
     assert again.user.id == user.id and again.reply is not None and again.reply.id == reply.id
-    assert len(await store.history(sid) or []) == 2
+    assert len(await messages(store, sid)) == 2
 
 
 async def test_one_generation_per_session(store: Store) -> None:
@@ -87,7 +93,7 @@ async def test_one_generation_per_session(store: Store) -> None:
         100,
     )
     assert busy == TurnRefused(reason="busy", holder=first.id)
-    assert len(await store.history(sid) or []) == 2
+    assert len(await messages(store, sid)) == 2
 
 
 async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Store) -> None:
@@ -168,12 +174,12 @@ async def test_a_turn_starts_only_with_the_sessions_credentials(store: Store) ->
     assert await start(store, wrong_cookie) == TurnRefused(reason="denied")
     assert await start(store, nothing) == TurnRefused(reason="denied")
     assert await start(store, cookie_csrf) == TurnRefused(reason="csrf")
-    assert await store.history(sid) == []
+    assert await messages(store, sid) == []
     assert await store.redis.exists("storetest:s:" + "0" * 32) == 0
 
     started = await start(store, cookie)
     assert isinstance(started, TurnStarted) and started.system_prompt == ""
-    assert len(await store.history(sid) or []) == 2
+    assert len(await messages(store, sid)) == 2
 
 
 async def test_reading_a_session_checks_the_claim_and_renews_only_when_granted(
