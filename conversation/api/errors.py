@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger("conversation")
@@ -64,25 +64,34 @@ async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
 
 
 def storage_full(exc: RedisError) -> bool:
-    # Redis at `maxmemory` with `noeviction` refuses writes with an OOM error reply.
-    return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    # Redis at `maxmemory` with `noeviction` refuses writes with an OOM error reply; inside
+    # a script it comes back as the script's error, with the OOM text.
+    return isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and "OOM command not allowed" in str(exc)
+    )
 
 
-async def redis_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RedisError)
+def redis_failure(exc: RedisError) -> tuple[int, str]:
+    """The status and the message for a person when Redis failed a request (logged here)."""
     if storage_full(exc):
         log.error("Redis is full (maxmemory): %s", exc)
-        return error_response(
+        return (
             status.HTTP_507_INSUFFICIENT_STORAGE,
             "The chat store is full right now, so nothing new can be saved; your message was "
             "not stored. Try again later, or delete old chats.",
         )
     log.error("Redis error: %r", exc)
-    return error_response(
+    return (
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "The session store (Redis) is unavailable right now; try again shortly.",
-        headers={"Retry-After": "2"},
     )
+
+
+async def redis_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RedisError)
+    status_code, message = redis_failure(exc)
+    retry = {"Retry-After": "2"} if status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return error_response(status_code, message, headers=retry)
 
 
 async def internal_error(_: Request, exc: Exception) -> JSONResponse:

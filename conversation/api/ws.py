@@ -11,7 +11,9 @@ import contextlib
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
 
+from conversation.api.errors import code_for, redis_failure
 from conversation.auth import authorize, claim_of, websocket_token
 from conversation.deps import check_length, get_settings, get_store, get_turns
 from conversation.events import error_event
@@ -64,6 +66,9 @@ class Chat:
                 await self.turns.cancel(self.claim.session_id, self.reply_id)
         except HTTPException as exc:
             await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
+        except RedisError as exc:
+            status_code, message = redis_failure(exc)
+            await send_error(self.ws, code_for(status_code), message)
 
     async def send(self, frame: WsMessage) -> None:
         check_length(frame.content, self.limit, "The message")

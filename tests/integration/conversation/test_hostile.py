@@ -3,11 +3,15 @@ right outcome), never a 500, and leaves nothing behind in Redis."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 import redis
+from websockets.sync.client import connect
 
-from tests.integration.conversation.conftest import Fast, Slow
+from tests.integration.conversation.conftest import Fast, Slow, echo_stack
+from tests.integration.conversation.test_websocket import ws_url
 from tests.support.conversation import (
     create_session,
     get_session,
@@ -17,7 +21,7 @@ from tests.support.conversation import (
     start_replica,
 )
 from tests.support.fakes import FakeControl
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_redis
 
 
 def keys_without_expiry(server_port: int) -> list[str]:
@@ -245,3 +249,42 @@ def test_our_own_page_still_creates_sessions(fast: Fast) -> None:
         headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"},
     )
     assert response.status_code == 201, response.text
+
+
+def test_a_full_redis_is_a_clear_507_and_loses_nothing_stored() -> None:
+    own = start_redis()
+    try:
+        with echo_stack(own) as stack:
+            session = create_session(stack.conversation)
+            send(session, "kept")
+            r = redis.Redis(port=own.port, decode_responses=True)
+            # What `maxmemory` with `noeviction` does once the data reaches it.
+            r.config_set("maxmemory-policy", "noeviction")
+            r.config_set("maxmemory", "1")
+            try:
+                refused = httpx.post(
+                    session.url("/messages"), json={"content": "lost?"}, headers=session.auth
+                )
+                assert refused.status_code == 507, refused.text
+                assert refused.json()["code"] == "storage_full"
+                created = httpx.post(f"{stack.conversation.url}/api/sessions", json={})
+                assert created.status_code == 507, created.text
+                with connect(ws_url(session, f"?token={session.token}")) as ws:
+                    ws.send(json.dumps({"type": "message", "content": "over the socket"}))
+                    frame = json.loads(ws.recv(timeout=10))
+                    assert frame["event"] == "error"
+                    assert frame["data"]["code"] == "storage_full"
+                # Reading still works while nothing can be written.
+                assert [m["content"] for m in get_session(session)["messages"]] == [
+                    "kept",
+                    "Echo: kept",
+                ]
+            finally:
+                r.config_set("maxmemory", "0")
+            assert [m["content"] for m in get_session(session)["messages"]] == [
+                "kept",
+                "Echo: kept",
+            ]
+            assert send(session, "after")[-1].event == "done"
+    finally:
+        own.stop()
