@@ -10,7 +10,8 @@ kustomize the manifests use and refuses everything else:
 - `patches` with `path`: strategic merge patches, each naming its target by apiVersion, kind
   and metadata.name. Maps merge key by key, a null value deletes the key, lists of
   containers, env, ports, volumes and volumeMounts merge by their Kubernetes merge key, any
-  other list is replaced, and `$patch: delete` at the top removes the whole object.
+  other list is replaced, and `$patch: delete` at the top removes the whole object (alone in
+  its file: kubectl's kustomize crashes on a file that deletes and patches more).
 
 Run `python deploy/kubernetes/render.py deploy/kubernetes/overlays/vllm` to see the objects
 an overlay produces, as multi-document YAML.
@@ -137,7 +138,11 @@ def render(directory: Path) -> list[Object]:
         if not isinstance(entry, dict) or set(entry) != {"path"}:
             raise RenderError(f"{path}: a patch must be given as its `path` alone: {entry!r}")
         patch_path = directory / entry["path"]
-        for patch in load_documents(patch_path):
+        patches = load_documents(patch_path)
+        if len(patches) > 1 and any(DIRECTIVE in patch for patch in patches):
+            # kubectl's kustomize (v5.5) crashes on such a file: one deletion per file.
+            raise RenderError(f"{patch_path}: `{DIRECTIVE}` in a file of several patches")
+        for patch in patches:
             objects = apply_patch(objects, patch, patch_path)
     return objects
 

@@ -131,8 +131,12 @@ def test_containers_and_env_merge_by_name_other_lists_are_replaced(
     assert render(base) == [DEPLOYMENT, CONFIG_MAP]
 
 
-def test_patch_delete_removes_an_object_or_a_list_item(base: Path, tmp_path: Path) -> None:
-    drop_map = {"$patch": "delete", **CONFIG_MAP}
+def test_patch_delete_removes_an_object(base: Path, tmp_path: Path) -> None:
+    objects = render(overlay(tmp_path, {"$patch": "delete", **CONFIG_MAP}))
+    assert [o["kind"] for o in objects] == ["Deployment"]
+
+
+def test_patch_delete_removes_a_list_item(base: Path, tmp_path: Path) -> None:
     drop_env = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -145,8 +149,7 @@ def test_patch_delete_removes_an_object_or_a_list_item(base: Path, tmp_path: Pat
             }
         },
     }
-    objects = render(overlay(tmp_path, drop_map, drop_env))
-    assert [o["kind"] for o in objects] == ["Deployment"]
+    objects = render(overlay(tmp_path, drop_env))
     assert web_container(objects)["env"] == [{"name": "B", "value": "2"}]
 
 
@@ -167,6 +170,13 @@ def test_what_the_subset_does_not_cover_is_refused(
 ) -> None:
     with pytest.raises(RenderError, match=message):
         render(kustomization(tmp_path / "overlay", **fields))
+
+
+def test_a_deletion_among_other_patches_in_one_file_is_refused(base: Path, tmp_path: Path) -> None:
+    drop_map = {"$patch": "delete", **CONFIG_MAP}
+    label = {**DEPLOYMENT, "metadata": {"name": "web", "labels": {"tier": "back"}}}
+    with pytest.raises(RenderError, match="in a file of several patches"):
+        render(overlay(tmp_path, label, drop_map))
 
 
 def test_a_patch_for_a_missing_object_is_refused(base: Path, tmp_path: Path) -> None:
