@@ -9,9 +9,11 @@ kustomize the manifests use and refuses everything else:
   `kustomization.yaml`, rendered first (an overlay builds on a base);
 - `patches` with `path`: strategic merge patches, each naming its target by apiVersion, kind
   and metadata.name. Maps merge key by key, a null value deletes the key, lists of
-  containers, env, ports, volumes and volumeMounts merge by their Kubernetes merge key, any
-  other list is replaced, and `$patch: delete` at the top removes the whole object (alone in
-  its file: kubectl's kustomize crashes on a file that deletes and patches more).
+  containers, env, container ports, volumes and volumeMounts merge by their Kubernetes merge
+  key (a patch of a Service's or a policy's `ports` is refused: their key differs), any other
+  list is replaced, `$patch: delete` in a list item removes that item, and at the top it
+  removes the whole object (alone in its file: kubectl's kustomize crashes on a file that
+  deletes and patches more). Any other `$` directive is refused.
 
 Run `python deploy/kubernetes/render.py deploy/kubernetes/overlays/vllm` to see the objects
 an overlay produces, as multi-document YAML.
@@ -64,21 +66,36 @@ def load_documents(path: Path) -> list[Object]:
     return documents
 
 
+def plain(value: Any) -> Any:
+    """A copy of patch data that goes into the output as is: it must hold no directive (a
+    `$` key) or null, which strategic merge would act on rather than copy."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or item is None:
+                raise RenderError(f"{key}: {item!r} is not supported in new content")
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
 def merge(base: Any, patch: Any, field: str = "") -> Any:
     """Strategic merge of `patch` into `base` (both plain YAML data); returns a new value."""
     if isinstance(base, dict) and isinstance(patch, dict):
         merged = dict(base)
         for key, value in patch.items():
+            if key.startswith("$"):
+                raise RenderError(f"the directive {key} is not supported here")
             if value is None:
                 merged.pop(key, None)
             elif key in merged:
                 merged[key] = merge(merged[key], value, key)
             else:
-                merged[key] = copy.deepcopy(value)
+                merged[key] = plain(value)
         return merged
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
         return merge_list(base, patch, MERGE_KEYS[field], field)
-    return copy.deepcopy(patch)
+    return plain(patch)
 
 
 def merge_list(base: list[Any], patch: list[Any], key: str, field: str) -> list[Any]:
@@ -92,7 +109,7 @@ def merge_list(base: list[Any], patch: list[Any], key: str, field: str) -> list[
                 raise RenderError(f"{field} has no item with {key} {item[key]!r} to delete")
             del merged[at]
         elif at is None:
-            merged.append(copy.deepcopy(item))
+            merged.append(plain(item))
         else:
             merged[at] = merge(merged[at], item)
     return merged

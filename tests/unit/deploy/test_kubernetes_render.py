@@ -179,6 +179,28 @@ def test_a_deletion_among_other_patches_in_one_file_is_refused(base: Path, tmp_p
         render(overlay(tmp_path, label, drop_map))
 
 
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"name": "web", "$retainKeys": ["image"]}, r"directive \$retainKeys"),
+        ({"name": "web", "env": [{"name": "A", "$patch": "replace"}]}, r"directive \$patch "),
+        ({"name": "extra", "env": [{"name": "A", "value": None}]}, "value: None"),
+    ],
+    ids=["other directive", "other list directive", "null in new content"],
+)
+def test_patch_directives_beyond_delete_are_refused(
+    base: Path, tmp_path: Path, container: dict[str, Any], message: str
+) -> None:
+    patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+    with pytest.raises(RenderError, match=message):
+        render(overlay(tmp_path, patch))
+
+
 def test_a_patch_for_a_missing_object_is_refused(base: Path, tmp_path: Path) -> None:
     stray = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nope"}, "data": {}}
     with pytest.raises(RenderError, match="no v1/ConfigMap/nope among the resources"):
