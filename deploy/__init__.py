@@ -1,0 +1,1 @@
+"""Deployment files and the tools that check them."""

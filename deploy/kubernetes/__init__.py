@@ -1,0 +1,1 @@
+"""Kubernetes manifests (kustomize layout) and their renderer."""
