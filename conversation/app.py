@@ -41,6 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await hub.drain(settings.shutdown_grace_period)
         await hub.stop()
         await http.close()
         await redis.aclose()

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # a failover's read-only moment) before giving up; it then shows as interrupted, with the
     # text its stream holds. Its clients get `done` once it is stored (or given up).
     reply_store_retry_timeout: float = Field(default=30.0, ge=0)
+    # Seconds a stopping process (SIGTERM) lets the replies it is writing finish before it
+    # marks the rest interrupted. Keep the process manager's patience longer (compose's
+    # stop_grace_period, Kubernetes' terminationGracePeriodSeconds, uvicorn's
+    # --timeout-graceful-shutdown).
+    shutdown_grace_period: float = Field(default=30.0, ge=0)
 
     cookie_name: str = "chat_browser"
     cookie_secure: bool = False

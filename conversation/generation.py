@@ -272,6 +272,7 @@ class Hub:
         # Redis round trip is in flight). Counted before that await, so a burst cannot
         # overshoot MAX_ACTIVE_GENERATIONS.
         self._slots = 0
+        self.draining = False  # the process is shutting down: no new turns
         self.stopping = False  # the process is shutting down: no more waiting on Redis
 
     @property
@@ -279,8 +280,9 @@ class Hub:
         return self._slots >= self.settings.max_active_generations
 
     def reserve(self) -> bool:
-        """Take a slot for a turn about to start, or False when this replica is full."""
-        if self.full:
+        """Take a slot for a turn about to start, or False when this replica is full or is
+        shutting down."""
+        if self.full or self.draining:
             return False
         self._slots += 1
         return True
@@ -321,6 +323,16 @@ class Hub:
             asyncio.create_task(self._heartbeats(), name="heartbeats"),
             asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"),
         ]
+
+    async def drain(self, grace: float) -> None:
+        """Take no new turns, and let the replies being written finish, for up to `grace`
+        seconds: a rolling restart then cuts no reply short (their clients, cut off by the
+        server's shutdown, resume from Redis on another replica)."""
+        self.draining = True
+        tasks = [gen.task for gen in self._active.values() if gen.task is not None]
+        if tasks and grace > 0:
+            log.info("waiting up to %.0f s for %d replies to finish", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
 
     async def stop(self) -> None:
         self.stopping = True

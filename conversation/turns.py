@@ -68,8 +68,8 @@ RETRY_AFTER = 1
 def overloaded() -> HTTPException:
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
-        "This server is writing as many replies as it can right now; your message was not "
-        f"saved. Send it again in {RETRY_AFTER} s.",
+        "This server cannot start another reply right now (it is writing as many as it can, "
+        f"or restarting); your message was not saved. Send it again in {RETRY_AFTER} s.",
         headers={"Retry-After": str(RETRY_AFTER)},
     )
 

@@ -35,6 +35,8 @@ def conversation_env(redis: Server, assistant_url: str, **extra: str) -> dict[st
         # Short lease and heartbeat so a dead replica and idle streams show up quickly.
         "GENERATION_LEASE": "1",
         "HEARTBEAT_INTERVAL": "0.5",
+        # Teardown stops replicas with SIGTERM, which waits for their replies: not for long.
+        "SHUTDOWN_GRACE_PERIOD": "2",
         **extra,
     }
 
