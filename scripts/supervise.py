@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 # Seconds a process is given to exit after SIGTERM before it (and its group) gets SIGKILL;
@@ -60,14 +59,6 @@ class RestartPolicy:
 
     def delay(self, streak: int) -> float:
         return self.backoff * 2.0 ** (streak - 1)
-
-
-class State(Enum):
-    STARTING = "starting"
-    HEALTHY = "healthy"
-    WAITING = "waiting to restart"
-    GAVE_UP = "given up"
-    STOPPED = "stopped"
 
 
 class Output:
@@ -157,13 +148,11 @@ class Child:
         self.env = {**base_env, **program.env}
         self.on_give_up = on_give_up
         self.stopping = stopping
-        self.state = State.STARTING
         self.healthy = asyncio.Event()  # set while the current run has passed its check
         self.pid: int | None = None  # while the current run's process lives
         self.last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         self.streak = 0
         self.started_at = 0.0  # monotonic time of the current run's start
-        self.first_start = time.monotonic()
         self._preexec = _die_with_parent()
 
     @property
@@ -179,7 +168,6 @@ class Child:
             self.streak = 1 if ran >= self.policy.stable else self.streak + 1
             what = f"{self.name} {describe_exit(code)} after {ran:.1f}s"
             if self.streak >= self.policy.limit:
-                self.state = State.GAVE_UP
                 self.output.say(
                     f"{what}: it died {self.streak} times in a row without staying up"
                     f" {self.policy.stable:g}s; giving up on it (RESTART_LIMIT). Its last lines:"
@@ -189,19 +177,15 @@ class Child:
                 self.on_give_up(self)
                 return
             delay = self.policy.delay(self.streak)
-            self.state = State.WAITING
             self.output.say(
                 f"{what}; restarting it in {delay:g}s"
                 f" (death {self.streak} of {self.policy.limit} in a row before giving up)"
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
-        self.state = State.STOPPED
 
     async def _run_once(self) -> int:
         """Start the program, watch it until it exits, clean up its group; its exit code."""
-        self.state = State.STARTING
-        self.healthy.clear()
         self.started_at = time.monotonic()
         loop = asyncio.get_running_loop()
         pipe = _OutputPipe(self._show, loop)
@@ -247,7 +231,6 @@ class Child:
             if await self.program.healthy():
                 break
             await asyncio.sleep(HEALTH_POLL)
-        self.state = State.HEALTHY
         self.healthy.set()
         since = time.monotonic() - self.started_at
         self.output.say(f"{self.name} is healthy ({since:.1f}s after its start)")
