@@ -8,7 +8,7 @@
 If the stack is not healthy within READY_TIMEOUT, or a process is given up on before it is,
 everything is stopped: a half-started stack that never prints its URL helps nobody, and the
 message names the process. Once the stack is up, a process given up on is left stopped and
-the others keep serving (the page, the history, a JSON error where it is missing).
+the others keep serving (the page, and a JSON error from whatever needs the missing one).
 
 Ports and counts come from the environment that up.sh exports.
 """
@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from supervise import Child, HealthCheck, Program, RestartPolicy, Supervisor
@@ -140,13 +141,21 @@ def programs() -> list[Program]:
     return found
 
 
-async def wait_ready(supervisor: Supervisor, gave_up: asyncio.Event) -> str | None:
+@dataclass
+class GivenUp:
+    """The processes given up on so far."""
+
+    names: list[str] = field(default_factory=list)
+    any: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def wait_ready(supervisor: Supervisor, gave_up: GivenUp) -> str | None:
     """None once every process is healthy and nginx reaches conversation; else why not."""
     timeout = float(os.environ["READY_TIMEOUT"])
     deadline = time.monotonic() + timeout
     for child in supervisor.children:
         healthy = asyncio.create_task(child.healthy.wait())
-        failed = asyncio.create_task(gave_up.wait())
+        failed = asyncio.create_task(gave_up.any.wait())
         await asyncio.wait(
             [healthy, failed],
             timeout=max(deadline - time.monotonic(), 0),
@@ -154,8 +163,9 @@ async def wait_ready(supervisor: Supervisor, gave_up: asyncio.Event) -> str | No
         )
         healthy.cancel()
         failed.cancel()
-        if gave_up.is_set():
-            return "a process was given up on before the stack was up (see above); stopping"
+        if gave_up.names:
+            names = ", ".join(gave_up.names)
+            return f"{names} given up on before the stack was up; stopping everything"
         if not child.healthy.is_set():
             return f"{child.name} is not healthy after {timeout:.0f}s (READY_TIMEOUT); stopping"
     # Through nginx: proves the public door reaches conversation.
@@ -169,11 +179,12 @@ async def wait_ready(supervisor: Supervisor, gave_up: asyncio.Event) -> str | No
 
 async def run() -> int:
     policy = RestartPolicy(float(os.environ["RESTART_BACKOFF"]), setting("RESTART_LIMIT"))
-    gave_up = asyncio.Event()
+    gave_up = GivenUp()
     up = False
 
     def on_give_up(child: Child) -> None:
-        gave_up.set()
+        gave_up.names.append(child.name)
+        gave_up.any.set()
         if up:
             supervisor.output.say(
                 f"{child.name} stays stopped; the other processes keep serving. Fix the cause"

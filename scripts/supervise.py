@@ -17,6 +17,7 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -77,6 +78,7 @@ class Output:
         self.line("up", text)
 
 
+@functools.cache
 def _die_with_parent() -> Callable[[], None]:
     """A preexec_fn: the kernel sends SIGTERM to the child if the supervisor dies without
     stopping it (kill -9), so no stack is left running unsupervised."""
