@@ -50,9 +50,10 @@ class Program:
 @dataclass(frozen=True)
 class RestartPolicy:
     """A process that dies is started again after `backoff` seconds, doubled for each further
-    death in a row (0.5, 1, 2, 4 s...). A run of `stable` seconds or more ends the streak, so a
-    process killed once after a long run comes back after `backoff`. After `limit` deaths in a
-    row the process is given up on: it cannot stay up, and restarting it only hides why."""
+    death in a row (0.5, 1, 2, 4 s...). A healthy run of `stable` seconds or more ends the
+    streak, so a process killed once after a long run comes back after `backoff`. After `limit`
+    deaths in a row the process is given up on: it cannot stay up, and restarting it only
+    hides why."""
 
     backoff: float
     limit: int
@@ -163,15 +164,18 @@ class Child:
 
     async def run(self) -> None:
         while not self.stopping.is_set():
-            code = await self._run_once()
+            code, was_healthy = await self._run_once()
             if self.stopping.is_set():
                 break
             ran = time.monotonic() - self.started_at
-            self.streak = 1 if ran >= self.policy.stable else self.streak + 1
+            # A run that never got healthy counts however long it took (a model that fails
+            # after loading for a minute is still failing).
+            stable = was_healthy and ran >= self.policy.stable
+            self.streak = 1 if stable else self.streak + 1
             what = f"{self.name} {describe_exit(code)} after {ran:.1f}s"
             if self.streak >= self.policy.limit:
                 self.output.say(
-                    f"{what}: it died {self.streak} times in a row without staying up"
+                    f"{what}: it died {self.streak} times in a row without staying healthy for"
                     f" {self.policy.stable:g}s; giving up on it (RESTART_LIMIT). Its last lines:"
                 )
                 for line in self.last_lines:
@@ -186,8 +190,9 @@ class Child:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
 
-    async def _run_once(self) -> int:
-        """Start the program, watch it until it exits, clean up its group; its exit code."""
+    async def _run_once(self) -> tuple[int, bool]:
+        """Start the program, watch it until it exits, clean up its group; its exit code and
+        whether it got healthy."""
         self.started_at = time.monotonic()
         loop = asyncio.get_running_loop()
         pipe = _OutputPipe(self._show, loop)
@@ -212,6 +217,7 @@ class Child:
         await pipe.exited
         self.pid = None
         watch.cancel()
+        was_healthy = self.healthy.is_set()
         self.healthy.clear()
         # Its children (nginx workers, a redis rewrite) must not outlive it: they would hold
         # its port and make every restart fail. They also hold its output pipe, which is why
@@ -222,7 +228,7 @@ class Child:
         code = transport.get_returncode()
         transport.close()
         assert code is not None
-        return code
+        return code, was_healthy
 
     def _show(self, text: str) -> None:
         self.last_lines.append(text)
