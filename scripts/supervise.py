@@ -156,6 +156,7 @@ class Child:
         self.last_lines: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         self.streak = 0
         self.started_at = 0.0  # monotonic time of the current run's start
+        self.healthy_since = 0.0  # and of its first passed health check
         self._preexec = _die_with_parent()
 
     @property
@@ -164,14 +165,13 @@ class Child:
 
     async def run(self) -> None:
         while not self.stopping.is_set():
-            code, was_healthy = await self._run_once()
+            code, healthy_for = await self._run_once()
             if self.stopping.is_set():
                 break
             ran = time.monotonic() - self.started_at
-            # A run that never got healthy counts however long it took (a model that fails
-            # after loading for a minute is still failing).
-            stable = was_healthy and ran >= self.policy.stable
-            self.streak = 1 if stable else self.streak + 1
+            # Counted from its health, not its start: a model that fails after loading for a
+            # minute is still failing.
+            self.streak = 1 if healthy_for >= self.policy.stable else self.streak + 1
             what = f"{self.name} {describe_exit(code)} after {ran:.1f}s"
             if self.streak >= self.policy.limit:
                 self.output.say(
@@ -190,9 +190,9 @@ class Child:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
 
-    async def _run_once(self) -> tuple[int, bool]:
+    async def _run_once(self) -> tuple[int, float]:
         """Start the program, watch it until it exits, clean up its group; its exit code and
-        whether it got healthy."""
+        the seconds it was healthy."""
         self.started_at = time.monotonic()
         loop = asyncio.get_running_loop()
         pipe = _OutputPipe(self._show, loop)
@@ -217,7 +217,7 @@ class Child:
         await pipe.exited
         self.pid = None
         watch.cancel()
-        was_healthy = self.healthy.is_set()
+        healthy_for = time.monotonic() - self.healthy_since if self.healthy.is_set() else 0.0
         self.healthy.clear()
         # Its children (nginx workers, a redis rewrite) must not outlive it: they would hold
         # its port and make every restart fail. They also hold its output pipe, which is why
@@ -228,7 +228,7 @@ class Child:
         code = transport.get_returncode()
         transport.close()
         assert code is not None
-        return code, was_healthy
+        return code, healthy_for
 
     def _show(self, text: str) -> None:
         self.last_lines.append(text)
@@ -239,8 +239,9 @@ class Child:
             if await self.program.healthy():
                 break
             await asyncio.sleep(HEALTH_POLL)
+        self.healthy_since = time.monotonic()
         self.healthy.set()
-        since = time.monotonic() - self.started_at
+        since = self.healthy_since - self.started_at
         self.output.say(f"{self.name} is healthy ({since:.1f}s after its start)")
 
     def signal(self, sig: signal.Signals) -> None:
