@@ -1,25 +1,35 @@
-"""Helpers for the local run (scripts/up.sh); standard library only.
+"""The local run (scripts/up.sh); standard library only.
 
   localrun.py ports   fail early, with a readable message, when a port is taken or not allowed
-  localrun.py ready   (a Procfile entry) wait until every process is healthy, print the URL,
-                      then stay until honcho stops the stack; give up after READY_TIMEOUT,
-                      which makes honcho stop everything instead of running half a stack
+  localrun.py run     run every Procfile entry under scripts/supervise.py: logs together, the
+                      URL printed once every process is healthy, a crashed process restarted
+                      (RESTART_BACKOFF, RESTART_LIMIT), Ctrl-C stopping all of them
+
+If the stack is not healthy within READY_TIMEOUT, or a process is given up on before it is,
+everything is stopped: a half-started stack that never prints its URL helps nobody, and the
+message names the process. Once the stack is up, a process given up on is left stopped and
+the others keep serving (the page, and a JSON error from whatever needs the missing one).
 
 Ports and counts come from the environment that up.sh exports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from supervise import Child, HealthCheck, Program, RestartPolicy, Supervisor
+
+PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 POLL = 0.2  # seconds between two health checks: a poll interval, not a guessed wait
+CHECK_TIMEOUT = 2.0  # seconds one health check may take
 
 
 def setting(name: str) -> int:
@@ -32,7 +42,7 @@ def conversation_ports() -> list[int]:
 
 
 def listening_ports() -> dict[str, tuple[str, int]]:
-    """Every address the stack binds: the check before start, the same as the Procfile."""
+    """Every address the stack binds, checked before anything starts."""
     ports = {
         "site (HTTP_PORT)": ("0.0.0.0", setting("HTTP_PORT")),
         "redis (REDIS_PORT)": ("127.0.0.1", setting("REDIS_PORT")),
@@ -70,68 +80,162 @@ def check_ports() -> int:
     return 0
 
 
-def http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+async def first_line(port: int, request: bytes) -> bytes:
+    """The first line a local server answers `request` with; empty when it does not."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(request)
+                return await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return b""
+
+
+def http_ok(port: int, path: str) -> HealthCheck:
+    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    async def check() -> bool:
+        return (await first_line(port, request)).split(b" ")[1:2] == [b"200"]
 
     return check
 
 
-def redis_pong(port: int) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+def redis_pong(port: int) -> HealthCheck:
+    async def check() -> bool:
+        # Not +PONG while it loads its append-only file (-LOADING).
+        return (await first_line(port, b"PING\r\n")).startswith(b"+PONG")
 
     return check
 
 
-def wait_ready() -> int:
-    timeout = float(os.environ.get("READY_TIMEOUT", "300"))
-    http_port = setting("HTTP_PORT")
-    checks: list[tuple[str, Callable[[], bool]]] = [
-        ("redis", redis_pong(setting("REDIS_PORT"))),
-        ("assistant", http_ok(f"http://127.0.0.1:{setting('ASSISTANT_PORT')}/health/ready")),
-    ]
-    for i, port in enumerate(conversation_ports()):
-        checks.append((f"conversation.{i + 1}", http_ok(f"http://127.0.0.1:{port}/api/health")))
+def health_check(kind: str, port: int | None) -> HealthCheck:
+    """Each process's own health: nginx's says nothing about the services behind it."""
+    if kind == "redis":
+        return redis_pong(setting("REDIS_PORT"))
+    if kind == "assistant":
+        return http_ok(setting("ASSISTANT_PORT"), "/health/ready")
+    if kind == "conversation" and port is not None:
+        return http_ok(port, "/api/health")
+    if kind == "nginx":
+        return http_ok(setting("HTTP_PORT"), "/healthz")
+    raise SystemExit(f"up: Procfile entry {kind!r} has no health check in scripts/localrun.py")
+
+
+def programs() -> list[Program]:
+    """The Procfile's entries in its order; conversation once per replica, with its PORT."""
+    found = []
+    for line in PROCFILE.read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z][\w-]*):\s*(.+)", line)
+        if not match:
+            continue
+        kind, command = match.groups()
+        if kind != "conversation":
+            found.append(Program(kind, command, health_check(kind, None)))
+            continue
+        for i, port in enumerate(conversation_ports()):
+            check = health_check(kind, port)
+            found.append(Program(f"{kind}.{i + 1}", command, check, {"PORT": str(port)}))
+    return found
+
+
+@dataclass
+class GivenUp:
+    """The processes given up on so far."""
+
+    names: list[str] = field(default_factory=list)
+    any: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def wait_ready(supervisor: Supervisor, gave_up: GivenUp) -> str | None:
+    """None once every process is healthy and nginx reaches conversation; else why not."""
+    timeout = float(os.environ["READY_TIMEOUT"])
+    deadline = time.monotonic() + timeout
+    for child in supervisor.children:
+        healthy = asyncio.create_task(child.healthy.wait())
+        failed = asyncio.create_task(gave_up.any.wait())
+        await asyncio.wait(
+            [healthy, failed],
+            timeout=max(deadline - time.monotonic(), 0),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        healthy.cancel()
+        failed.cancel()
+        if gave_up.names:
+            names = ", ".join(gave_up.names)
+            return f"{names} given up on before the stack was up; stopping everything"
+        if not child.healthy.is_set():
+            return f"{child.name} is not healthy after {timeout:.0f}s (READY_TIMEOUT); stopping"
     # Through nginx: proves the public door reaches conversation.
-    checks.append(("nginx", http_ok(f"http://127.0.0.1:{http_port}/api/health")))
+    through_nginx = http_ok(setting("HTTP_PORT"), "/api/health")
+    while not await through_nginx():
+        if time.monotonic() > deadline:
+            return f"nginx does not reach conversation after {timeout:.0f}s; stopping"
+        await asyncio.sleep(POLL)
+    return None
 
-    started = time.monotonic()
-    deadline = started + timeout
-    for name, check in checks:
-        while not check():
-            if time.monotonic() > deadline:
-                print(f"{name} is not healthy after {timeout:.0f}s (READY_TIMEOUT); stopping")
-                return 1
-            time.sleep(POLL)
-        print(f"{name} is healthy ({time.monotonic() - started:.1f}s)", flush=True)
 
-    url = f"http://localhost:{http_port}"
-    line = "=" * 60
-    print(
-        f"{line}\n  The stack is up: open {url}\n  Ctrl-C stops every process.\n{line}", flush=True
-    )
-    # Stay: honcho stops every process when one exits. SIGTERM (honcho's stop) ends this.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        signal.pause()
+async def run() -> int:
+    policy = RestartPolicy(float(os.environ["RESTART_BACKOFF"]), setting("RESTART_LIMIT"))
+    gave_up = GivenUp()
+    up = False
+
+    def on_give_up(child: Child) -> None:
+        gave_up.names.append(child.name)
+        gave_up.any.set()
+        if up:
+            supervisor.output.say(
+                f"{child.name} stays stopped; the other processes keep serving. Fix the cause"
+                " shown above, then Ctrl-C and ./stack up again."
+            )
+
+    supervisor = Supervisor(programs(), policy, on_give_up)
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            supervisor.output.say("stopping at once (second signal)")
+            force.set()
+        else:
+            supervisor.output.say("stopping every process (Ctrl-C again: at once)")
+            stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal)
+
+    supervisor.start()
+    ready = asyncio.create_task(wait_ready(supervisor, gave_up))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if ready.done() and not stop.is_set():
+        problem = ready.result()
+        if problem is None:
+            up = True
+            url = f"http://localhost:{setting('HTTP_PORT')}"
+            line = "=" * 60
+            banner = [line, f"  The stack is up: open {url}", "  Ctrl-C stops every process.", line]
+            for text in banner:
+                supervisor.output.say(text)
+            await stopped
+        else:
+            supervisor.output.say(problem)
+            code = 1
+    ready.cancel()
+    stopped.cancel()
+    await supervisor.stop(force)
+    return code
 
 
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "ports":
         return check_ports()
-    if command == "ready":
-        return wait_ready()
+    if command == "run":
+        return asyncio.run(run())
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local run (`./stack up`): redis-server, assistant, N conversation replicas and nginx as
-# real processes under honcho (Procfile), their logs together, the URL printed once every
-# process is healthy, and Ctrl-C stopping all of them.
+# real processes (Procfile) under scripts/localrun.py: their logs together, the URL printed
+# once every process is healthy, a process that dies restarted with backoff while the others
+# keep serving, and Ctrl-C stopping all of them.
 #
 # Settings: the environment wins, then .env (or ENV_FILE), then the defaults below, which are
 # the ones .env.example lists. SKIP_INSTALL=1 skips scripts/install.sh (the tests use it).
@@ -33,6 +34,9 @@ export ASSISTANT_PORT=${ASSISTANT_PORT:-8001}
 export CONVERSATION_PORT=${CONVERSATION_PORT:-8100}
 export CONVERSATION_REPLICAS=${CONVERSATION_REPLICAS:-2}
 export READY_TIMEOUT=${READY_TIMEOUT:-300}
+export RESTART_BACKOFF=${RESTART_BACKOFF:-0.5}
+export RESTART_LIMIT=${RESTART_LIMIT:-5}
+export REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-256mb}
 run_dir=${RUN_DIR:-.run}
 static_root=${STATIC_ROOT:-chatui/dist}
 
@@ -42,7 +46,7 @@ fi
 
 export PYTHON=${PYTHON:-$root/.venv/bin/python}
 export NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
-export PYTHONUNBUFFERED=1  # logs reach honcho line by line
+export PYTHONUNBUFFERED=1  # logs reach the terminal line by line
 mkdir -p "$run_dir/redis" "$run_dir/nginx"
 run_dir=$(cd "$run_dir" && pwd)
 export RUN_DIR=$run_dir
@@ -70,6 +74,4 @@ done
 
 echo "==> starting redis, assistant, $CONVERSATION_REPLICAS conversation replica(s), nginx" \
   "(the URL is printed once all are healthy; Ctrl-C stops them)"
-# -e /dev/null: honcho would otherwise read .env itself and override the environment above.
-exec "$root/.venv/bin/honcho" start -f Procfile -d "$root" -e /dev/null \
-  -c "conversation=$CONVERSATION_REPLICAS" -p "$CONVERSATION_PORT"
+exec "$PYTHON" scripts/localrun.py run

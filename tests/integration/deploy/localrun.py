@@ -1,17 +1,18 @@
-"""Drive the real local run (scripts/up.sh under honcho) on free ports, as a person would:
-start it, wait for its "stack is up" line, use it, press Ctrl-C (SIGINT to its process
-group, which is what a terminal sends), and look for anything left behind.
+"""Drive the real local run (scripts/up.sh, its processes under scripts/supervise.py) on free
+ports, as a person would: start it, wait for its "stack is up" line, use it, kill its
+processes, press Ctrl-C (SIGINT to its process group, which is what a terminal sends), and
+look for anything left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,19 +46,27 @@ class LocalRun:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def child_pids(self) -> list[int]:
-        """Every process honcho started (it logs `name started (pid=N)`)."""
-        return [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", self.log())]
+    def lines_of(self, name: str) -> list[str]:
+        """What one process (or `up`, the supervisor) printed: `HH:MM:SS name | text`."""
+        found = []
+        for line in self.log().splitlines():
+            head, sep, body = line.partition(" | ")
+            if sep and head.split()[-1:] == [name]:
+                found.append(body)
+        return found
+
+    def pid_of(self, name: str) -> int:
+        """The pid of `name`'s latest start."""
+        starts = [line for line in self.lines_of("up") if line.startswith(f"{name} started ")]
+        assert starts, f"{name} was never started"
+        return int(starts[-1].rsplit("pid=", 1)[1].rstrip(")"))
+
+    def healthy_count(self, name: str) -> int:
+        return sum(line.startswith(f"{name} is healthy") for line in self.lines_of("up"))
 
     def access_log(self) -> list[dict[str, Any]]:
         """nginx's JSON access lines from the combined output."""
-        entries = []
-        for line in self.log().splitlines():
-            _, sep, rest = line.partition("nginx.1 ")
-            body = rest.partition("| ")[2] if sep else ""
-            if body.startswith("{"):
-                entries.append(orjson.loads(body))
-        return entries
+        return [orjson.loads(body) for body in self.lines_of("nginx") if body.startswith("{")]
 
     def replica_of(self, upstream: str) -> int:
         return self.conversation_ports().index(int(upstream.rsplit(":", 1)[1])) + 1
@@ -82,6 +91,27 @@ class LocalRun:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+
+@contextlib.contextmanager
+def local_run(extra_env: dict[str, str], replicas: int) -> Iterator[LocalRun]:
+    """A started run, stopped with Ctrl-C at the end, and cleaned up if that fails."""
+    run = start_local_run(extra_env, replicas)
+    try:
+        yield run
+    finally:
+        try:
+            run.interrupt()
+        finally:
+            run.kill_leftovers()
+
+
+class LocalRunFailed(RuntimeError):
+    """The run never printed its "stack is up" line; `log` is everything it printed."""
+
+    def __init__(self, cause: Exception, log: str) -> None:
+        super().__init__(f"{cause}\n--- up.sh output ---\n{log[-6000:]}")
+        self.log = log
 
 
 def start_local_run(
@@ -125,7 +155,7 @@ def start_local_run(
         wait_until(lambda: READY_LINE in run.log(), timeout, "the local run", proc)
     except Exception as exc:
         run.kill_leftovers()
-        raise RuntimeError(f"{exc}\n--- up.sh output ---\n{run.log()[-6000:]}") from exc
+        raise LocalRunFailed(exc, run.log()) from exc
     return run
 
 
@@ -171,21 +201,51 @@ def decode_address(hex_address: str) -> str:
     return "::" if set(hex_address) == {"0"} else hex_address
 
 
-def processes_of(run_dir: Path) -> list[str]:
-    """Every live process started for this run, children of children included (nginx workers):
-    they all inherit RUN_DIR=<this run's folder> in their environment."""
-    marker = f"RUN_DIR={run_dir}".encode() + b"\0"
+def connected_to(pids: list[int], port: int) -> list[int]:
+    """Those of `pids` holding an established TCP connection to 127.0.0.1:port."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[3] == "01" and parts[2] == f"0100007F:{port:04X}":  # ESTABLISHED
+            inodes.add(parts[9])
     found = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fds = Path(f"/proc/{pid}/fd")
+            links = {os.readlink(fds / fd) for fd in os.listdir(fds)}
+            if any(f"socket:[{inode}]" in links for inode in inodes):
+                found.append(pid)
+    return found
+
+
+def processes_of(run_dir: Path) -> list[str]:
+    """Every live process started for this run, children of children included. A process
+    carries RUN_DIR=<this run's folder> in its environment, or, where it wrote its title over
+    its environment (redis, nginx), names the folder on its command line or works in it;
+    nginx's workers share their master's session (the supervisor starts each in its own)."""
+    marker = f"RUN_DIR={run_dir}".encode() + b"\0"
+    found: dict[int, str] = {}
+    sessions: dict[int, list[tuple[int, str]]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if marker not in (proc / "environ").read_bytes():
+            # After the command name in parentheses: state, ppid, pgrp, session, ...
+            state, _, _, session = (proc / "stat").read_text().rpartition(")")[2].split()[:4]
+            if state == "Z":  # a zombie has exited already
                 continue
-            state = (proc / "status").read_text()
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ours = (
+                marker in (proc / "environ").read_bytes()
+                or str(run_dir) in cmdline
+                or Path(os.readlink(proc / "cwd")).is_relative_to(run_dir)
+            )
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if "State:\tZ" not in state:  # a zombie has exited already
-            found.append(f"{proc.name}: {cmdline}")
-    return found
+        pid = int(proc.name)
+        sessions.setdefault(int(session), []).append((pid, cmdline))
+        if ours:
+            found[pid] = cmdline
+    for leader in list(found):
+        found.update(sessions.get(leader, []))
+    return [f"{pid}: {cmdline}" for pid, cmdline in sorted(found.items())]
