@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev
 
 echo "==> ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "==> mypy";  .venv/bin/mypy
+echo "==> mypy";  .venv/bin/mypy && .venv/bin/mypy scripts/supervise.py scripts/localrun.py
 echo "==> vitest"; (cd chatui && npm run --silent test)
 echo "==> pytest"; .venv/bin/pytest "$@"
