@@ -8,27 +8,36 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 
 from common.heap import freeze_startup_objects
 from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
-from conversation.store import Store
+from conversation.store import RedisClient, Store
 from conversation.turns import Turns
 
 log = logging.getLogger("conversation")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+def connect_redis(settings: Settings) -> RedisClient:
+    """REDIS_URL: redis:// or rediss:// (TLS), with a user and password for ACLs; a Redis
+    Cluster with REDIS_CLUSTER=true (any node's address: the client learns the others)."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, decode_responses=True)
     # Blocking pool: past its 100 connections a burst of commands waits for a free one
     # instead of failing at once (the default pool raises "Too many connections", a 503).
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
     )
-    redis = Redis.from_pool(pool)
+    return Redis.from_pool(pool)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    redis = connect_redis(settings)
     http = create_http_session(settings)
     store = Store(redis, settings)
     assistant = AssistantClient(http, settings)

@@ -18,9 +18,8 @@ from fastapi import HTTPException, Response, status
 from starlette.requests import HTTPConnection
 
 from conversation.config import Settings
-from conversation.store import Claim, ClaimRefusal, SessionMeta, Store, digest
+from conversation.store import SESSION_ID, Claim, ClaimRefusal, SessionMeta, Store, digest
 
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
 BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WS_BEARER_PROTOCOL = "bearer"

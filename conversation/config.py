@@ -10,6 +10,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
     key_prefix: str = "chat"
 
     assistant_url: str = "http://127.0.0.1:8001"

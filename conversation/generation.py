@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.protocol import ChatMessage, Usage
@@ -28,7 +27,7 @@ from conversation.events import (
 )
 from conversation.mailbox import Flag, Inbox
 from conversation.models import ErrorInfo, StoredMessage
-from conversation.store import Store
+from conversation.store import RedisClient, Store
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +259,7 @@ class Hub:
     """This replica's generations, their local clients, and cancels from other replicas."""
 
     def __init__(
-        self, store: Store, assistant: AssistantClient, redis: Redis, settings: Settings
+        self, store: Store, assistant: AssistantClient, redis: RedisClient, settings: Settings
     ) -> None:
         self.store = store
         self.assistant = assistant

@@ -5,26 +5,29 @@ run, so every script is written to give the same result when run twice: appends 
 HSETNX, stream entries carry explicit ids (a repeated XADD fails harmlessly), and a retried
 turn start recognises its own generation lock.
 
-Keys of session P: P (meta hash), P:m (message id -> JSON), P:o (message ids in order),
-P:x (idempotency index), P:g (generation lock, value = reply id). A reply's stream is
-<prefix>:r:<reply id> (not under P: every stream write names it, and P would double the key),
-with <prefix>:r:<reply id>:w set (expiring) while someone tails it from Redis.
+Keys of session P = <prefix>:s:{<session id>}: P (meta hash), P:m (message id -> JSON),
+P:o (message ids in order), P:x (idempotency index), P:g (generation lock, value = reply id),
+P:r:<reply id> (the reply's stream) and P:r:<reply id>:w (set, expiring, while someone tails
+that stream from Redis). The braces are a Redis Cluster hash tag: every key of a session lives
+in one slot, so each script below touches one slot only. Every script gets the keys it
+touches in KEYS, the session's family in the order of FAMILY; the one exception is the stream
+of the reply a script finds in P's `live` field (an orphaned reply to mark interrupted, an
+old stream to drop), whose id no caller knows beforehand: it is P's own key plus a suffix,
+so it carries P's hash tag and lives in P's slot on P's node.
 """
 
 from __future__ import annotations
 
 from conversation.models import CONTINUABLE
 
-_STREAM_KEY = r"""
--- P is <prefix>:s:<session id>; the reply's stream is <prefix>:r:<reply id>.
-local function stream_key(P, mid)
-  return (string.gsub(P, ':s:[^:]*$', ':r:'..mid))
-end
-"""
+# The suffixes of a session's keys after P, in the order scripts receive them in KEYS.
+FAMILY = ("", ":m", ":o", ":x", ":g")
 
-_COMMON = (
-    _STREAM_KEY
-    + r"""
+_COMMON = r"""
+local P, M, O, X, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function stream_key(mid) return P..':r:'..mid end
+
 -- Equal digests? Every byte is compared whatever the first difference, so the time taken
 -- tells nothing about the stored digest (all digests have the same length).
 local function same(stored, given)
@@ -39,17 +42,15 @@ end
 -- May this caller use session P? 'ok', 'csrf' (only the browser cookie matched, on a request
 -- that failed the CSRF guard) or 'denied' (no match, or no such session: the same answer).
 -- token_hash, owner_hash: digests of the Bearer token and the browser cookie presented ('').
-local function authorized(P, token_hash, owner_hash, cookie_allowed)
+local function authorized(token_hash, owner_hash, cookie_allowed)
   local stored = redis.call('HMGET', P, 'th', 'owner')
   if same(stored[1], token_hash) then return 'ok' end
   if same(stored[2], owner_hash) then return cookie_allowed == '1' and 'ok' or 'csrf' end
   return 'denied'
 end
 
-local function renew(P, ttl)
-  for _, k in ipairs({P, P..':m', P..':o', P..':x'}) do redis.call('EXPIRE', k, ttl) end
-  local tk = redis.call('HGET', P, 'tk')
-  if tk then redis.call('EXPIRE', tk, ttl) end
+local function renew(ttl)
+  for _, k in ipairs({P, M, O, X}) do redis.call('EXPIRE', k, ttl) end
 end
 
 -- The text written so far and the id of the stream's last entry.
@@ -65,32 +66,32 @@ end
 
 -- A reply left 'streaming' without a lock holder lost its replica: keep its partial text,
 -- mark it interrupted and end its stream so every reader stops waiting.
-local function interrupt(P, mid, retention)
-  local raw = redis.call('HGET', P..':m', mid)
+local function interrupt(mid, retention)
+  local raw = redis.call('HGET', M, mid)
   if not raw then return nil end
   local m = cjson.decode(raw)
   if m.status ~= 'streaming' then return raw end
-  local S = stream_key(P, mid)
+  local S = stream_key(mid)
   local text, last = stream_text(S)
   m.content = text
   m.status = 'interrupted'
   raw = cjson.encode(m)
-  redis.call('HSET', P..':m', mid, raw)
+  redis.call('HSET', M, mid, raw)
   local final = last and string.match(last, '^(%d+)') or '0'
   redis.pcall('XADD', S, final..'-1', 'k', 'interrupted')
   redis.call('EXPIRE', S, retention)
   return raw
 end
 
-local function interrupt_if_orphaned(P, retention)
+local function interrupt_if_orphaned(retention)
   local live = redis.call('HGET', P, 'live')
-  if live and redis.call('GET', P..':g') ~= live then interrupt(P, live, retention) end
+  if live and redis.call('GET', G) ~= live then interrupt(live, retention) end
   return live
 end
 """
-)
 
-# ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit|continue),
+# KEYS: the session's FAMILY.
+# ARGV: ttl, lease_ms, retention, mode (message|regenerate|edit|continue),
 #       client_message_id, user_id, user_json, reply_id, reply_json, token_budget,
 #       target (the message to edit or continue), edit_content, max_context_messages,
 #       token_hash, owner_hash, cookie_allowed
@@ -105,18 +106,18 @@ end
 BEGIN_TURN = (
     _COMMON
     + r"""
-local P, ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local user_id, user_json, reply_id, reply_json = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local most = tonumber(ARGV[14])
-local M, O, X, G = P..':m', P..':o', P..':x', P..':g'
+local ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local user_id, user_json, reply_id, reply_json = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local token_budget, target, edit_content = tonumber(ARGV[10]), ARGV[11], ARGV[12]
+local most = tonumber(ARGV[13])
 
 local CONTINUABLE = {__CONTINUABLE__}
-local access = authorized(P, ARGV[15], ARGV[16], ARGV[17])
+local access = authorized(ARGV[14], ARGV[15], ARGV[16])
 if access ~= 'ok' then return {access} end
 -- A text's tokens when no count was stored: about four UTF-8 bytes each.
 local function estimate(text) return math.ceil(#text / 4) end
 local system = redis.call('HGET', P, 'system') or ''
-local budget = math.max(tonumber(ARGV[11]) - estimate(system), 1)
+local budget = math.max(token_budget - estimate(system), 1)
 if cmid ~= '' then
   local um = redis.call('HGET', X, 'c:'..cmid)
   -- Our own id means this very call is being retried: carry on, it is not a duplicate.
@@ -129,7 +130,7 @@ local holder = redis.call('GET', G)
 if holder and holder ~= reply_id then return {'busy', holder} end
 
 if not holder then
-  local live = interrupt_if_orphaned(P, retention)
+  local live = interrupt_if_orphaned(retention)
   if mode == 'continue' then
     if redis.call('LINDEX', O, -1) ~= reply_id then return {'bad', 'not_continuable'} end
     local rm = cjson.decode(redis.call('HGET', M, reply_id))
@@ -138,7 +139,7 @@ if not holder then
     end
     rm.status, rm.error, rm.usage, rm.tokens = 'streaming', nil, nil, nil
     redis.call('HSET', M, reply_id, cjson.encode(rm))
-    local S = stream_key(P, reply_id)
+    local S = stream_key(reply_id)
     redis.call('DEL', S)
     if rm.content ~= '' then
       -- Entry ids count characters, as Python does: UTF-8 bytes that start a character.
@@ -159,13 +160,13 @@ if not holder then
     if not answer then return {'bad', 'empty'} end
     local um = cjson.decode(redis.call('HGET', M, answer))
     if um.role ~= 'user' then return {'bad', 'empty'} end
-    if mode == 'edit' and answer ~= ARGV[12] then return {'bad', 'not_last'} end
+    if mode == 'edit' and answer ~= target then return {'bad', 'not_last'} end
     if drop then
       redis.call('RPOP', O)
       redis.call('HDEL', M, drop)
     end
     if mode == 'edit' then
-      um.content = ARGV[13]
+      um.content = edit_content
       um.tokens = nil
       redis.call('HSET', M, answer, cjson.encode(um))
     end
@@ -175,7 +176,7 @@ if not holder then
     if cmid ~= '' then redis.call('HSET', X, 'c:'..cmid, user_id) end
   end
   if mode ~= 'continue' then
-    if live then redis.call('DEL', stream_key(P, live)) end
+    if live then redis.call('DEL', stream_key(live)) end
     redis.call('SET', G, reply_id, 'PX', lease)
     if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
     redis.call('HSET', X, 'r:'..user_id, reply_id)
@@ -187,7 +188,7 @@ elseif mode ~= 'message' then
   -- A retry of a start that already ran: the reply is last, its user message just before.
   user_id = redis.call('LINDEX', O, -2)
 end
-renew(P, ttl)
+renew(ttl)
 
 -- Context: the newest whole messages that fit the token budget, newest first.
 local out = {'ok', system, redis.call('HGET', M, user_id)}
@@ -221,67 +222,69 @@ BEGIN_TURN = BEGIN_TURN.replace(
     "__CONTINUABLE__", ", ".join(f"{status} = true" for status in sorted(CONTINUABLE))
 )
 
-# ARGV: S (the stream's key), end_offset, text, then only when due: retention ('' when not),
-# then P and lease_ms. The envelope (EVALSHA, sha, arguments) is the whole cost of a write
-# beyond its text, so the entry id is built here, and the retention (first write, then each
-# half retention) and the lease renewal (each third of the lease) ride along only when due.
+# KEYS: S (the stream), S:w, then G (the session's lock) when the lease is renewed.
+# ARGV: end_offset, text, then only when due: retention ('' when not), then lease_ms. The
+# envelope (EVALSHA, sha, keys, arguments) is the whole cost of a write beyond its text, so
+# the entry id is built here, and the retention (first write, then each half retention) and
+# the lease renewal (each third of the lease) ride along only when due.
 # Returns 1 when a reader elsewhere tails the stream (S:w, set by readers), else 0.
 # Only a write that sets the expiry may create the stream: a stream deleted under its writer
 # (the session was deleted) is not brought back without one.
 FLUSH = r"""
-local S = ARGV[1]
-if ARGV[3] ~= '' then
-  if ARGV[4] and ARGV[4] ~= '' then
-    redis.pcall('XADD', S, ARGV[2]..'-0', 'x', ARGV[3])
-    redis.call('EXPIRE', S, ARGV[4])
+local S, W, G = KEYS[1], KEYS[2], KEYS[3]
+local end_offset, text, retention, lease = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if text ~= '' then
+  if retention and retention ~= '' then
+    redis.pcall('XADD', S, end_offset..'-0', 'x', text)
+    redis.call('EXPIRE', S, retention)
   else
-    redis.pcall('XADD', S, 'NOMKSTREAM', ARGV[2]..'-0', 'x', ARGV[3])
+    redis.pcall('XADD', S, 'NOMKSTREAM', end_offset..'-0', 'x', text)
   end
 end
-local P = ARGV[5]
-if P then
-  local G, mid = P..':g', string.match(S, ':r:([^:]*)$')
-  if redis.call('GET', G) == mid then redis.call('PEXPIRE', G, ARGV[6]) end
+if G then
+  if redis.call('GET', G) == string.match(S, ':r:([^:]*)$') then
+    redis.call('PEXPIRE', G, lease)
+  end
 end
-return redis.call('EXISTS', S..':w')
+return redis.call('EXISTS', W)
 """
 
-# ARGV: P, reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
-FINISH = (
-    _STREAM_KEY
-    + r"""
-local P, mid = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', P..':m', mid) == 0 then return 0 end
-local S = stream_key(P, mid)
-redis.call('HSET', P..':m', mid, ARGV[3])
-if ARGV[6] ~= '' then redis.pcall('XADD', S, ARGV[5], 'x', ARGV[6]) end
-redis.pcall('XADD', S, ARGV[7], 'k', ARGV[4])
-redis.call('EXPIRE', S, ARGV[8])
-if redis.call('GET', P..':g') == mid then redis.call('DEL', P..':g') end
+# KEYS: M (P:m), S (the reply's stream), G (P:g).
+# ARGV: reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
+FINISH = r"""
+local M, S, G = KEYS[1], KEYS[2], KEYS[3]
+local mid, final, kind, text_id, text, terminal_id, retention =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if redis.call('HEXISTS', M, mid) == 0 then return 0 end
+redis.call('HSET', M, mid, final)
+if text ~= '' then redis.pcall('XADD', S, text_id, 'x', text) end
+redis.pcall('XADD', S, terminal_id, 'k', kind)
+redis.call('EXPIRE', S, retention)
+if redis.call('GET', G) == mid then redis.call('DEL', G) end
 return 1
 """
-)
 
-# ARGV: P, reply_id, retention. Returns the message JSON (marked interrupted when its
-# writer is gone), or nil when it does not exist.
+# KEYS: the session's FAMILY, then the reply's stream. ARGV: reply_id, retention.
+# Returns the message JSON (marked interrupted when its writer is gone), or nil when it does
+# not exist.
 CHECK_LIVE = (
     _COMMON
     + r"""
-local P, mid = ARGV[1], ARGV[2]
-if redis.call('GET', P..':g') == mid then return redis.call('HGET', P..':m', mid) end
-return interrupt(P, mid, ARGV[3])
+local mid, retention = ARGV[1], ARGV[2]
+if redis.call('GET', G) == mid then return redis.call('HGET', M, mid) end
+return interrupt(mid, retention)
 """
 )
 
-# ARGV: P, ttl, retention, limit (0: all), before (a message id, or '': the newest).
+# KEYS: the session's FAMILY.
+# ARGV: ttl, retention, limit (0: all), before (a message id, or '': the newest).
 # Returns {lock_holder_or_'', live_text, has_more ('1'|'0'), messages...}, {'gone'} when
 # `before` is not a message of the session, or nil when the session does not exist.
 READ_HISTORY = (
     _COMMON
     + r"""
-local P, ttl, retention, limit, before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local ttl, retention, limit, before = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 if redis.call('EXISTS', P) == 0 then return false end
-local O = P..':o'
 local stop = -1
 if before ~= '' then
   -- Bounded: a session holds at most MAX_MESSAGES_PER_SESSION messages.
@@ -292,36 +295,62 @@ else
   stop = redis.call('LLEN', O) - 1
 end
 local start = limit > 0 and math.max(stop - limit + 1, 0) or 0
-local live = interrupt_if_orphaned(P, retention)
-renew(P, ttl)
+local live = interrupt_if_orphaned(retention)
+renew(ttl)
 local out = {'', '', start > 0 and '1' or '0'}
 if live then
-  local raw = redis.call('HGET', P..':m', live)
+  local raw = redis.call('HGET', M, live)
   if raw and cjson.decode(raw).status == 'streaming' then
     out[1] = live
-    out[2] = stream_text(stream_key(P, live))
+    out[2] = stream_text(stream_key(live))
   end
 end
 local ids = stop >= 0 and redis.call('LRANGE', O, start, stop) or {}
 for i = 1, #ids, 500 do
-  local blobs = redis.call('HMGET', P..':m', unpack(ids, i, math.min(i + 499, #ids)))
+  local blobs = redis.call('HMGET', M, unpack(ids, i, math.min(i + 499, #ids)))
   for _, b in ipairs(blobs) do if b then out[#out + 1] = b end end
 end
 return out
 """
 )
 
-# ARGV: P, ttl, token_hash, owner_hash, cookie_allowed. Returns {'ok', the session's meta
-# hash as a flat list...} | {'denied'} | {'csrf'}. Every request but a turn's start reads it
-# first, so this is where a session's expiry is renewed, once the caller is authorized.
+# KEYS: the session's FAMILY. ARGV: ttl, token_hash, owner_hash, cookie_allowed.
+# Returns {'ok', the session's meta hash as a flat list...} | {'denied'} | {'csrf'}. Every
+# request but a turn's start reads it first, so this is where a session's expiry is renewed,
+# once the caller is authorized.
 READ_META = (
     _COMMON
     + r"""
-local access = authorized(ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+local access = authorized(ARGV[2], ARGV[3], ARGV[4])
 if access ~= 'ok' then return {access} end
-renew(ARGV[1], ARGV[2])
-local out = redis.call('HGETALL', ARGV[1])
+renew(ARGV[1])
+local out = redis.call('HGETALL', P)
 table.insert(out, 1, 'ok')
 return out
+"""
+)
+
+# KEYS: P. ARGV: ttl, then the meta hash's fields and values. A new session's hash, with its
+# expiry in the same step: no moment without one.
+CREATE = r"""
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+# KEYS: a browser's index (sorted set of session ids). ARGV: session id, score, ttl.
+INDEX = r"""
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+
+# KEYS: the session's FAMILY. Deletes every key of the session, the stream of the reply it
+# was writing included; returns that reply's id, or nil.
+DELETE = (
+    _COMMON
+    + r"""
+local live = redis.call('HGET', P, 'live')
+redis.call('DEL', P, M, O, X, G)
+if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
+return live
 """
 )

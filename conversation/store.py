@@ -7,14 +7,15 @@ two outside streaming: start the turn (which checks the credentials), finish the
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.typing import EncodableT, FieldT
 
 from conversation import scripts
 from conversation.config import Settings
@@ -22,6 +23,12 @@ from conversation.models import ErrorInfo, Status, StoredMessage
 
 StreamEntry = tuple[str, dict[str, str]]
 ScriptArg = str | int | float
+# One Redis server (or a managed one behind one address), or a Redis Cluster.
+RedisClient = Redis | RedisCluster
+
+
+# A session id as create_session makes them: anything else is no session, without asking Redis.
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def utcnow() -> datetime:
@@ -113,12 +120,33 @@ def _message(raw: str) -> StoredMessage:
     return StoredMessage.model_validate_json(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names (the layout is explained once, in conversation/scripts.py's docstring)."""
+
+    prefix: str
+
+    def session(self, sid: str) -> str:
+        return f"{self.prefix}:s:{{{sid}}}"
+
+    def family(self, sid: str) -> list[str]:
+        """The session's keys, in the order the scripts take them (scripts.FAMILY)."""
+        key = self.session(sid)
+        return [key + suffix for suffix in scripts.FAMILY]
+
+    def stream(self, sid: str, mid: str) -> str:
+        return f"{self.session(sid)}:r:{mid}"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}:b:{owner}"
+
+
 class Store:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._prefix = settings.key_prefix
-        self.cancel_channel = f"{self._prefix}:cancel"
+        self.keys = Keys(settings.key_prefix)
+        self.cancel_channel = f"{settings.key_prefix}:cancel"
         # A reply stream never outlives its session.
         self._retention = min(settings.stream_retention, settings.session_ttl)
         self._begin: AsyncScript = redis.register_script(scripts.BEGIN_TURN)
@@ -127,22 +155,11 @@ class Store:
         self._check_live: AsyncScript = redis.register_script(scripts.CHECK_LIVE)
         self._read_history: AsyncScript = redis.register_script(scripts.READ_HISTORY)
         self._read_meta: AsyncScript = redis.register_script(scripts.READ_META)
+        self._create: AsyncScript = redis.register_script(scripts.CREATE)
+        self._index: AsyncScript = redis.register_script(scripts.INDEX)
+        self._delete: AsyncScript = redis.register_script(scripts.DELETE)
 
     # Key names -----------------------------------------------------------------------
-
-    def session_key(self, sid: str) -> str:
-        return f"{self._prefix}:s:{sid}"
-
-    def stream_key(self, mid: str) -> str:
-        # Not under the session's key: every stream write names it (the scripts derive it
-        # from the session's key the same way).
-        return f"{self._prefix}:r:{mid}"
-
-    def token_key(self, token_hash: str) -> str:
-        return f"{self._prefix}:t:{token_hash}"
-
-    def owner_key(self, owner: str) -> str:
-        return f"{self._prefix}:b:{owner}"
 
     def expires_at(self) -> datetime:
         """Every request renews the session, so it expires SESSION_TTL from now."""
@@ -153,42 +170,43 @@ class Store:
     async def create_session(
         self, name: str, system_prompt: str, owner: str
     ) -> tuple[SessionMeta, str]:
-        token = secrets.token_urlsafe(32)
+        """A new session and its token. Two steps, in two slots of a Redis Cluster: the
+        session, then the browser's index. A crash between them leaves a session no browser
+        lists (its token was never handed out), which expires; an index entry whose session
+        is gone is dropped when the index is read."""
+        sid = secrets.token_hex(16)
+        # The token names its session, so a client holding only the token (the tutorials'
+        # interfaces) finds it without a token -> session key in another slot.
+        token = f"{sid}.{secrets.token_urlsafe(32)}"
         meta = SessionMeta(
-            session_id=secrets.token_hex(16),
+            session_id=sid,
             name=name,
             created_at=utcnow(),
             token_hash=digest(token),
             owner=owner,
             system_prompt=system_prompt,
         )
-        key, ttl = self.session_key(meta.session_id), self.settings.session_ttl
-        tk = self.token_key(meta.token_hash)
-        fields: dict[FieldT, EncodableT] = {
+        fields: dict[str, str] = {
             "name": meta.name,
             "created_at": meta.created_at.isoformat(),
             "th": meta.token_hash,
-            "tk": tk,
             "owner": owner,
             "system": system_prompt,
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl)
-            pipe.set(tk, meta.session_id, ex=ttl)
-            if owner:
-                owned = self.owner_key(owner)
-                pipe.zadd(owned, {meta.session_id: meta.created_at.timestamp()})
-                pipe.expire(owned, self.settings.cookie_max_age)
-            await pipe.execute()
+        flat = [item for pair in fields.items() for item in pair]
+        key = self.keys.session(sid)
+        await self._create(keys=[key], args=[self.settings.session_ttl, *flat])
+        if owner:
+            args: list[ScriptArg] = [sid, meta.created_at.timestamp(), self.settings.cookie_max_age]
+            await self._index(keys=[self.keys.owner(owner)], args=args)
         return meta, token
 
     async def get_meta(self, claim: Claim) -> SessionMeta | ClaimRefusal:
         """The session's settings if `claim` grants it; renews its expiry then, as every
         authorized request does."""
         sid = claim.session_id
-        args = [self.session_key(sid), self.settings.session_ttl, *claim.script_args()]
-        out = cast(list[str], await self._read_meta(args=args))
+        args = [self.settings.session_ttl, *claim.script_args()]
+        out = cast(list[str], await self._read_meta(keys=self.keys.family(sid), args=args))
         if out[0] != "ok":
             return cast(ClaimRefusal, out[0])
         flat = out[1:]
@@ -207,51 +225,37 @@ class Store:
 
     async def session_for_token(self, token: str) -> SessionMeta | None:
         """The session a token belongs to (the tutorials' API names sessions by token)."""
-        sid = cast(str | None, await self.redis.get(self.token_key(digest(token))))
-        if sid is None:
+        sid, dot, _ = token.partition(".")
+        if not dot or not SESSION_ID.fullmatch(sid):
             return None
         meta = await self.get_meta(Claim.for_token(sid, token))
         return meta if isinstance(meta, SessionMeta) else None
 
     async def rename(self, sid: str, name: str) -> None:
-        key, ttl = self.session_key(sid), self.settings.session_ttl
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "name", name)
-            for k in self._session_keys(sid):
-                pipe.expire(k, ttl)
-            await pipe.execute()
-
-    def _session_keys(self, sid: str) -> list[str]:
-        key = self.session_key(sid)
-        return [key, f"{key}:m", f"{key}:o", f"{key}:x"]
+        # The caller has just read the session, which renewed its expiry.
+        await self.redis.hset(self.keys.session(sid), "name", name)
 
     async def delete(self, meta: SessionMeta) -> str | None:
-        """Remove every key of the session; returns the reply it was writing, if any, whose
-        generation the caller stops (its later stream writes cannot recreate the stream:
-        see scripts.FLUSH)."""
+        """Remove every key of the session, then its entry in the browser's index (another
+        slot in a Redis Cluster; an entry left by a crash between is dropped when the index
+        is read). Returns the reply it was writing, if any, whose generation the caller
+        stops (its later stream writes cannot recreate the stream: see scripts.FLUSH)."""
         sid = meta.session_id
-        key = self.session_key(sid)
-        live = cast(str | None, await self.redis.hget(key, "live"))
-        keys = [*self._session_keys(sid), f"{key}:g", self.token_key(meta.token_hash)]
-        if live:
-            keys += [self.stream_key(live), f"{self.stream_key(live)}:w"]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys)
-            if meta.owner:
-                pipe.zrem(self.owner_key(meta.owner), sid)
-            await pipe.execute()
+        live = cast(str | None, await self._delete(keys=self.keys.family(sid)))
+        if meta.owner:
+            await self.redis.zrem(self.keys.owner(meta.owner), sid)
         return live
 
     async def owned_sessions(self, owner: str, limit: int = 200) -> list[tuple[SessionMeta, int]]:
         """A browser's sessions, newest first, each with its seconds to live."""
-        owned = self.owner_key(owner)
+        owned = self.keys.owner(owner)
         sids = cast(list[str], await self.redis.zrevrange(owned, 0, limit - 1))
         if not sids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for sid in sids:
-                pipe.hgetall(self.session_key(sid))
-                pipe.ttl(self.session_key(sid))
+                pipe.hgetall(self.keys.session(sid))
+                pipe.ttl(self.keys.session(sid))
             replies = await pipe.execute()
         found: list[tuple[SessionMeta, int]] = []
         expired: list[str] = []
@@ -275,14 +279,10 @@ class Store:
         A reply still being written shows the text stored so far.
         """
         s = self.settings
-        args: list[ScriptArg] = [
-            self.session_key(sid),
-            s.session_ttl,
-            self._retention,
-            limit,
-            before or "",
-        ]
-        out = cast(list[str] | None, await self._read_history(args=args))
+        args: list[ScriptArg] = [s.session_ttl, self._retention, limit, before or ""]
+        out = cast(
+            list[str] | None, await self._read_history(keys=self.keys.family(sid), args=args)
+        )
         if out is None:
             return None
         if out[0] == "gone":
@@ -307,7 +307,6 @@ class Store:
     ) -> TurnOutcome:
         s = self.settings
         args: list[ScriptArg] = [
-            self.session_key(claim.session_id),
             s.session_ttl,
             int(s.generation_lease * 1000),
             self._retention,
@@ -323,7 +322,7 @@ class Store:
             s.context_max_messages,
             *claim.script_args(),
         ]
-        out = cast(list[str], await self._begin(args=args))
+        out = cast(list[str], await self._begin(keys=self.keys.family(claim.session_id), args=args))
         kind = out[0]
         if kind == "ok":
             context = [_message(raw) for raw in reversed(out[3:])]
@@ -345,43 +344,46 @@ class Store:
         stream's retention (always with its first entry); `renew`: renew the generation's
         lease. Both only when due: each argument is paid for in every write. True when a
         reader elsewhere is tailing the stream."""
-        args: list[ScriptArg] = [self.stream_key(mid), end, text]
+        stream = self.keys.stream(sid, mid)
+        keys = [stream, f"{stream}:w"]
+        args: list[ScriptArg] = [end, text]
         if expire or renew:
             args.append(self._retention if expire else "")
         if renew:
-            args += [self.session_key(sid), int(self.settings.generation_lease * 1000)]
-        return bool(await self._flush(args=args))
+            keys.append(f"{self.keys.session(sid)}:g")
+            args.append(int(self.settings.generation_lease * 1000))
+        return bool(await self._flush(keys=keys, args=args))
 
     async def finish(self, sid: str, reply: StoredMessage, flushed: int) -> None:
         """Store the finished reply, end its stream and release the session's generation."""
         end = len(reply.content)
-        kind = reply.status
+        key = self.keys.session(sid)
+        keys = [f"{key}:m", self.keys.stream(sid, reply.id), f"{key}:g"]
         args: list[ScriptArg] = [
-            self.session_key(sid),
             reply.id,
             reply.model_dump_json(exclude_none=True),
-            kind,
+            reply.status,
             f"{end}-0",
             reply.content[flushed:],
             f"{end}-1",
             self._retention,
         ]
-        await self._finish(args=args)
+        await self._finish(keys=keys, args=args)
 
     async def get_message(self, sid: str, mid: str) -> StoredMessage | None:
-        raw = cast(str | None, await self.redis.hget(f"{self.session_key(sid)}:m", mid))
+        raw = cast(str | None, await self.redis.hget(f"{self.keys.session(sid)}:m", mid))
         return None if raw is None else _message(raw)
 
     async def check_live(self, sid: str, mid: str) -> StoredMessage | None:
         """The message; a reply whose writer died is marked interrupted first."""
-        args: list[ScriptArg] = [self.session_key(sid), mid, self._retention]
-        raw = cast(str | None, await self._check_live(args=args))
+        keys = [*self.keys.family(sid), self.keys.stream(sid, mid)]
+        raw = cast(str | None, await self._check_live(keys=keys, args=[mid, self._retention]))
         return None if raw is None else _message(raw)
 
     async def read_stream(self, sid: str, mid: str, after: str, block_ms: int) -> list[StreamEntry]:
         """New entries after `after`, waiting up to `block_ms`; tells the writer someone is
         tailing (it then writes every STREAM_FLUSH_MS instead of STREAM_UNWATCHED_FLUSH_MS)."""
-        key = self.stream_key(mid)
+        key = self.keys.stream(sid, mid)
         async with self.redis.pipeline(transaction=False) as pipe:
             # Outlives the wait below with room to spare; gone soon after the reader leaves.
             pipe.set(f"{key}:w", 1, px=2 * block_ms + 1000)

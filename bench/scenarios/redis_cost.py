@@ -128,7 +128,7 @@ async def tail_reply(port: int, sid: str) -> None:
         mid = ""
         while not mid:
             await asyncio.sleep(0.002)
-            mid = str(await db.hget(store.session_key(sid), "live") or "")
+            mid = str(await db.hget(store.keys.session(sid), "live") or "")
         after, ended = "0-0", False
         while not ended:
             for entry_id, fields in await store.read_stream(sid, mid, after, 500):

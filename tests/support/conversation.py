@@ -11,8 +11,12 @@ from typing import Any
 
 import httpx
 
+from conversation.store import Keys
 from tests.support.servers import Server, start_assistant, start_conversation
 from tests.support.sse import Event, iter_events
+
+# Conversation's key names with the default KEY_PREFIX, for tests that look into Redis.
+KEYS = Keys("chat")
 
 
 def assistant_env(upstream: Server) -> dict[str, str]:

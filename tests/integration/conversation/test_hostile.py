@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 from tests.integration.conversation.conftest import Fast, Slow, echo_stack
 from tests.integration.conversation.test_websocket import ws_url
 from tests.support.conversation import (
+    KEYS,
     create_session,
     get_session,
     open_stream,
@@ -35,7 +36,7 @@ def test_listing_skips_and_forgets_an_expired_session(fast: Fast) -> None:
         gone = browser.post("/api/sessions", json={"name": "gone"}).json()["session_id"]
         kept = browser.post("/api/sessions", json={"name": "kept"}).json()["session_id"]
         # What expiry does: the session's keys vanish, its id stays in the browser's index.
-        r.delete(f"chat:s:{gone}")
+        r.delete(KEYS.session(gone))
         listed = browser.get("/api/sessions")
         assert listed.status_code == 200, listed.text
         assert [s["session_id"] for s in listed.json()["sessions"]] == [kept]
@@ -121,7 +122,6 @@ def test_deleting_a_chat_mid_reply_stops_it_and_leaves_nothing(slow: Slow) -> No
     fake.reset()
     session = create_session(slow.a)
     with open_stream(session, "POST", "/messages", json={"content": "go"}) as events:
-        mid = read_until(events, "start")[-1].json()["message_id"]
         read_until(events, "delta")
         # From the other replica: the stop has to reach the writer through Redis.
         deleted = httpx.delete(session.url(server=slow.b), headers=session.auth)
@@ -130,8 +130,7 @@ def test_deleting_a_chat_mid_reply_stops_it_and_leaves_nothing(slow: Slow) -> No
         assert end["status"] == "cancelled"
     assert fake.settled(1)[0]["state"] == "cancelled"
     r = redis.Redis(port=slow.redis.port, decode_responses=True)
-    assert list(r.scan_iter(f"chat:s:{session.session_id}*")) == []
-    assert list(r.scan_iter(f"chat:r:{mid}*")) == []
+    assert list(r.scan_iter(KEYS.session(session.session_id) + "*")) == []
     assert keys_without_expiry(slow.redis.port) == []
 
 

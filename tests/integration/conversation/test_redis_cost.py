@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from conversation import scripts
-from tests.support.conversation import create_session, send, start_replica, text_of
+from tests.support.conversation import KEYS, create_session, send, start_replica, text_of
 from tests.support.servers import Server, start_fake_upstream, start_redis
 
 TOKENS = 2000
@@ -103,7 +103,7 @@ def test_the_stream_holds_each_piece_of_text_once(bench: Bench) -> None:
     events = send(session, "go")
     reply = events[-1].json()
     db = redis.Redis(port=bench.redis.port, decode_responses=True)
-    entries = cast(StreamEntries, db.xrange(f"chat:r:{reply['id']}"))
+    entries = cast(StreamEntries, db.xrange(KEYS.stream(session.session_id, reply["id"])))
     texts = [fields["x"] for _, fields in entries if "x" in fields]
     assert "".join(texts) == reply["content"] == text_of(events)
     ends = [int(eid.split("-")[0]) for eid, fields in entries if "x" in fields]

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.integration.conversation.conftest import Fast
-from tests.support.conversation import create_session, get_session, send, start_replica
+from tests.support.conversation import KEYS, create_session, get_session, send, start_replica
 from tests.support.servers import wait_until
 
 
@@ -25,7 +25,7 @@ def test_create_returns_the_session_and_a_token(fast: Fast) -> None:
 def test_only_the_token_digest_is_stored(fast: Fast) -> None:
     session = create_session(fast.conversation)
     r = redis.Redis(port=fast.redis.port, decode_responses=True)
-    meta = r.hgetall(f"chat:s:{session.session_id}")
+    meta = r.hgetall(KEYS.session(session.session_id))
     assert meta["th"] == hashlib.sha256(session.token.encode()).hexdigest()
     assert session.token not in str(meta)
 
@@ -48,12 +48,10 @@ def test_delete_removes_every_key(fast: Fast) -> None:
     session = create_session(fast.conversation)
     send(session, "hello")
     r = redis.Redis(port=fast.redis.port, decode_responses=True)
-    assert r.keys(f"chat:s:{session.session_id}*")
+    assert r.keys(KEYS.session(session.session_id) + "*")
     response = httpx.delete(session.url(), headers=session.auth)
     assert response.status_code == 204
-    assert r.keys(f"chat:s:{session.session_id}*") == []
-    token_key = "chat:t:" + hashlib.sha256(session.token.encode()).hexdigest()
-    assert not r.exists(token_key)
+    assert r.keys(KEYS.session(session.session_id) + "*") == []
     assert httpx.get(session.url(), headers=session.auth).status_code == 404
 
 
@@ -134,8 +132,7 @@ def test_every_key_shares_the_expiry_and_requests_renew_it(fast: Fast) -> None:
     session = create_session(fast.conversation)
     send(session, "hello")
     r = redis.Redis(port=fast.redis.port, decode_responses=True)
-    keys = [k for k in r.keys(f"chat:s:{session.session_id}*") if ":r:" not in k]
-    keys.append("chat:t:" + hashlib.sha256(session.token.encode()).hexdigest())
+    keys = [k for k in r.keys(KEYS.session(session.session_id) + "*") if ":r:" not in k]
     for key in keys:
         r.expire(key, 100)
     get_session(session)
@@ -152,7 +149,7 @@ def test_sessions_expire_after_inactivity(fast: Fast) -> None:
         r = redis.Redis(port=fast.redis.port, decode_responses=True)
 
         def gone() -> bool:
-            return not r.keys(f"chat:s:{session.session_id}*")
+            return not r.keys(KEYS.session(session.session_id) + "*")
 
         wait_until(gone, timeout=10, what="session keys expiring")
         assert httpx.get(session.url(), headers=session.auth).status_code == 404

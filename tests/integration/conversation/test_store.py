@@ -56,7 +56,7 @@ async def test_every_write_of_a_turn_can_be_retried(store: Store) -> None:
     final = reply.model_copy(update={"content": "hello", "status": "complete"})
     for _ in range(2):
         await store.finish(sid, final, 2)
-    entries = await store.redis.xrange(store.stream_key(reply.id))
+    entries = await store.redis.xrange(store.keys.stream(sid, reply.id))
     assert entries == [("2-0", {"x": "he"}), ("5-0", {"x": "llo"}), ("5-1", {"k": "complete"})]
     page = await store.history(sid)
     history = page.messages if page else None
@@ -103,10 +103,10 @@ async def test_an_orphaned_reply_is_marked_interrupted_with_its_text(store: Stor
     await store.begin_turn(claim, "message", new_message("user", "a", "complete"), reply, None, 100)
     await store.flush(sid, reply.id, 3, "abc")
     assert (await store.check_live(sid, reply.id)).status == "streaming"  # type: ignore[union-attr]
-    await store.redis.delete(f"{store.session_key(sid)}:g")  # the writer's lease ran out
+    await store.redis.delete(f"{store.keys.session(sid)}:g")  # the writer's lease ran out
     lost = await store.check_live(sid, reply.id)
     assert lost is not None and (lost.status, lost.content) == ("interrupted", "abc")
-    last = await store.redis.xrevrange(store.stream_key(reply.id), count=1)
+    last = await store.redis.xrevrange(store.keys.stream(sid, reply.id), count=1)
     assert last == [("3-1", {"k": "interrupted"})]
 
 
@@ -123,7 +123,7 @@ async def started_reply(store: Store) -> tuple[str, StoredMessage]:
 async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> None:
     sid, reply = await started_reply(store)
     assert await store.flush(sid, reply.id, 2, "he") is False
-    key = store.stream_key(reply.id)
+    key = store.keys.stream(sid, reply.id)
     assert 0 < await store.redis.ttl(key) <= store.settings.stream_retention
     # A later write without the retention keeps the stream's expiry.
     assert await store.flush(sid, reply.id, 3, "l", expire=False) is False
@@ -138,7 +138,7 @@ async def test_the_writer_learns_that_someone_tails_its_stream(store: Store) -> 
 
 async def test_a_write_renews_the_lease_only_when_asked_and_only_its_own(store: Store) -> None:
     sid, reply = await started_reply(store)
-    lock = f"{store.session_key(sid)}:g"
+    lock = f"{store.keys.session(sid)}:g"
     await store.redis.pexpire(lock, 1000)
     await store.flush(sid, reply.id, 2, "he", expire=True, renew=False)
     assert await store.redis.pttl(lock) <= 1000
@@ -148,9 +148,9 @@ async def test_a_write_renews_the_lease_only_when_asked_and_only_its_own(store: 
     await store.redis.set(lock, "other", px=1000)
     await store.flush(sid, reply.id, 4, "l", expire=False, renew=True)
     assert await store.redis.pttl(lock) <= 1000
-    entries = await store.redis.xrange(store.stream_key(reply.id))
+    entries = await store.redis.xrange(store.keys.stream(sid, reply.id))
     assert entries == [("2-0", {"x": "he"}), ("3-0", {"x": "l"}), ("4-0", {"x": "l"})]
-    assert await store.redis.ttl(store.stream_key(reply.id)) > 0
+    assert await store.redis.ttl(store.keys.stream(sid, reply.id)) > 0
 
 
 async def start(store: Store, claim: Claim) -> TurnOutcome:
@@ -186,7 +186,7 @@ async def test_reading_a_session_checks_the_claim_and_renews_only_when_granted(
     store: Store,
 ) -> None:
     claim = await new_session(store, owner="browser-a")
-    key = store.session_key(claim.session_id)
+    key = store.keys.session(claim.session_id)
     await store.redis.expire(key, 100)
 
     assert await store.get_meta(Claim(claim.session_id, token_hash=digest("guess"))) == "denied"

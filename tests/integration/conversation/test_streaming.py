@@ -11,6 +11,7 @@ import redis
 
 from tests.integration.conversation.conftest import SLOW_TOKENS, Slow
 from tests.support.conversation import (
+    KEYS,
     Session,
     create_session,
     get_session,
@@ -191,7 +192,7 @@ def test_resuming_renews_the_session(slow: Slow) -> None:
     with open_stream(session, "POST", "/messages", slow.a, json={"content": "x"}) as events:
         mid = read_until(events, "start")[-1].json()["message_id"]
         r = redis.Redis(port=slow.redis.port, decode_responses=True)
-        key = f"chat:s:{session.session_id}"
+        key = KEYS.session(session.session_id)
         r.expire(key, 100)
         cancel(session, slow.b, mid)
         assert r.ttl(key) > 1000
