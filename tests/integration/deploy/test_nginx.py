@@ -10,6 +10,7 @@ import re
 import select
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -31,7 +32,15 @@ from tests.support.nginx import (
     start_nginx,
     write_config,
 )
-from tests.support.servers import Server, free_port, http_ok, start, wait_until
+from tests.support.servers import (
+    PYTHON,
+    ROOT,
+    Server,
+    free_port,
+    http_ok,
+    start,
+    wait_until,
+)
 from tests.support.sse import Event, iter_events
 
 SECURITY = {
@@ -726,3 +735,24 @@ async def test_static_files_answer_while_the_api_is_flooded(
     assert set(stream_status.values()) == {200, 429}
     assert 0 < len(open_streams) <= 8
     assert set(flood) <= {200, 429} and flood.count(429) > 150, flood
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_every_setting_is_documented_in_env_example_with_its_default() -> None:
+    example = (ROOT / ".env.example").read_text()
+    documented = dict(re.findall(r"^(NGINX_[A-Z_]+)=(.*)$", example, re.MULTILINE))
+    assert documented == render_module().DEFAULTS
+
+
+def test_the_command_line_reads_settings_from_the_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "NGINX_CONN_LIMIT": "7", "NGINX_WS_IDLE_TIMEOUT": "45s"}
+    cmd = [PYTHON, str(ROOT / "nginx" / "render.py"), "--user", "none", "--prefix", str(tmp_path)]
+    conf = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    assert "limit_conn api_conn 7;" in conf
+    assert "proxy_read_timeout 45s;" in conf
+    overridden = subprocess.run(
+        [*cmd, "--conn-limit", "9"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "limit_conn api_conn 9;" in overridden
