@@ -709,21 +709,30 @@ async def test_static_files_answer_while_the_api_is_flooded(
                     held[run].set()
                     await response.aread()  # the gated stream ends when released
 
-            async def quick() -> int:
-                return (await client.get("/api/whoami")).status_code
-
-            async def static() -> list[int]:
+            async def flood_until(done: asyncio.Event) -> list[int]:
                 statuses = []
-                for _ in range(10):
-                    for path in ["/", "/assets/app-1a2b3c4d.js", "/favicon.svg"]:
-                        statuses.append((await client.get(path)).status_code)
+                while not done.is_set():
+                    statuses.append((await client.get("/api/whoami")).status_code)
+                return statuses
+
+            async def static(done: asyncio.Event) -> list[int]:
+                statuses = []
+                try:
+                    for _ in range(5):
+                        for path in ["/", "/assets/app-1a2b3c4d.js", "/favicon.svg"]:
+                            statuses.append((await client.get(path)).status_code)
+                finally:
+                    done.set()
                 return statuses
 
             holders = [asyncio.create_task(hold(run)) for run in runs]
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in held.values())), 30)
-            flood, pages = await asyncio.gather(
-                asyncio.gather(*(quick() for _ in range(200))), static()
+            # The page and asset requests go out while 20 clients keep hammering the API.
+            done = asyncio.Event()
+            pages, *flooders = await asyncio.gather(
+                static(done), *(flood_until(done) for _ in range(20))
             )
+            flood = [status for statuses in flooders for status in statuses]
             open_streams = [run for run, status in stream_status.items() if status == 200]
             async with httpx.AsyncClient(base_url=upstream) as direct:
                 for run in open_streams:
@@ -731,10 +740,10 @@ async def test_static_files_answer_while_the_api_is_flooded(
             await asyncio.wait_for(asyncio.gather(*holders), 30)
     finally:
         server.stop()
-    assert pages == [200] * 30
+    assert pages == [200] * 15
     assert set(stream_status.values()) == {200, 429}
     assert 0 < len(open_streams) <= 8
-    assert set(flood) <= {200, 429} and flood.count(429) > 150, flood
+    assert 429 in flood and set(flood) <= {200, 429}, flood
 
 
 # --- settings ------------------------------------------------------------------------------
