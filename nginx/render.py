@@ -12,6 +12,7 @@ python image.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -68,9 +69,10 @@ DEFAULTS = {
     # Above the 60 s some clients keep an idle connection (aiohttp, used by bench/), so they
     # never reuse one nginx has just closed.
     "NGINX_KEEPALIVE_TIMEOUT": "65s",
+    "NGINX_TRUSTED_PROXIES": "",
     "NGINX_ACCESS_LOG": "on",
 }
-# The settings render() takes as text, checked against FORMATS.
+# The settings render() takes as text.
 TUNABLE = [name for name in DEFAULTS if name != "NGINX_ACCESS_LOG"]
 
 # Up to 4 header buffers of 8 KiB each (nginx's defaults, written out): the request line and
@@ -239,6 +241,7 @@ def render(
     client_body_timeout: str = DEFAULTS["NGINX_CLIENT_BODY_TIMEOUT"],
     send_timeout: str = DEFAULTS["NGINX_SEND_TIMEOUT"],
     keepalive_timeout: str = DEFAULTS["NGINX_KEEPALIVE_TIMEOUT"],
+    trusted_proxies: str = DEFAULTS["NGINX_TRUSTED_PROXIES"],
     access_log: bool | str = False,
     worker_processes: str = "auto",
     user: str | None = None,
@@ -246,6 +249,8 @@ def render(
     """The nginx.conf text: `listen` is a port or host:port, `conversation` the replicas'
     host:port addresses, `prefix` a writable folder for the pid file and temp files.
 
+    `trusted_proxies`: addresses or networks (comma or space separated) whose X-Forwarded-For
+    names the client; none by default.
     `access_log`: True for standard output, a file path, or False for none.
     `user` sets the `user` directive, which only a root master may use; None leaves nginx's
     default (workers run as nobody under root, as the calling user otherwise).
@@ -275,12 +280,32 @@ def render(
         "SEND_TIMEOUT": check("send_timeout", send_timeout),
         "KEEPALIVE_TIMEOUT": check("keepalive_timeout", keepalive_timeout),
         "LARGE_HEADER_BUFFERS": f"{HEADER_BUFFERS} {HEADER_BUFFER_SIZE}",
+        "REAL_IP": real_ip(trusted_proxies),
         "ACCESS_LOG": access_log_target(access_log),
         "QUERY_REDACTION": query_redaction(),
         "ERROR_PAGES": error_pages_conf(error_pages(max_body_size)),
         "SECURITY_HEADERS": security_headers(),
     }
     return fill(TEMPLATE.read_text(), values)
+
+
+def real_ip(trusted_proxies: str) -> str:
+    items = [item for item in re.split(r"[\s,]+", trusted_proxies) if item]
+    try:
+        networks = [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError as exc:
+        raise ValueError(f"nginx setting trusted_proxies={trusted_proxies!r}: {exc}") from None
+    if not networks:
+        return ""
+    # Recursive: the client is the last address in the header that is not one of the proxies,
+    # so an address a client wrote into the header itself is never taken.
+    return "\n".join(
+        [
+            *(f"    set_real_ip_from {network};" for network in networks),
+            "    real_ip_header X-Forwarded-For;",
+            "    real_ip_recursive on;",
+        ]
+    )
 
 
 def access_log_target(access_log: bool | str) -> str:

@@ -78,6 +78,7 @@ def assert_security_headers(response: httpx.Response) -> None:
             "client_body_timeout": "5s",
             "send_timeout": "1m",
             "keepalive_timeout": "0",
+            "trusted_proxies": "10.0.0.0/8, 192.168.1.10 fd00::/8",
         },
     ],
     ids=["defaults", "tuned", "as-root", "guarded"],
@@ -104,6 +105,8 @@ def test_render_rejects_values_that_would_break_the_config(static_root: Path) ->
         {"client_header_timeout": "10s; deny all"},
         {"keepalive_timeout": ""},
         {"access_log": "relative/access.log"},
+        {"trusted_proxies": "10.0.0.0/8; deny all"},
+        {"trusted_proxies": "proxy.example"},
         {"access_log": "/tmp/a.log main; access_log /etc/passwd"},
     ]
     for options in bad:
@@ -519,6 +522,41 @@ def test_forwarded_headers_from_the_client_are_replaced(site: Server) -> None:
     assert seen["x-real-ip"] == "127.0.0.1"
     assert seen["x-forwarded-proto"] == "http"
     assert "forwarded" not in seen
+
+
+def test_a_trusted_proxy_names_the_client(replicas: list[Server], static_root: Path) -> None:
+    """Behind a load balancer (here: the test itself, from 127.0.0.1) each client is the
+    address the balancer appended to X-Forwarded-For, for conversation and for the limits."""
+    server = start_nginx(
+        first_replica(replicas),
+        static_root,
+        trusted_proxies="127.0.0.1",
+        conn_limit=1,
+        rate_limit="1000r/s",
+        rate_burst=1000,
+    )
+    # What a client wrote into the header itself comes first, and is not taken.
+    alice = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    bob = {"X-Forwarded-For": "203.0.113.10"}
+    run = uuid.uuid4().hex
+    try:
+        with ExitStack() as stack:
+            client = stack.enter_context(httpx.Client(base_url=server.url, timeout=10))
+            seen = client.get("/api/whoami", headers=alice).json()["headers"]
+            assert seen["x-forwarded-for"] == seen["x-real-ip"] == "203.0.113.9"
+            stream = stack.enter_context(
+                client.stream("GET", f"/api/stream/{run}?count=1", headers=alice)
+            )
+            assert stream.status_code == 200
+            events = iter_events(stream.iter_lines())
+            assert next(events).event == "tick"
+            # Alice's one connection is taken; Bob, behind the same balancer, has his own.
+            assert client.get("/api/whoami", headers=alice).status_code == 429
+            assert client.get("/api/whoami", headers=bob).status_code == 200
+            httpx.post(f"{replicas[0].url}/api/release/{run}/0").raise_for_status()
+            assert next(events).event == "done"
+    finally:
+        server.stop()
 
 
 def test_content_security_policy_of_the_ui(site: Server) -> None:
