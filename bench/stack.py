@@ -36,8 +36,9 @@ from tests.support.servers import (
 # measured is our own overhead.
 DEFAULT_TOKENS = 16
 
-# Load from one address would hit the product's 20 r/s limit at once.
-UNLIMITED = {"rate_limit": "1000000r/s", "rate_burst": "1000000"}
+# Load from one address would hit the product's per-address limits at once (20 r/s, 64
+# requests open at a time).
+UNLIMITED = {"rate_limit": "1000000r/s", "rate_burst": "1000000", "conn_limit": "65535"}
 
 # The product's production settings (the tests shorten both to see failures quickly).
 CONVERSATION_SETTINGS = {"GENERATION_LEASE": "5", "HEARTBEAT_INTERVAL": "15"}

@@ -3,19 +3,22 @@
 Usage: python nginx/render.py --listen 81 --static chatui/dist --conversation 127.0.0.1:8000 \
            --prefix .run/nginx > .run/nginx/nginx.conf
 
-Every option defaults to its variable in .env.example (NGINX_MAX_BODY_SIZE, NGINX_RATE_LIMIT,
-NGINX_RATE_BURST, NGINX_STREAM_TIMEOUT, NGINX_ACCESS_LOG), so compose and the local run
-render the same site from the same .env. Only the standard library is used: the docker build
-runs this in a bare python image.
+Every option defaults to its variable in .env.example (NGINX_MAX_BODY_SIZE for
+--max-body-size, and so on: see DEFAULTS), so compose and the local run render the same site
+from the same .env. Only the standard library is used: the docker build runs this in a bare
+python image.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import os
 import re
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
@@ -32,7 +35,7 @@ CSP = "; ".join(
         "connect-src 'self'",
         "manifest-src 'self'",
         "object-src 'none'",
-        "base-uri 'self'",
+        "base-uri 'none'",
         "form-action 'self'",
         "frame-ancestors 'none'",
     ]
@@ -49,27 +52,170 @@ SECURITY_HEADERS: list[tuple[str, str]] = [
     ("X-Request-ID", "$req_id"),
 ]
 
-# Defaults shared by render(), the command line and .env.example.
+# Defaults shared by render(), the command line and .env.example. Each NGINX_X is render()'s
+# `x` and the command line's --x.
 DEFAULTS = {
     "NGINX_MAX_BODY_SIZE": "1m",
     "NGINX_RATE_LIMIT": "20r/s",
     "NGINX_RATE_BURST": "100",
+    "NGINX_CONN_LIMIT": "64",
     "NGINX_STREAM_TIMEOUT": "1h",
+    # Above conversation's WebSocket ping interval (uvicorn's, 20 s), which keeps a healthy
+    # socket from ever being silent that long.
+    "NGINX_WS_IDLE_TIMEOUT": "60s",
+    "NGINX_CLIENT_HEADER_TIMEOUT": "10s",
+    "NGINX_CLIENT_BODY_TIMEOUT": "10s",
+    "NGINX_SEND_TIMEOUT": "30s",
+    # Above the 60 s some clients keep an idle connection (aiohttp, used by bench/), so they
+    # never reuse one nginx has just closed.
+    "NGINX_KEEPALIVE_TIMEOUT": "65s",
+    "NGINX_TRUSTED_PROXIES": "",
     "NGINX_ACCESS_LOG": "on",
 }
+# The settings render() takes as text.
+TUNABLE = [name for name in DEFAULTS if name != "NGINX_ACCESS_LOG"]
 
+# Up to 4 header buffers of 8 KiB each (nginx's defaults, written out): the request line and
+# each header line must fit one; all headers together, all of them.
+HEADER_BUFFERS = 4
+HEADER_BUFFER_SIZE = "8k"
+
+DURATION = r"\d+(ms|s|m|h|d)?"
 # Values go into the config verbatim, so each is checked against nginx's own syntax: a typo
 # in .env fails here with a clear message instead of as an obscure `nginx -t` error.
 FORMATS = {
     "max_body_size": r"\d+[kKmMgG]?",
     "rate_limit": r"\d+r/[sm]",
     "rate_burst": r"\d+",
-    "stream_timeout": r"\d+(ms|s|m|h|d)?",
+    "conn_limit": r"[1-9]\d*",
+    "stream_timeout": DURATION,
+    "ws_idle_timeout": DURATION,
+    "client_header_timeout": DURATION,
+    "client_body_timeout": DURATION,
+    "send_timeout": DURATION,
+    "keepalive_timeout": DURATION,
     "worker_processes": r"auto|\d+",
     "listen": r"(\[[0-9a-fA-F:.]+\]:|[A-Za-z0-9.-]+:)?\d+",
     "upstream": r"[A-Za-z0-9.-]+:\d+|\[[0-9a-fA-F:.]+\]:\d+|unix:/[^\s;{}]+",
     "user": r"[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?",
+    "path": r"/[^\s;{}'\"]+",
 }
+
+
+# Query arguments whose value is, or may be, a credential: every name that mentions one
+# (token, access_token, api_key, key, password, secret, auth...), and every name written with
+# percent-escapes, which the app decodes (`%74oken` is `token`). Redacting a harmless name that
+# matches costs nothing. nginx has no loop, so a chain of maps each redacts the first value
+# still in clear; a query with more of them than the chain is long is logged as "?[redacted]".
+SECRET_ARGUMENT = r"[?&][^&=]*(?:token|key|pass|secret|auth|%)[^&=]*="
+IN_CLEAR = r"(?!\[redacted\](?:&|$))"
+REDACTION_PASSES = 3
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """One JSON answer of nginx's own: `code` and `detail` as in conversation's errors."""
+
+    status: int
+    code: str
+    detail: str
+    # The statuses nginx raises that get this answer (494: its own "header too large").
+    replaces: tuple[int, ...]
+    retry_after: int | None = None
+
+    @property
+    def uri(self) -> str:
+        # An internal URI, not a named location: a request nginx could not parse (an
+        # oversized or garbled request line) has no URI, and nginx refuses to send one of
+        # those to a named location (a 500 instead).
+        return f"/_errors/{self.status}"
+
+
+def error_pages(max_body_size: str) -> list[ErrorPage]:
+    size = HEADER_BUFFER_SIZE
+    return [
+        ErrorPage(400, "bad_request", "The request is malformed.", (400,)),
+        ErrorPage(
+            413,
+            "payload_too_large",
+            f"Request body too large (limit {max_body_size}).",
+            (413,),
+        ),
+        ErrorPage(414, "uri_too_long", f"Request URI too long (limit {size}).", (414,)),
+        ErrorPage(
+            429,
+            "rate_limited",
+            "Too many requests from this address; retry in a moment.",
+            (429,),
+            retry_after=1,
+        ),
+        ErrorPage(
+            431,
+            "headers_too_large",
+            f"Request headers too large (limit {size} a line, {HEADER_BUFFERS} x {size} in all).",
+            (494,),
+        ),
+        ErrorPage(
+            503,
+            "service_unavailable",
+            "The chat service is not reachable right now; retry in a moment.",
+            (502, 503, 504),
+            retry_after=2,
+        ),
+    ]
+
+
+def error_pages_conf(pages: list[ErrorPage]) -> str:
+    lines: list[str] = []
+    for page in pages:
+        replaced = " ".join(str(status) for status in page.replaces)
+        lines.append(f"        error_page {replaced} ={page.status} {page.uri};")
+    for page in pages:
+        body = json.dumps({"detail": page.detail, "code": page.code}, separators=(",", ":"))
+        retry = (
+            [f"            add_header Retry-After {page.retry_after} always;"]
+            if page.retry_after is not None
+            else []
+        )
+        lines += [
+            "",
+            f"        location = {page.uri} {{",
+            "            internal;",
+            security_headers(),
+            *retry,
+            "            default_type application/json;",
+            f"            return {page.status} '{body}\\n';",
+            "        }",
+        ]
+    return "\n".join(lines)
+
+
+def query_redaction() -> str:
+    """The maps from $log_query_0 (the query as sent) to $log_query (the query as logged)."""
+    maps = []
+    for n in range(1, REDACTION_PASSES + 1):
+        pattern = f"~*^(.*?{SECRET_ARGUMENT}){IN_CLEAR}[^&]*(.*)$"
+        maps.append(
+            f"    map $log_query_{n - 1} $log_query_{n} {{\n"
+            f'        "{pattern}" "$1[redacted]$2";\n'
+            f"        default $log_query_{n - 1};\n"
+            "    }"
+        )
+    last = REDACTION_PASSES
+    maps.append(
+        f"    map $log_query_{last} $log_query {{\n"
+        f'        "~*{SECRET_ARGUMENT}{IN_CLEAR}" "?[redacted]";\n'
+        f"        default $log_query_{last};\n"
+        "    }"
+    )
+    return "\n".join(maps)
+
+
+def connections(limit: str) -> str:
+    # nginx counts a key's connections in 16 bits.
+    if int(check("conn_limit", limit)) > 65535:
+        raise ValueError(f"nginx setting conn_limit={limit!r} is above nginx's 65535")
+    return limit
 
 
 def check(kind: str, value: str) -> str:
@@ -88,14 +234,24 @@ def render(
     max_body_size: str = DEFAULTS["NGINX_MAX_BODY_SIZE"],
     rate_limit: str = DEFAULTS["NGINX_RATE_LIMIT"],
     rate_burst: int | str = DEFAULTS["NGINX_RATE_BURST"],
+    conn_limit: int | str = DEFAULTS["NGINX_CONN_LIMIT"],
     stream_timeout: str = DEFAULTS["NGINX_STREAM_TIMEOUT"],
-    access_log: bool = False,
+    ws_idle_timeout: str = DEFAULTS["NGINX_WS_IDLE_TIMEOUT"],
+    client_header_timeout: str = DEFAULTS["NGINX_CLIENT_HEADER_TIMEOUT"],
+    client_body_timeout: str = DEFAULTS["NGINX_CLIENT_BODY_TIMEOUT"],
+    send_timeout: str = DEFAULTS["NGINX_SEND_TIMEOUT"],
+    keepalive_timeout: str = DEFAULTS["NGINX_KEEPALIVE_TIMEOUT"],
+    trusted_proxies: str = DEFAULTS["NGINX_TRUSTED_PROXIES"],
+    access_log: bool | str = False,
     worker_processes: str = "auto",
     user: str | None = None,
 ) -> str:
     """The nginx.conf text: `listen` is a port or host:port, `conversation` the replicas'
     host:port addresses, `prefix` a writable folder for the pid file and temp files.
 
+    `trusted_proxies`: addresses or networks (comma or space separated) whose X-Forwarded-For
+    names the client; none by default.
+    `access_log`: True for standard output, a file path, or False for none.
     `user` sets the `user` directive, which only a root master may use; None leaves nginx's
     default (workers run as nobody under root, as the calling user otherwise).
     """
@@ -116,11 +272,48 @@ def render(
         "MAX_BODY_SIZE": check("max_body_size", max_body_size),
         "RATE_LIMIT": check("rate_limit", rate_limit),
         "RATE_BURST": check("rate_burst", str(rate_burst)),
+        "CONN_LIMIT": connections(str(conn_limit)),
         "STREAM_TIMEOUT": check("stream_timeout", stream_timeout),
-        "ACCESS_LOG": "/dev/stdout main" if access_log else "off",
+        "WS_IDLE_TIMEOUT": check("ws_idle_timeout", ws_idle_timeout),
+        "CLIENT_HEADER_TIMEOUT": check("client_header_timeout", client_header_timeout),
+        "CLIENT_BODY_TIMEOUT": check("client_body_timeout", client_body_timeout),
+        "SEND_TIMEOUT": check("send_timeout", send_timeout),
+        "KEEPALIVE_TIMEOUT": check("keepalive_timeout", keepalive_timeout),
+        "LARGE_HEADER_BUFFERS": f"{HEADER_BUFFERS} {HEADER_BUFFER_SIZE}",
+        "REAL_IP": real_ip(trusted_proxies),
+        "ACCESS_LOG": access_log_target(access_log),
+        "QUERY_REDACTION": query_redaction(),
+        "ERROR_PAGES": error_pages_conf(error_pages(max_body_size)),
         "SECURITY_HEADERS": security_headers(),
     }
     return fill(TEMPLATE.read_text(), values)
+
+
+def real_ip(trusted_proxies: str) -> str:
+    items = [item for item in re.split(r"[\s,]+", trusted_proxies) if item]
+    try:
+        networks = [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError as exc:
+        raise ValueError(f"nginx setting trusted_proxies={trusted_proxies!r}: {exc}") from None
+    if not networks:
+        return ""
+    # Recursive: the client is the last address in the header that is not one of the proxies,
+    # so an address a client wrote into the header itself is never taken.
+    return "\n".join(
+        [
+            *(f"    set_real_ip_from {network};" for network in networks),
+            "    real_ip_header X-Forwarded-For;",
+            "    real_ip_recursive on;",
+        ]
+    )
+
+
+def access_log_target(access_log: bool | str) -> str:
+    if access_log is True:
+        return "/dev/stdout main"
+    if not access_log:
+        return "off"
+    return f"{check('path', access_log)} main"
 
 
 def security_headers(indent: str = "            ") -> str:
@@ -171,6 +364,11 @@ def workers_user(static_root: str, prefix: str) -> str | None:
     return "root"
 
 
+def option(name: str) -> str:
+    """render()'s keyword for a setting: NGINX_RATE_LIMIT is rate_limit."""
+    return name.removeprefix("NGINX_").lower()
+
+
 def env(name: str) -> str:
     return os.environ.get(name) or DEFAULTS[name]
 
@@ -184,10 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conversation", action="append", default=[], help="host:port, repeatable")
     parser.add_argument("--prefix", default=".run/nginx")
     parser.add_argument("--mime-types", default="/etc/nginx/mime.types")
-    parser.add_argument("--max-body-size", default=env("NGINX_MAX_BODY_SIZE"))
-    parser.add_argument("--rate-limit", default=env("NGINX_RATE_LIMIT"))
-    parser.add_argument("--rate-burst", default=env("NGINX_RATE_BURST"))
-    parser.add_argument("--stream-timeout", default=env("NGINX_STREAM_TIMEOUT"))
+    for name in TUNABLE:
+        parser.add_argument(f"--{option(name).replace('_', '-')}", default=env(name))
     parser.add_argument(
         "--access-log",
         choices=["on", "off"],
@@ -212,13 +408,10 @@ def main(argv: list[str] | None = None) -> None:
         args.conversation or ["127.0.0.1:8000"],
         args.prefix,
         args.mime_types,
-        max_body_size=args.max_body_size,
-        rate_limit=args.rate_limit,
-        rate_burst=args.rate_burst,
-        stream_timeout=args.stream_timeout,
         access_log=args.access_log == "on",
         worker_processes=args.worker_processes,
         user=user,
+        **{option(name): getattr(args, option(name)) for name in TUNABLE},
     )
     if args.output:
         Path(args.output).write_text(text)

@@ -6,9 +6,11 @@ use, so the tests exercise the site people get.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -17,11 +19,14 @@ from typing import Any
 from tests.support.servers import ROOT, Server, free_port, http_ok, start
 
 
+@functools.cache
 def render_module() -> ModuleType:
-    # nginx/ holds config, not a Python package: load its renderer by path.
+    # nginx/ holds config, not a Python package: load its renderer by path. Registered like an
+    # imported module, which its dataclasses need to resolve their annotations.
     spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "nginx" / "render.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

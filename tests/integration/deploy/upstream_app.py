@@ -93,7 +93,7 @@ def create_app(name: str) -> Starlette:
             Route("/api/echo", echo, methods=["POST"]),
             Route("/api/release/{run}/{i:int}", release, methods=["POST"]),
             Route("/api/stream/{run}", stream),
-            WebSocketRoute("/api/ws", websocket),
+            WebSocketRoute("/api/sessions/{session_id}/ws", websocket),
             WebSocketRoute("/chat", websocket),
             Route("/{path:path}", anything, methods=methods),
         ]
