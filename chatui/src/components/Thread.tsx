@@ -119,42 +119,42 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
           empty
         ) : (
           <>
-          {chat.older === "loading" ? (
-            <p className="older-line" role="status">
-              Loading older messages…
-            </p>
-          ) : chat.older === "failed" ? (
-            <p className="older-line">
-              Older messages could not be loaded.{" "}
-              <button type="button" className="button small" onClick={onLoadOlder}>
-                Try again
-              </button>
-            </p>
-          ) : null}
-          <div className="messages" ref={list} role="log" aria-live="polite" aria-label="Conversation">
-            {chat.messages.map((m) =>
-              m.role === "user" ? (
-                <UserMessage
-                  key={m.key}
-                  message={m}
-                  canEdit={!busy && m === lastUser && m.id !== ""}
-                  onEdit={(content) => onEdit(m.id, content)}
-                />
-              ) : (
-                <AssistantMessage
-                  key={m.key}
-                  message={m}
-                  live={busy && m === last}
-                  phase={chat.phase}
-                  canRegenerate={!busy && m === last}
-                  onRegenerate={onRegenerate}
-                  onContinue={() => onContinue(m.id)}
-                  model={m === last ? model : null}
-                  autoRetry={m === last && autoRetry}
-                />
-              ),
-            )}
-          </div>
+            {chat.older === "loading" ? (
+              <p className="older-line" role="status">
+                Loading older messages…
+              </p>
+            ) : chat.older === "failed" ? (
+              <p className="older-line">
+                Older messages could not be loaded.{" "}
+                <button type="button" className="button small" onClick={onLoadOlder}>
+                  Try again
+                </button>
+              </p>
+            ) : null}
+            <div className="messages" ref={list} role="log" aria-live="polite" aria-label="Conversation">
+              {chat.messages.map((m) =>
+                m.role === "user" ? (
+                  <UserMessage
+                    key={m.key}
+                    message={m}
+                    canEdit={!busy && m === lastUser && m.id !== ""}
+                    onEdit={(content) => onEdit(m.id, content)}
+                  />
+                ) : (
+                  <AssistantMessage
+                    key={m.key}
+                    message={m}
+                    live={busy && m === last}
+                    phase={chat.phase}
+                    canRegenerate={!busy && m === last}
+                    onRegenerate={onRegenerate}
+                    onContinue={() => onContinue(m.id)}
+                    model={m === last ? model : null}
+                    autoRetry={m === last && autoRetry}
+                  />
+                ),
+              )}
+            </div>
           </>
         )}
       </div>
