@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { ApiError, type HistoryPage, type Message, type SessionDetail, type StreamEvent } from "./api";
-import { ChatController, HISTORY_PAGE, RESUME_DELAYS_MS, type ChatApi } from "./chatController";
+import { ChatController, HISTORY_PAGE, RESUME_DELAYS_MS, toChatError, type ChatApi } from "./chatController";
 
 const delta = (end: number, text: string): StreamEvent => ({ type: "delta", id: String(end), text });
 const reply = (content: string, status: Message["status"] = "complete"): Message => ({ id: "a1", role: "assistant", content, status });
@@ -121,6 +121,8 @@ describe("ChatController", () => {
       expect(h.state().error).toMatchObject({ kind: err.kind, retry: null });
       expect(h.state().error?.message).toContain(err.message);
     }
+    const full = toChatError(new ApiError("storage_full", "No room left.", 507), null);
+    expect(full.message).toBe("No room left. Start a new chat, or delete chats you no longer need.");
   });
 
   it("a rate-limited regenerate keeps its Retry button, shown with the wait", async () => {

@@ -37,7 +37,7 @@ const WHAT_TO_DO: Record<ErrorKind, string> = {
   expired: "Start a new chat to continue.",
   too_long: "Shorten the message and send it again.",
   rate_limited: "Wait a moment, then try again.",
-  storage_full: "",
+  storage_full: "Start a new chat, or delete chats you no longer need.",
   // 409s differ (a reply is being written, a reply that cannot be continued): the server's
   // sentence says which and what to do.
   busy: "",
