@@ -76,6 +76,9 @@ export function App() {
     [controller],
   );
 
+  const continueReply = useCallback((messageId: string) => void controller.continueReply(messageId), [controller]);
+  const loadOlder = useCallback(() => void controller.loadOlder(), [controller]);
+
   const rename = useCallback(
     (id: string, name: string) => {
       void sessions.rename(id, name);
@@ -139,6 +142,8 @@ export function App() {
           chat={chat}
           onEdit={(id, content) => void controller.edit(id, content)}
           onRegenerate={() => void controller.regenerate()}
+          onContinue={continueReply}
+          onLoadOlder={loadOlder}
           empty={<EmptyState onPick={send} />}
           model={model.reply}
           autoRetry={autoRetry}

@@ -10,8 +10,14 @@
 import { readSse } from "./sse";
 
 export type Role = "user" | "assistant" | "system";
-/** `pending` is the page's own: a user message sent but not yet confirmed as stored. */
-export type MessageStatus = "complete" | "streaming" | "cancelled" | "error" | "interrupted" | "pending";
+/**
+ * `length`: the model stopped at its token limit (Continue asks for more). `pending` is the
+ * page's own: a user message sent but not yet confirmed as stored.
+ */
+export type MessageStatus = "complete" | "length" | "streaming" | "cancelled" | "error" | "interrupted" | "pending";
+
+/** Replies that stopped short of an answer: Continue asks the model to go on from their text. */
+export const CONTINUABLE: ReadonlySet<MessageStatus> = new Set(["length", "cancelled", "interrupted"]);
 
 export interface Message {
   id: string;
@@ -30,8 +36,18 @@ export interface SessionSummary {
   updated_at?: string;
 }
 
+/** One page of a chat's history: its newest messages, or those just before a given one. */
 export interface SessionDetail extends SessionSummary {
+  /** Oldest first. */
   messages: Message[];
+  /** Older messages exist than the first of `messages`. */
+  has_more: boolean;
+}
+
+/** Which page of history to read: `limit` messages ending just before `before` (or the newest). */
+export interface HistoryPage {
+  limit: number;
+  before?: string;
 }
 
 /** One event of a reply stream, already decoded. */
@@ -40,14 +56,15 @@ export type StreamEvent =
   | { type: "start"; id: string | null; messageId: string }
   | { type: "delta"; id: string | null; text: string }
   | { type: "done"; id: string | null; message: Message | null }
-  | { type: "error"; id: string | null; code: string; message: string };
+  | { type: "error"; id: string | null; code: string; message: string; retryAfterSeconds?: number | null };
 
 /** What went wrong, sorted by what the person can do about it. */
 export type ErrorKind =
   | "expired" // the chat is gone or no longer ours: start a new one
   | "too_long" // shorten the message
-  | "rate_limited" // wait, then retry
-  | "busy" // a reply is already being written in this chat
+  | "rate_limited" // wait (Retry-After), then retry
+  | "storage_full" // this chat or this browser holds as much as it may: make room
+  | "busy" // the chat is in a state that refuses this now (a reply is being written, ...)
   | "unavailable" // assistant or conversation down: retry later
   | "network" // no answer at all: check the connection, retry
   | "invalid" // anything else the server refused
@@ -71,17 +88,40 @@ const HEADERS = {
   Accept: "application/json",
 };
 
-function kindOf(status: number, code: string): ErrorKind {
-  const c = code.toLowerCase();
-  if (status === 401 || status === 403 || status === 404 || c.includes("expired") || c.includes("not_found"))
-    return "expired";
-  if (status === 413 || c.includes("too_long") || c.includes("too_large")) return "too_long";
-  if (status === 429 || c.includes("rate")) return "rate_limited";
-  if (status === 409 || c.includes("busy") || c.includes("conflict") || c.includes("in_progress")) return "busy";
-  if (status === 502 || status === 503 || status === 504 || c.includes("unavailable") || c.includes("upstream"))
-    return "unavailable";
-  if (status === 400 || status === 422) return "invalid";
-  return "other";
+/** The server's machine-readable `code`s; anything else is sorted by status. */
+const KIND_BY_CODE: Record<string, ErrorKind> = {
+  not_found: "expired",
+  too_large: "too_long",
+  rate_limited: "rate_limited",
+  storage_full: "storage_full",
+  conflict: "busy",
+  overloaded: "unavailable",
+};
+
+const KIND_BY_STATUS: Record<number, ErrorKind> = {
+  400: "invalid",
+  401: "expired",
+  403: "expired",
+  404: "expired",
+  409: "busy",
+  413: "too_long",
+  422: "invalid",
+  429: "rate_limited",
+  502: "unavailable",
+  503: "unavailable",
+  504: "unavailable",
+  507: "storage_full",
+};
+
+/** Decided by `code`, then status; never by the wording, which is the server's to change. */
+export function kindOf(status: number, code: string): ErrorKind {
+  return KIND_BY_CODE[code] ?? KIND_BY_STATUS[status] ?? "other";
+}
+
+/** Seconds from a `Retry-After` header or `retry_after` field; null when absent or an HTTP date. */
+export function retryAfterOf(value: unknown): number | null {
+  const n = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN;
+  return Number.isFinite(n) && n >= 0 ? Math.ceil(n) : null;
 }
 
 /** Pull a human sentence out of FastAPI's `detail` (string or validation list) or `error.message`. */
@@ -112,9 +152,10 @@ export function messageOf(body: unknown, fallback: string): { message: string; c
 const FALLBACK: Record<number, string> = {
   401: "This chat has expired or belongs to another browser.",
   404: "This chat no longer exists: it may have expired.",
-  409: "A reply is already being written in this chat.",
+  409: "A reply is already being written in this chat. Wait for it to finish, or stop it.",
   413: "The message is too long.",
   429: "Too many requests.",
+  507: "There is no room left to store this chat.",
   502: "The chat service is not reachable right now.",
   503: "The chat service is not available right now.",
   504: "The chat service took too long to answer.",
@@ -129,8 +170,7 @@ async function errorFrom(res: Response): Promise<ApiError> {
   }
   const fallback = FALLBACK[res.status] ?? `The server answered ${res.status}.`;
   const { message, code } = messageOf(body, fallback);
-  const retry = Number(res.headers.get("Retry-After"));
-  return new ApiError(kindOf(res.status, code), message, res.status, Number.isFinite(retry) && retry > 0 ? retry : null);
+  return new ApiError(kindOf(res.status, code), message, res.status, retryAfterOf(res.headers.get("Retry-After")));
 }
 
 async function request(method: string, path: string, body?: unknown, extra?: HeadersInit, signal?: AbortSignal): Promise<Response> {
@@ -207,10 +247,12 @@ export async function createSession(name: string): Promise<SessionSummary> {
   return toSummary(body);
 }
 
-export async function getSession(id: string): Promise<SessionDetail> {
-  const body = await json<Record<string, unknown>>("GET", base(id));
+export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
+  const query = new URLSearchParams({ limit: String(page.limit) });
+  if (page.before) query.set("before", page.before);
+  const body = await json<Record<string, unknown>>("GET", `${base(id)}?${query.toString()}`);
   const messages = Array.isArray(body.messages) ? body.messages.map(toMessage) : [];
-  return { ...toSummary({ session_id: id, ...body }), messages };
+  return { ...toSummary({ session_id: id, ...body }), messages, has_more: body.has_more === true };
 }
 
 export async function renameSession(id: string, name: string): Promise<void> {
@@ -246,7 +288,13 @@ export function toStreamEvent(event: string, data: string, id: string | null): S
       return { type: "done", id, message: m.id !== undefined || m.message_id !== undefined ? toMessage({ role: "assistant", ...m }) : null };
     }
     case "error":
-      return { type: "error", id, code: str(d.code, "error"), message: str(d.message, "The reply failed.") };
+      return {
+        type: "error",
+        id,
+        code: str(d.code, "error"),
+        message: str(d.message, "The reply failed."),
+        retryAfterSeconds: retryAfterOf(d.retry_after),
+      };
     default:
       return null;
   }
@@ -275,6 +323,11 @@ export function regenerate(id: string, signal: AbortSignal) {
 
 export function editMessage(id: string, messageId: string, content: string, signal: AbortSignal) {
   return stream("PATCH", `${base(id)}/messages/${encodeURIComponent(messageId)}`, { content }, signal);
+}
+
+/** Ask the model to go on from a reply's text: its deltas append to it (same message id). */
+export function continueReply(id: string, messageId: string, signal: AbortSignal) {
+  return stream("POST", `${base(id)}/messages/${encodeURIComponent(messageId)}/continue`, undefined, signal);
 }
 
 export function resumeReply(id: string, messageId: string, lastEventId: string | null, signal: AbortSignal) {

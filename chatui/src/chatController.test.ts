@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import { ApiError, type Message, type SessionDetail, type StreamEvent } from "./api";
-import { ChatController, RESUME_DELAYS_MS, type ChatApi } from "./chatController";
+import { ApiError, type HistoryPage, type Message, type SessionDetail, type StreamEvent } from "./api";
+import { ChatController, HISTORY_PAGE, RESUME_DELAYS_MS, toChatError, type ChatApi } from "./chatController";
 
 const delta = (end: number, text: string): StreamEvent => ({ type: "delta", id: String(end), text });
 const reply = (content: string, status: Message["status"] = "complete"): Message => ({ id: "a1", role: "assistant", content, status });
@@ -21,6 +21,7 @@ function harness(api: Partial<ChatApi>) {
     sendMessage: fail,
     regenerate: fail,
     editMessage: fail,
+    continueReply: fail,
     resumeReply: fail,
     cancelReply: () => Promise.resolve(),
     ...api,
@@ -33,7 +34,7 @@ function harness(api: Partial<ChatApi>) {
   return { controller, restoreDraft, waits, state: controller.getState };
 }
 
-const session = (messages: Message[]): SessionDetail => ({ session_id: "s1", name: "Chat", messages });
+const session = (messages: Message[]): SessionDetail => ({ session_id: "s1", name: "Chat", messages, has_more: false });
 
 describe("ChatController", () => {
   it("resumes a dropped reply from the last event id, without duplicating text", async () => {
@@ -93,17 +94,45 @@ describe("ChatController", () => {
     expect(h.state().error?.message).toContain("Shorten the message");
   });
 
-  it("keeps a rate-limited message in the notice (Send again), not in the composer", async () => {
+  it("a rate-limited message goes back into the composer, with the server's words and when to retry", async () => {
     const h = harness({
       getSession: async () => session([]),
       sendMessage: async () => {
-        throw new ApiError("rate_limited", "Too many requests.", 429, 1);
+        throw new ApiError("rate_limited", "You sent 20 messages this minute.", 429, 30);
       },
     });
     await h.controller.open("s1");
     await h.controller.send("hi", "c1");
-    expect(h.restoreDraft).not.toHaveBeenCalled();
-    expect(h.state().error).toMatchObject({ kind: "rate_limited", retry: { type: "send", content: "hi", clientMessageId: "c1" } });
+    expect(h.restoreDraft).toHaveBeenCalledWith("hi");
+    expect(h.state().messages).toEqual([]);
+    // The countdown says when: no vague "wait a moment" and no button that would be refused too.
+    expect(h.state().error).toEqual({ kind: "rate_limited", message: "You sent 20 messages this minute.", retry: null, retryAfterSeconds: 30 });
+  });
+
+  it("keeps the message in the composer when the server has no room left or finds it too large", async () => {
+    for (const err of [
+      new ApiError("storage_full", "This chat holds 1000 messages, the most it may.", 507),
+      new ApiError("too_long", "The request body is larger than 64 KiB.", 413),
+    ]) {
+      const h = harness({ getSession: async () => session([]), sendMessage: async () => Promise.reject(err) });
+      await h.controller.open("s1");
+      await h.controller.send("my text", "c1");
+      expect(h.restoreDraft).toHaveBeenCalledWith("my text");
+      expect(h.state().error).toMatchObject({ kind: err.kind, retry: null });
+      expect(h.state().error?.message).toContain(err.message);
+    }
+    const full = toChatError(new ApiError("storage_full", "No room left.", 507), null);
+    expect(full.message).toBe("No room left. Start a new chat, or delete chats you no longer need.");
+  });
+
+  it("a rate-limited regenerate keeps its Retry button, shown with the wait", async () => {
+    const h = harness({
+      getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo: hi")]),
+      regenerate: async () => Promise.reject(new ApiError("rate_limited", "Slow down.", 429, 5)),
+    });
+    await h.controller.open("s1");
+    await h.controller.regenerate();
+    expect(h.state().error).toMatchObject({ kind: "rate_limited", retry: { type: "regenerate" }, retryAfterSeconds: 5 });
   });
 
   it("offers a new chat when the chat has expired", async () => {
@@ -159,5 +188,83 @@ describe("ChatController", () => {
     h.controller.retry(retry!);
     await vi.waitFor(() => expect(sendMessage).toHaveBeenCalledTimes(2));
     expect(sendMessage).toHaveBeenLastCalledWith("s1", "hi", "c1", expect.anything());
+  });
+
+  it("continues a reply cut at the length limit: the new text is appended to the same message", async () => {
+    const continueReply = vi.fn(async () =>
+      stream([{ type: "start", id: "4", messageId: "a1" }, delta(8, " two"), { type: "done", id: "8", message: reply("Echo two", "complete") }]),
+    );
+    const h = harness({
+      getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo", "length")]),
+      continueReply,
+    });
+    await h.controller.open("s1");
+    await h.controller.continueReply("a1");
+    expect(continueReply).toHaveBeenCalledWith("s1", "a1", expect.anything());
+    expect(h.state().messages.map((m) => [m.id, m.content, m.status])).toEqual([
+      ["u1", "hi", "complete"],
+      ["a1", "Echo two", "complete"],
+    ]);
+  });
+
+  it("resumes a dropped continuation after all the text the reply has", async () => {
+    const resumeReply = vi.fn(async () => stream([delta(14, " three"), { type: "done", id: "14", message: reply("Echo two three") }]));
+    const h = harness({
+      getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo", "cancelled")]),
+      continueReply: async () => stream([{ type: "start", id: "4", messageId: "a1" }, delta(8, " two")], true),
+      resumeReply,
+    });
+    await h.controller.open("s1");
+    await h.controller.continueReply("a1");
+    expect(resumeReply).toHaveBeenCalledWith("s1", "a1", "8", expect.anything());
+    expect(h.state().messages[1]).toMatchObject({ content: "Echo two three", status: "complete" });
+  });
+
+  it("a continue the server refuses (409) shows why and leaves the reply as it was", async () => {
+    const h = harness({
+      getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo", "interrupted")]),
+      continueReply: async () => Promise.reject(new ApiError("busy", "Only the last reply can be continued.", 409)),
+    });
+    await h.controller.open("s1");
+    await h.controller.continueReply("a1");
+    expect(h.state().error).toMatchObject({ kind: "busy", message: "Only the last reply can be continued.", retry: null });
+    expect(h.state().messages[1]).toMatchObject({ content: "Echo", status: "interrupted" });
+    expect(h.restoreDraft).not.toHaveBeenCalled();
+  });
+
+  it("opens a chat on its newest page, then reads older pages before the first message shown", async () => {
+    const page = (ids: string[], hasMore: boolean): SessionDetail => ({
+      ...session(ids.map((id) => ({ id, role: "user", content: id, status: "complete" }))),
+      has_more: hasMore,
+    });
+    const getSession = vi.fn(async (_id: string, p: HistoryPage) => (p.before ? page(["m1", "m2"], false) : page(["m3", "m4"], true)));
+    const h = harness({ getSession });
+    await h.controller.open("s1");
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE });
+    const first = h.controller.loadOlder();
+    const second = h.controller.loadOlder(); // one request at a time
+    await Promise.all([first, second]);
+    expect(getSession).toHaveBeenCalledTimes(2);
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE, before: "m3" });
+    expect(h.state().messages.map((m) => m.id)).toEqual(["m1", "m2", "m3", "m4"]);
+    await h.controller.loadOlder(); // has_more was false: nothing is asked
+    expect(getSession).toHaveBeenCalledTimes(2);
+  });
+
+  it("an older page that fails leaves the chat usable and can be asked again", async () => {
+    let fail = true;
+    const h = harness({
+      getSession: async (_id: string, p: HistoryPage) => {
+        if (!p.before) return { ...session([{ id: "m3", role: "user", content: "m3", status: "complete" }]), has_more: true };
+        if (fail) throw new ApiError("network", "offline", 0);
+        return { ...session([{ id: "m2", role: "user", content: "m2", status: "complete" }]), has_more: false };
+      },
+    });
+    await h.controller.open("s1");
+    await h.controller.loadOlder();
+    expect(h.state()).toMatchObject({ older: "failed", error: null });
+    fail = false;
+    await h.controller.loadOlder();
+    expect(h.state().messages.map((m) => m.id)).toEqual(["m2", "m3"]);
   });
 });

@@ -17,7 +17,7 @@ type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
 /** The part of the API the controller uses: the real module, or a fake in unit tests. */
 export type ChatApi = Pick<
   typeof realApi,
-  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "resumeReply" | "cancelReply"
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply"
 >;
 
 export interface ChatOptions {
@@ -30,27 +30,41 @@ export interface ChatOptions {
 /** Waits between resume attempts; after the last one the person is asked to retry. */
 export const RESUME_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000];
 
+/** Messages per history page: the newest when a chat opens, then older ones on scrolling up. */
+export const HISTORY_PAGE = 50;
+
 const WHAT_TO_DO: Record<ErrorKind, string> = {
   expired: "Start a new chat to continue.",
   too_long: "Shorten the message and send it again.",
   rate_limited: "Wait a moment, then try again.",
-  busy: "Wait for the current reply to finish, or stop it.",
+  storage_full: "Start a new chat, or delete chats you no longer need.",
+  // 409s differ (a reply is being written, a reply that cannot be continued): the server's
+  // sentence says which and what to do.
+  busy: "",
   unavailable: "Try again in a moment.",
   network: "Check your connection, then try again.",
   invalid: "",
   other: "Try again.",
 };
 
+/**
+ * What the person sees of a failure. A refused message goes back into the composer (see
+ * `follow`) rather than into a Send again button whenever sending it as is would only be
+ * refused again: too long, invalid, or over a limit that has to be waited out or made
+ * room for. The countdown of `retryAfterSeconds` replaces the vague "wait a moment".
+ */
 export function toChatError(e: unknown, retry: Retry | null): ChatError {
   const err = e instanceof ApiError ? e : new ApiError("other", "Something went wrong.", 0);
-  const hint = WHAT_TO_DO[err.kind];
+  const retryAfterSeconds = err.retryAfterSeconds;
+  const hint = err.kind === "rate_limited" && retryAfterSeconds !== null ? "" : WHAT_TO_DO[err.kind];
   // The server's words for a missing or foreign session address API clients (tokens,
   // headers); a person only needs to know the chat is gone.
   const said = err.kind === "expired" ? "This chat has expired or is not available in this browser." : err.message;
   const message = hint && !said.includes(hint) ? `${said} ${hint}` : said;
-  const noRetry = err.kind === "too_long" || err.kind === "invalid" || err.kind === "busy";
+  const kept = err.kind === "too_long" || err.kind === "invalid" || err.kind === "busy" || err.kind === "storage_full";
+  const noRetry = kept || (err.kind === "rate_limited" && retry?.type === "send");
   const action: Retry | null = err.kind === "expired" ? { type: "new-chat" } : noRetry ? null : retry;
-  return { kind: err.kind, message, retry: action };
+  return { kind: err.kind, message, retry: action, retryAfterSeconds };
 }
 
 const lost = () => new ApiError("network", "The connection was lost.", 0);
@@ -149,6 +163,29 @@ export class ChatController {
     await this.follow(sid, (signal) => this.api.editMessage(sid, messageId, content, signal), { type: "regenerate" });
   }
 
+  /** Ask the model to go on from a reply that stopped short (length limit, stopped, interrupted). */
+  async continueReply(messageId: string): Promise<void> {
+    const sid = this.sessionId;
+    if (!sid) return;
+    this.dispatch({ type: "continue", messageId });
+    await this.follow(sid, (signal) => this.api.continueReply(sid, messageId, signal), { type: "continue", messageId });
+  }
+
+  /** Read the page of history just older than the first message shown. */
+  async loadOlder(): Promise<void> {
+    const sid = this.sessionId;
+    const first = this.state.messages[0];
+    if (!sid || !first || !this.state.hasMore || this.state.older === "loading") return;
+    this.dispatch({ type: "olderLoading" });
+    try {
+      const page = await this.api.getSession(sid, { limit: HISTORY_PAGE, before: first.id });
+      this.dispatch({ type: "olderLoaded", before: first.id, session: page });
+    } catch {
+      // The chat itself stays usable; the line at the top offers to try again.
+      this.dispatch({ type: "olderFailed", sessionId: sid });
+    }
+  }
+
   stop(): void {
     this.dispatch({ type: "stop" });
     if (this.sessionId && this.replyId) this.cancel(this.sessionId, this.replyId);
@@ -162,6 +199,9 @@ export class ChatController {
         break;
       case "regenerate":
         void this.regenerate();
+        break;
+      case "continue":
+        void this.continueReply(action.messageId);
         break;
       case "resume":
         void this.open(this.sessionId);
@@ -187,7 +227,7 @@ export class ChatController {
   /** Re-read the chat from the server and follow a reply that is still being written. */
   private async recover(sessionId: string, signal: AbortSignal): Promise<void> {
     try {
-      const session = await this.api.getSession(sessionId);
+      const session = await this.api.getSession(sessionId, { limit: HISTORY_PAGE });
       if (signal.aborted) return;
       this.dispatch({ type: "loaded", session });
       const last = session.messages[session.messages.length - 1];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Message, StreamEvent } from "./api";
+import type { Message, SessionDetail, StreamEvent } from "./api";
 import { chatReducer, initialChat, isBusy, type ChatAction, type ChatState } from "./chatState";
 
 function run(state: ChatState, ...actions: ChatAction[]): ChatState {
@@ -15,7 +15,7 @@ const msg = (id: string, role: Message["role"], content: string, status: Message
   content,
   status,
 });
-const opened = run(initialChat, { type: "open", sessionId: "s1" }, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [] } });
+const opened = run(initialChat, { type: "open", sessionId: "s1" }, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [], has_more: false } });
 
 function sent(content = "hi"): ChatState {
   return run(
@@ -70,7 +70,7 @@ describe("resume without duplicates", () => {
   it("resumes a reloaded reply after the text it already shows, even if replayed from the start", () => {
     const reloaded = run(initialChat, { type: "open", sessionId: "s1" }, {
       type: "loaded",
-      session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi 👋"), msg("a1", "assistant", "Echo: hi", "streaming")] },
+      session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi 👋"), msg("a1", "assistant", "Echo: hi", "streaming")], has_more: false },
     });
     expect(reloaded.phase).toBe("reconnecting");
     expect(reloaded.replyId).toBe("a1");
@@ -190,9 +190,102 @@ describe("a reply refused because the model was not there", () => {
 
   it("reads the stored reply's error code after a reload, as not failed on this page", () => {
     const stored: Message = { ...msg("a1", "assistant", "", "error"), error: { code: "assistant_unavailable", message: "down" } };
-    const loaded = run(initialChat, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), stored] } });
+    const loaded = run(initialChat, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), stored], has_more: false } });
     const reply = loaded.messages[1];
     expect(reply).toMatchObject({ errorCode: "assistant_unavailable", errorText: "down" });
     expect(reply?.failedHere).toBeUndefined();
+  });
+});
+
+describe("continue a reply that stopped short", () => {
+  const cut = run(initialChat, { type: "open", sessionId: "s1" }, {
+    type: "loaded",
+    session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "tell"), msg("a1", "assistant", "Once upon 🕰", "length")], has_more: false },
+  });
+
+  it("appends the continuation to the same message, counting after the text already there", () => {
+    const waiting = run(cut, { type: "continue", messageId: "a1" });
+    expect(waiting).toMatchObject({ phase: "waiting", replyId: "a1", offset: 11 });
+    // Until the server starts, the reply is still what it was (a refusal leaves it so).
+    expect(waiting.messages[1]).toMatchObject({ status: "length", content: "Once upon 🕰" });
+    const s = run(
+      waiting,
+      ev({ type: "start", id: "11", messageId: "a1" }),
+      delta(13, " a"),
+      delta(13, " a"), // a resumed stream repeats it: taken once
+      delta(18, " time"),
+    );
+    expect(s.messages[1]).toMatchObject({ id: "a1", content: "Once upon 🕰 a time", status: "streaming", key: "a1" });
+    const done = run(s, ev({ type: "done", id: "18", message: msg("a1", "assistant", "Once upon 🕰 a time", "length") }));
+    expect(done.phase).toBe("idle");
+    expect(done.messages.map((m) => [m.id, m.content, m.status])).toEqual([
+      ["u1", "tell", "complete"],
+      ["a1", "Once upon 🕰 a time", "length"],
+    ]);
+  });
+
+  it("a refused continue leaves the reply as it was, with the server's reason", () => {
+    const s = run(cut, { type: "continue", messageId: "a1" }, {
+      type: "failed",
+      error: { kind: "busy", message: "This reply cannot be continued.", retry: null },
+    });
+    expect(s.messages[1]).toMatchObject({ content: "Once upon 🕰", status: "length" });
+    expect(s.error?.message).toBe("This reply cannot be continued.");
+    expect(s.phase).toBe("idle");
+  });
+
+  it("is not started while another reply is being written, or for a message not shown", () => {
+    const busy = run(cut, { type: "regenerate" });
+    expect(run(busy, { type: "continue", messageId: "a1" })).toBe(busy);
+    expect(run(cut, { type: "continue", messageId: "nope" })).toBe(cut);
+  });
+
+  it("keeps the wait the server asked for on a reply refused mid-stream", () => {
+    const s = run(sent(), ev({ type: "error", id: "0", code: "rate_limited", message: "Too many replies today.", retryAfterSeconds: 3600 }));
+    expect(s.messages[1]).toMatchObject({ status: "error", errorCode: "rate_limited", retryAfterSeconds: 3600 });
+  });
+});
+
+describe("history paging", () => {
+  const page = (ids: string[], hasMore: boolean): SessionDetail => ({
+    session_id: "s1",
+    name: "Chat",
+    messages: ids.map((id) => msg(id, id.startsWith("u") ? "user" : "assistant", `text ${id}`)),
+    has_more: hasMore,
+  });
+  const newest = run(initialChat, { type: "open", sessionId: "s1" }, { type: "loaded", session: page(["u3", "a3", "u4", "a4"], true) });
+
+  it("opens on the newest page and knows older messages exist", () => {
+    expect(newest).toMatchObject({ hasMore: true, older: "idle" });
+    expect(newest.messages.map((m) => m.id)).toEqual(["u3", "a3", "u4", "a4"]);
+  });
+
+  it("puts an older page before the first message, until there is no more", () => {
+    const loading = run(newest, { type: "olderLoading" });
+    expect(loading.older).toBe("loading");
+    expect(run(loading, { type: "olderLoading" })).toBe(loading); // one request at a time
+    const s = run(loading, { type: "olderLoaded", before: "u3", session: page(["u1", "a1", "u2", "a2"], false) });
+    expect(s.messages.map((m) => m.id)).toEqual(["u1", "a1", "u2", "a2", "u3", "a3", "u4", "a4"]);
+    expect(s).toMatchObject({ hasMore: false, older: "idle" });
+    expect(run(s, { type: "olderLoading" })).toBe(s); // nothing older to ask for
+  });
+
+  it("never shows a message twice when a page overlaps what is shown", () => {
+    const s = run(newest, { type: "olderLoading" }, { type: "olderLoaded", before: "u3", session: page(["a2", "u3", "a3"], true) });
+    expect(s.messages.map((m) => m.id)).toEqual(["a2", "u3", "a3", "u4", "a4"]);
+  });
+
+  it("drops a page that arrives after another chat, or this one afresh, was opened", () => {
+    const other = run(newest, { type: "olderLoading" }, { type: "open", sessionId: "s2" });
+    expect(run(other, { type: "olderLoaded", before: "u3", session: page(["u1", "a1"], false) })).toBe(other);
+    const reopened = run(newest, { type: "olderLoading" }, { type: "loaded", session: page(["u4", "a4"], true) });
+    expect(run(reopened, { type: "olderLoaded", before: "u3", session: page(["u1", "a1"], false) })).toBe(reopened);
+  });
+
+  it("says when the older page could not be read, and can ask again", () => {
+    const failed = run(newest, { type: "olderLoading" }, { type: "olderFailed", sessionId: "s1" });
+    expect(failed.older).toBe("failed");
+    expect(failed.messages).toEqual(newest.messages);
+    expect(run(failed, { type: "olderLoading" }).older).toBe("loading");
   });
 });

@@ -22,12 +22,15 @@ export interface ChatMessage extends Message {
   errorCode?: string;
   /** It failed while this page was following it (just sent), not in an earlier visit. */
   failedHere?: boolean;
+  /** The server asked to wait this long before trying again (a limit was reached). */
+  retryAfterSeconds?: number | null;
 }
 
 /** What the person can do about an error, offered as a button. */
 export type Retry =
   | { type: "send"; content: string; clientMessageId: string }
   | { type: "regenerate" }
+  | { type: "continue"; messageId: string }
   | { type: "resume" }
   | { type: "new-chat" };
 
@@ -35,7 +38,12 @@ export interface ChatError {
   kind: ErrorKind;
   message: string;
   retry: Retry | null;
+  /** Seconds to wait before trying again, when the server said. */
+  retryAfterSeconds?: number | null;
 }
+
+/** Loading the history older than what the page shows (the page reads it newest first). */
+export type OlderState = "idle" | "loading" | "failed";
 
 export type Phase =
   | "idle"
@@ -56,6 +64,9 @@ export interface ChatState {
   offset: number;
   stopRequested: boolean;
   error: ChatError | null;
+  /** Older messages exist on the server than the first one shown. */
+  hasMore: boolean;
+  older: OlderState;
 }
 
 export type ChatAction =
@@ -66,6 +77,10 @@ export type ChatAction =
   | { type: "send"; content: string; clientMessageId: string }
   | { type: "regenerate" }
   | { type: "edit"; messageId: string; content: string }
+  | { type: "continue"; messageId: string }
+  | { type: "olderLoading" }
+  | { type: "olderLoaded"; before: string; session: SessionDetail }
+  | { type: "olderFailed"; sessionId: string }
   | { type: "event"; event: StreamEvent }
   | { type: "resuming"; messageId: string }
   | { type: "connectionLost" }
@@ -82,6 +97,8 @@ export const initialChat: ChatState = {
   offset: 0,
   stopRequested: false,
   error: null,
+  hasMore: false,
+  older: "idle",
 };
 
 const PLACEHOLDER = "reply:";
@@ -194,7 +211,14 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
       const messages = updateReply(state, (m) =>
         cancelled
           ? { ...m, status: "cancelled" }
-          : { ...m, status: "error", errorText: event.message, errorCode: event.code, failedHere: true },
+          : {
+              ...m,
+              status: "error",
+              errorText: event.message,
+              errorCode: event.code,
+              failedHere: true,
+              retryAfterSeconds: event.retryAfterSeconds,
+            },
       );
       // The reply itself shows the failure and offers Retry: no second notice below it.
       return { ...state, ...streamReset, messages, phase: "idle", error: null };
@@ -213,7 +237,13 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case "loaded": {
       const messages = action.session.messages.map(withKey);
       const last = messages[messages.length - 1];
-      const base = { ...initialChat, sessionId: action.session.session_id, name: action.session.name, messages };
+      const base = {
+        ...initialChat,
+        sessionId: action.session.session_id,
+        name: action.session.name,
+        messages,
+        hasMore: action.session.has_more,
+      };
       if (last && last.role === "assistant" && last.status === "streaming") {
         // A reply still being written (page reloaded mid-reply): resume after what we have.
         return { ...base, replyId: last.id, offset: charCount(last.content), phase: "reconnecting" };
@@ -241,6 +271,23 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       const kept = state.messages.slice(0, i + 1).map((m, j) => (j === i ? { ...m, content: action.content } : m));
       return startReply(state, kept, `edit:${action.messageId}:${action.content.length}`);
     }
+    case "continue": {
+      const reply = state.messages.find((m) => m.id === action.messageId);
+      if (!reply || isBusy(state)) return state;
+      // The server numbers the continuation's deltas after the text already there.
+      return { ...state, ...streamReset, replyId: reply.id, offset: charCount(reply.content), phase: "waiting", error: null };
+    }
+    case "olderLoading":
+      return state.hasMore && state.older !== "loading" ? { ...state, older: "loading" } : state;
+    case "olderLoaded": {
+      // Another chat (or this one again, afresh) was opened meanwhile: this page no longer fits.
+      if (action.session.session_id !== state.sessionId || state.messages[0]?.id !== action.before) return state;
+      const shown = new Set(state.messages.map((m) => m.id));
+      const older = action.session.messages.filter((m) => !shown.has(m.id)).map(withKey);
+      return { ...state, messages: [...older, ...state.messages], hasMore: action.session.has_more, older: "idle" };
+    }
+    case "olderFailed":
+      return action.sessionId === state.sessionId ? { ...state, older: "failed" } : state;
     case "event":
       return applyEvent(state, action.event);
     case "resuming":

@@ -4,8 +4,9 @@
  *
  * Model output is untrusted. Raw HTML in a reply is shown as text, never parsed; images
  * become links (an <img> would fetch a URL the model chose: a tracking or exfiltration
- * channel); links lose any script URL and open in a new tab without an opener. The
- * result carries no inline style or handler, so it also runs under a strict CSP.
+ * channel); a link keeps its target only when it is an absolute http(s) or mailto URL
+ * (isSafeHref), and opens in a new tab without an opener or referrer. The result carries no
+ * inline style or handler, so it also runs under a strict CSP.
  */
 
 import DOMPurify from "dompurify";
@@ -70,9 +71,26 @@ const ALLOWED_TAGS = [
 ];
 const ALLOWED_ATTR = ["href", "title", "class", "type", "aria-label", "checked", "disabled", "align", "start"];
 
+const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
+
+/**
+ * Whether a link may point to this URL. Parsed with the WHATWG URL parser, the one the
+ * browser uses on click, so what is checked is what would be followed: controls and
+ * whitespace the browser ignores, mixed case and encodings all land in `protocol`. A
+ * relative URL is refused too: it would point into this site, which no reply needs.
+ */
+function isSafeHref(value: string): boolean {
+  try {
+    return SAFE_PROTOCOLS.has(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 const purify = DOMPurify();
 purify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A") {
+    if (!isSafeHref(node.getAttribute("href") ?? "")) node.removeAttribute("href");
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer nofollow");
   }

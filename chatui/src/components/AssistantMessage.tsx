@@ -1,7 +1,8 @@
-import type { ModelState } from "../api";
+import { CONTINUABLE, type ModelState } from "../api";
 import type { ChatMessage, Phase } from "../chatState";
 import { modelStateOf } from "../readiness";
 import { CopyButton } from "./CopyButton";
+import { RetryCountdown } from "./RetryCountdown";
 import { RetryIcon } from "./Icons";
 import { Markdown } from "./Markdown";
 import { useLongWait } from "./useElapsed";
@@ -11,8 +12,10 @@ interface Props {
   /** The reply being written right now (it shows the phase). */
   live: boolean;
   phase: Phase;
+  /** The last reply, nothing being written: it may be regenerated or continued. */
   canRegenerate: boolean;
   onRegenerate: () => void;
+  onContinue: () => void;
   /** The model's state now, for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
   /** The page sends the message again by itself once the model is ready. */
@@ -38,11 +41,14 @@ function waitingNote(model: ModelState, autoRetry: boolean): string {
 function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: ModelState | null, autoRetry: boolean): string | null {
   if (live && phase === "reconnecting") return "Connection lost. Reconnecting…";
   if (live && phase === "stopping") return "Stopping…";
+  if (live && phase === "waiting" && message.content !== "") return "Continuing…";
   switch (message.status) {
+    case "length":
+      return "Cut at the length limit.";
     case "cancelled":
       return "Stopped.";
     case "interrupted":
-      return "This reply was interrupted. Regenerate it to get a full answer.";
+      return "This reply was interrupted.";
     case "error":
       if (model && modelStateOf(message.errorCode)) return waitingNote(model, autoRetry);
       // An upstream model server (vLLM, llama.cpp behind ASSISTANT_PROVIDER=openai) that says it
@@ -55,12 +61,13 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: Mo
   }
 }
 
-export function AssistantMessage({ message, live, phase, canRegenerate, onRegenerate, model = null, autoRetry = false }: Props) {
+export function AssistantMessage({ message, live, phase, canRegenerate, onRegenerate, onContinue, model = null, autoRetry = false }: Props) {
   const waiting = live && message.content === "";
   const longWait = useLongWait(waiting && (phase === "waiting" || phase === "streaming"), 4000);
   const note = statusNote(message, live, phase, model, autoRetry);
   const streaming = live && message.status === "streaming";
   const failed = !live && (message.status === "error" || message.status === "interrupted");
+  const canContinue = !live && canRegenerate && CONTINUABLE.has(message.status) && message.content !== "";
   // Waiting for the model is not a fault of this reply: said politely, not as an alert.
   const forModel = failed && model !== null && modelStateOf(message.errorCode) !== null;
   return (
@@ -92,12 +99,22 @@ export function AssistantMessage({ message, live, phase, canRegenerate, onRegene
             role={forModel ? "status" : message.status === "error" ? "alert" : undefined}
             data-model={forModel ? model : undefined}
           >
-            <span>{note}</span>
-            {failed && canRegenerate ? (
-              <button type="button" className="button small" onClick={onRegenerate}>
-                <RetryIcon /> Retry
-              </button>
-            ) : null}
+            <span>
+              {note}
+              {live ? null : <RetryCountdown seconds={message.retryAfterSeconds} of={message} />}
+            </span>
+            <span className="note-actions">
+              {canContinue ? (
+                <button type="button" className="button small" onClick={onContinue}>
+                  Continue
+                </button>
+              ) : null}
+              {failed && canRegenerate ? (
+                <button type="button" className="button small" onClick={onRegenerate}>
+                  <RetryIcon /> Retry
+                </button>
+              ) : null}
+            </span>
           </div>
         ) : null}
         {!live && (message.content !== "" || (canRegenerate && !failed)) ? (

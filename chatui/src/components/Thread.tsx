@@ -9,6 +9,9 @@ interface Props {
   chat: ChatState;
   onEdit: (messageId: string, content: string) => void;
   onRegenerate: () => void;
+  onContinue: (messageId: string) => void;
+  /** Read the page of history before the first message shown. */
+  onLoadOlder: () => void;
   empty: ReactNode;
   /** The model's state for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
@@ -17,13 +20,17 @@ interface Props {
 
 /** How close to the bottom still counts as "following the reply". */
 const FOLLOW_SLACK_PX = 48;
+/** How close to the top asks for older messages: early enough that they are usually there in time. */
+const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, empty, model = null, autoRetry = false }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, empty, model = null, autoRetry = false }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
   const [showJump, setShowJump] = useState(false);
   const busy = isBusy(chat);
+  // After a failure the person asks again with the button, not each scroll event.
+  const canLoadOlder = chat.hasMore && chat.older === "idle";
 
   const lastTop = useRef(0);
   const onScroll = useCallback(() => {
@@ -37,7 +44,8 @@ export function Thread({ chat, onEdit, onRegenerate, empty, model = null, autoRe
     if (!atBottom) following.current = false;
     else if (movedDown) following.current = true;
     setShowJump(!following.current);
-  }, []);
+    if (el.scrollTop <= OLDER_SLACK_PX && !movedDown && canLoadOlder) onLoadOlder();
+  }, [onLoadOlder, canLoadOlder]);
 
   // A scroll event can arrive after the next word already pulled the view back down, so
   // the person's intent is read from the input itself: wheel or keys going up.
@@ -69,9 +77,33 @@ export function Thread({ chat, onEdit, onRegenerate, empty, model = null, autoRe
     following.current = true;
   }, [chat.sessionId, lastKey]);
 
+  // Older messages arrive above what the person is reading: the view keeps the message it
+  // had first in the same place on screen rather than jumping by the height added.
+  const list = useRef<HTMLDivElement>(null);
+  const anchor = useRef<{ key: string; top: number } | null>(null);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    const before = anchor.current;
+    const first = chat.messages[0];
+    if (el && before && first && first.key !== before.key) {
+      const i = chat.messages.findIndex((m) => m.key === before.key);
+      const node = i > 0 ? list.current?.children[i] : undefined;
+      if (node instanceof HTMLElement) el.scrollTop += node.offsetTop - before.top;
+      lastTop.current = el.scrollTop;
+    }
+    const node = list.current?.firstElementChild;
+    anchor.current = first && node instanceof HTMLElement ? { key: first.key, top: node.offsetTop } : null;
+  }, [chat.messages]);
+
   useLayoutEffect(() => {
     if (following.current) toBottom();
   }, [chat.messages, toBottom]);
+
+  // A first page too short to scroll cannot be scrolled to its top: ask for more at once.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && canLoadOlder && el.scrollHeight <= el.clientHeight) onLoadOlder();
+  }, [chat.messages, canLoadOlder, onLoadOlder]);
 
   const lastUser = findLast(chat.messages, (m) => m.role === "user");
   const last = chat.messages[chat.messages.length - 1];
@@ -86,29 +118,44 @@ export function Thread({ chat, onEdit, onRegenerate, empty, model = null, autoRe
         ) : chat.messages.length === 0 ? (
           empty
         ) : (
-          <div className="messages" role="log" aria-live="polite" aria-label="Conversation">
-            {chat.messages.map((m) =>
-              m.role === "user" ? (
-                <UserMessage
-                  key={m.key}
-                  message={m}
-                  canEdit={!busy && m === lastUser && m.id !== ""}
-                  onEdit={(content) => onEdit(m.id, content)}
-                />
-              ) : (
-                <AssistantMessage
-                  key={m.key}
-                  message={m}
-                  live={busy && m === last}
-                  phase={chat.phase}
-                  canRegenerate={!busy && m === last}
-                  onRegenerate={onRegenerate}
-                  model={m === last ? model : null}
-                  autoRetry={m === last && autoRetry}
-                />
-              ),
-            )}
-          </div>
+          <>
+            {chat.older === "loading" ? (
+              <p className="older-line" role="status">
+                Loading older messages…
+              </p>
+            ) : chat.older === "failed" ? (
+              <p className="older-line">
+                Older messages could not be loaded.{" "}
+                <button type="button" className="button small" onClick={onLoadOlder}>
+                  Try again
+                </button>
+              </p>
+            ) : null}
+            <div className="messages" ref={list} role="log" aria-live="polite" aria-label="Conversation">
+              {chat.messages.map((m) =>
+                m.role === "user" ? (
+                  <UserMessage
+                    key={m.key}
+                    message={m}
+                    canEdit={!busy && m === lastUser && m.id !== ""}
+                    onEdit={(content) => onEdit(m.id, content)}
+                  />
+                ) : (
+                  <AssistantMessage
+                    key={m.key}
+                    message={m}
+                    live={busy && m === last}
+                    phase={chat.phase}
+                    canRegenerate={!busy && m === last}
+                    onRegenerate={onRegenerate}
+                    onContinue={() => onContinue(m.id)}
+                    model={m === last ? model : null}
+                    autoRetry={m === last && autoRetry}
+                  />
+                ),
+              )}
+            </div>
+          </>
         )}
       </div>
       {showJump && chat.messages.length > 0 ? (

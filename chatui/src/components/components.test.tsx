@@ -1,0 +1,164 @@
+// @vitest-environment jsdom
+/** What the person sees of a reply cut short, a refusal with a wait, and history paging. */
+import { act } from "react";
+import { createRoot, type Root } from "react-dom/client";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { MessageStatus } from "../api";
+import { initialChat, type ChatMessage, type ChatState } from "../chatState";
+import { AssistantMessage } from "./AssistantMessage";
+import { ErrorNotice } from "./ErrorNotice";
+import { Thread } from "./Thread";
+
+// React's act() outside a test renderer: tell it this is a test environment.
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+let root: Root | null = null;
+let container: HTMLElement;
+
+function show(node: React.ReactNode): HTMLElement {
+  container = document.createElement("div");
+  document.body.append(container);
+  root = createRoot(container);
+  act(() => root?.render(node));
+  return container;
+}
+
+afterEach(() => {
+  act(() => root?.unmount());
+  root = null;
+  container.remove();
+});
+
+const reply = (status: MessageStatus, extra: Partial<ChatMessage> = {}): ChatMessage => ({
+  key: "a1",
+  id: "a1",
+  role: "assistant",
+  content: "Once upon a time",
+  status,
+  ...extra,
+});
+
+function buttons(el: HTMLElement): string[] {
+  return Array.from(el.querySelectorAll("button")).map((b) => b.getAttribute("aria-label") ?? b.textContent ?? "");
+}
+
+describe("a reply that stopped short", () => {
+  it("says it was cut at the length limit and offers Continue", () => {
+    const onContinue = vi.fn();
+    const el = show(<AssistantMessage message={reply("length")} live={false} phase="idle" canRegenerate onRegenerate={() => undefined} onContinue={onContinue} />);
+    expect(el.querySelector(".msg-note")?.textContent).toContain("Cut at the length limit");
+    const button = Array.from(el.querySelectorAll("button")).find((b) => b.textContent === "Continue");
+    act(() => button?.click());
+    expect(onContinue).toHaveBeenCalledTimes(1);
+  });
+
+  it("offers Continue for stopped and interrupted replies too, only on the last reply", () => {
+    for (const status of ["cancelled", "interrupted"] as const) {
+      const el = show(<AssistantMessage message={reply(status)} live={false} phase="idle" canRegenerate onRegenerate={() => undefined} onContinue={() => undefined} />);
+      expect(buttons(el)).toContain("Continue");
+      act(() => root?.unmount());
+      container.remove();
+    }
+    const older = show(<AssistantMessage message={reply("length")} live={false} phase="idle" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(buttons(older)).not.toContain("Continue");
+  });
+
+  it("does not offer Continue for a finished reply, nor while it is being continued", () => {
+    const done = show(<AssistantMessage message={reply("complete")} live={false} phase="idle" canRegenerate onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(buttons(done)).not.toContain("Continue");
+    act(() => root?.unmount());
+    container.remove();
+    const going = show(<AssistantMessage message={reply("length")} live phase="waiting" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(buttons(going)).not.toContain("Continue");
+    expect(going.querySelector(".msg-note")?.textContent).toBe("Continuing…");
+    expect(going.querySelector(".markdown")?.textContent?.trim()).toBe("Once upon a time");
+  });
+});
+
+describe("waits the server asked for", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("the notice shows the server's words and counts down to when sending works again", () => {
+    const el = show(
+      <ErrorNotice
+        error={{ kind: "rate_limited", message: "You sent 20 messages this minute.", retry: null, retryAfterSeconds: 2 }}
+        onRetry={() => undefined}
+        onDismiss={() => undefined}
+      />,
+    );
+    expect(el.textContent).toContain("You sent 20 messages this minute. You can try again in 2 s.");
+    expect(buttons(el)).toEqual(["Dismiss"]);
+    act(() => vi.advanceTimersByTime(1000));
+    expect(el.textContent).toContain("You can try again in 1 s.");
+    act(() => vi.advanceTimersByTime(1000));
+    expect(el.textContent).toContain("You can try again now.");
+  });
+
+  it("a new refusal starts the count again, even with the same wait", () => {
+    const error = { kind: "rate_limited" as const, message: "Limit.", retry: null, retryAfterSeconds: 2 };
+    const notice = (e: typeof error) => <ErrorNotice error={e} onRetry={() => undefined} onDismiss={() => undefined} />;
+    const el = show(notice(error));
+    act(() => vi.advanceTimersByTime(1000));
+    act(() => vi.advanceTimersByTime(1000));
+    expect(el.textContent).toContain("You can try again now.");
+    act(() => root?.render(notice({ ...error })));
+    expect(el.textContent).toContain("You can try again in 2 s.");
+  });
+
+  it("a long wait reads in minutes, a daily one as a time of day", () => {
+    const minutes = show(<ErrorNotice error={{ kind: "rate_limited", message: "Limit.", retry: null, retryAfterSeconds: 600 }} onRetry={() => undefined} onDismiss={() => undefined} />);
+    expect(minutes.textContent).toContain("You can try again in 10 min.");
+    act(() => root?.unmount());
+    container.remove();
+    const later = show(<ErrorNotice error={{ kind: "rate_limited", message: "Limit.", retry: null, retryAfterSeconds: 7200 }} onRetry={() => undefined} onDismiss={() => undefined} />);
+    expect(later.textContent).toMatch(/You can try again at \d{1,2}:\d{2}/);
+  });
+
+  it("a reply refused mid-stream for a limit shows the wait under it", () => {
+    const failed = reply("error", { content: "", errorText: "Too many replies today.", errorCode: "rate_limited", retryAfterSeconds: 30 });
+    const el = show(<AssistantMessage message={failed} live={false} phase="idle" canRegenerate onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(el.querySelector(".msg-note")?.textContent).toContain("Too many replies today. You can try again in 30 s.");
+  });
+});
+
+describe("older messages", () => {
+  const chat = (over: Partial<ChatState>): ChatState => ({
+    ...initialChat,
+    sessionId: "s1",
+    messages: [{ key: "u1", id: "u1", role: "user", content: "hi", status: "complete" }],
+    ...over,
+  });
+  const thread = (state: ChatState, onLoadOlder = vi.fn()) => (
+    <Thread
+      chat={state}
+      onEdit={() => undefined}
+      onRegenerate={() => undefined}
+      onContinue={() => undefined}
+      onLoadOlder={onLoadOlder}
+      empty={null}
+    />
+  );
+
+  it("shows a line while they load, and a way to ask again when they could not be read", () => {
+    const loading = show(thread(chat({ hasMore: true, older: "loading" })));
+    expect(loading.querySelector(".older-line")?.textContent).toBe("Loading older messages…");
+    act(() => root?.unmount());
+    container.remove();
+    const onLoadOlder = vi.fn();
+    const failed = show(thread(chat({ hasMore: true, older: "failed" }), onLoadOlder));
+    act(() => failed.querySelector<HTMLButtonElement>(".older-line button")?.click());
+    expect(onLoadOlder).toHaveBeenCalledTimes(1);
+  });
+
+  it("asks for them when the first page is too short to scroll up to", () => {
+    const onLoadOlder = vi.fn();
+    show(thread(chat({ hasMore: true }), onLoadOlder)); // jsdom lays nothing out: no scrolling
+    expect(onLoadOlder).toHaveBeenCalledTimes(1);
+    act(() => root?.unmount());
+    container.remove();
+    const none = vi.fn();
+    show(thread(chat({ hasMore: false }), none));
+    expect(none).not.toHaveBeenCalled();
+  });
+});
