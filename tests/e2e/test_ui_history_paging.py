@@ -1,10 +1,7 @@
-"""History paging in Chromium against the real stack: NOT COLLECTED YET (no `test_` prefix).
-
-It needs conversation's paged history (`GET /api/sessions/{id}?limit=&before=` answering
-`has_more`), which is being written; once it is merged, rename this file to
-`test_ui_history_paging.py`. The UI side is covered by vitest until then (chatState.test.ts,
-chatController.test.ts, components/components.test.tsx).
-"""
+"""History paging in Chromium against the real stack: a chat opens on its newest page
+(`GET /api/sessions/{id}?limit=` answering `has_more`), and older pages load as the reader
+scrolls up, the view held steady (the state is unit-tested in chatState.test.ts,
+chatController.test.ts, components/components.test.tsx)."""
 
 from __future__ import annotations
 
