@@ -38,6 +38,9 @@ def connect_redis(settings: Settings) -> RedisClient:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     redis = connect_redis(settings)
+    if isinstance(redis, RedisCluster):
+        # Learn the slots now: the cancel listener's pub/sub needs them before any command.
+        await redis.initialize()
     http = create_http_session(settings)
     store = Store(redis, settings)
     assistant = AssistantClient(http, settings)
