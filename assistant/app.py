@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from assistant.api import chat, health, models
 from assistant.api.deps import require_api_key
 from assistant.config import Settings
-from assistant.errors import AssistantError, invalid_request
+from assistant.errors import AssistantError, internal, invalid_request, log_failure
 from assistant.limits import BodySizeLimit
 from assistant.providers import build_provider
 from assistant.providers.base import Provider
@@ -61,7 +61,16 @@ def error_response(error: AssistantError) -> Response:
 
 async def on_assistant_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AssistantError)
+    log_failure(exc)
     return error_response(exc)
+
+
+async def on_unexpected_error(_: Request, exc: Exception) -> Response:
+    """A bug still answers in OpenAI's error shape, with no exception text for the caller.
+
+    Starlette re-raises the exception after this answer, so the server logs its traceback.
+    """
+    return error_response(internal("The assistant failed unexpectedly."))
 
 
 async def on_validation_error(_: Request, exc: Exception) -> Response:
@@ -89,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(AssistantError, on_assistant_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
     app.add_middleware(BodySizeLimit, limit=settings.assistant_max_body_bytes)
     v1 = [Depends(require_api_key)]
     app.include_router(chat.router, prefix="/v1", tags=["openai"], dependencies=v1)

@@ -45,8 +45,11 @@ STREAM_DOC: dict[str, object] = {
 
 
 def with_system_prompt(messages: list[ChatMessage], settings: Settings) -> list[ChatMessage]:
+    """The operator's prompt always comes first; the caller's own system messages stay where
+    the caller put them, after it, so they can add instructions but never remove the
+    operator's. Providers whose chat template allows one system message merge them."""
     prompt = settings.assistant_system_prompt
-    if not prompt or any(m.role == "system" for m in messages):
+    if not prompt:
         return messages
     return [ChatMessage(role="system", content=prompt), *messages]
 

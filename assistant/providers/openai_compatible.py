@@ -35,6 +35,7 @@ from assistant.providers.base import (
     TokenStream,
     finish_reason,
     message_dicts,
+    token_budget,
     transport_detail,
 )
 from common.http import pooled_session, post
@@ -79,7 +80,7 @@ class Chunks(ChunkReader):
         chunk = orjson.loads(payload)
         if "error" in chunk:
             detail = error_message(chunk, "error event")
-            raise upstream_failed(self.provider, detail, retryable=False)
+            raise upstream_failed(self.provider, "it reported an error", detail, retryable=False)
         if chunk.get("usage"):
             self.usage = usage_of(chunk["usage"])
         for choice in chunk.get("choices") or ():
@@ -143,7 +144,7 @@ class OpenAIProvider(Provider):
             return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
         if isinstance(exc, aiohttp.ClientConnectorError):
             return upstream_unreachable(self.name, transport_detail(exc))
-        return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
+        return upstream_failed(self.name, "the connection broke", transport_detail(exc))
 
     async def _status_error(self, response: aiohttp.ClientResponse) -> AssistantError:
         text = await response.text(errors="replace")
@@ -163,10 +164,10 @@ class OpenAIProvider(Provider):
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
+            # Always bounded: a server's own default may be its whole context window.
+            "max_tokens": token_budget(params.max_tokens, self.settings.openai_max_tokens),
         }
         # Unset options stay out of the request: some servers reject explicit nulls.
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
         if params.temperature is not None:
             body["temperature"] = params.temperature
         if params.top_p is not None:
@@ -187,5 +188,5 @@ class OpenAIProvider(Provider):
         except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:
-            raise upstream_failed(self.name, f"a chunk was not JSON: {exc}") from exc
+            raise upstream_failed(self.name, "a chunk was not JSON", str(exc)) from exc
         yield chunks.finish()

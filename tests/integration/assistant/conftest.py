@@ -14,6 +14,8 @@ from tests.support.fakes import FakeControl, closed_port, start_hf_upstream, una
 from tests.support.servers import Server, start_assistant, start_fake_upstream
 
 SYSTEM_PROMPT = "You are the test assistant."
+OPENAI_MAX_TOKENS = 300
+HF_MAX_NEW_TOKENS = 40
 FAST_FAILURES = {
     "UPSTREAM_CONNECT_TIMEOUT": "1",
     "UPSTREAM_FIRST_TOKEN_TIMEOUT": "1.5",
@@ -31,6 +33,7 @@ def openai_env(base_url: str, **extra: str) -> dict[str, str]:
         "OPENAI_BASE_URL": base_url,
         "OPENAI_API_KEY": "upstream-key",
         "OPENAI_MODEL": "fake-model",
+        "OPENAI_MAX_TOKENS": str(OPENAI_MAX_TOKENS),
         **FAST_FAILURES,
         **extra,
     }
@@ -94,6 +97,7 @@ def hf_env(upstream: Server, **extra: str) -> dict[str, str]:
         "HF_HUB_URL": upstream.url,
         "HF_TOKEN": "hf_test_token",
         "HF_MODEL": "mistralai/Mistral-7B-Instruct-v0.2",
+        "HF_MAX_NEW_TOKENS": str(HF_MAX_NEW_TOKENS),
         **FAST_FAILURES,
         **extra,
     }
