@@ -282,11 +282,16 @@ class HuggingFaceProvider(Provider):
     @staticmethod
     async def _detail(exc: HfHubHTTPError) -> str:
         response = exc.response
+        summary = str(exc).splitlines()[0][:300]
         try:
             await response.aread()
-            body = orjson.loads(response.content)
         except Exception:
-            return str(exc).splitlines()[0][:300]
+            return summary
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            # Only logged: a proxy's error page tells the operator which hop failed.
+            return f"{summary}: {response.content[:300].decode(errors='replace')}"
         error = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(error, dict):
             error = error.get("message", error)

@@ -151,8 +151,10 @@ class OpenAIProvider(Provider):
         try:
             body: object = orjson.loads(text)
         except orjson.JSONDecodeError:
-            body = text[:300]
-        detail = error_message(body, response.reason or f"HTTP {response.status}")
+            body = None
+        # Only logged: a proxy's error page is no message for the caller, but tells the
+        # operator which hop failed.
+        detail = error_message(body, text[:300] or response.reason or f"HTTP {response.status}")
         retry_after = parse_retry_after(response.headers, self.settings.assistant_retry_after)
         return from_upstream_status(self.name, response.status, detail, retry_after)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.assistant.helpers import chat, stream_payloads, streamed_text
-from tests.support.servers import Server, start_assistant, wait_until
+from tests.support.servers import Server, wait_until
 from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.model
@@ -22,14 +21,6 @@ LONG = {
     "max_tokens": 1000,
     "stream": True,
 }
-
-
-@pytest.fixture(scope="module")
-def local_assistant() -> Iterator[Server]:
-    env = {"ASSISTANT_PROVIDER": "local", "LOCAL_QUEUE_SIZE": "0", "LOCAL_MAX_TOKENS": "1000"}
-    server = start_assistant(env, timeout=180)
-    yield server
-    server.stop()
 
 
 def local_stats(server: Server) -> dict[str, Any]:
