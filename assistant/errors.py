@@ -75,6 +75,15 @@ def invalid_request(message: str, param: str | None = None) -> AssistantError:
     )
 
 
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+def http_error(status: int, message: str) -> AssistantError:
+    """A refusal by the HTTP layer itself, with its own words (they name no input)."""
+    code = HTTP_CODES.get(status, "invalid_request")
+    return AssistantError(status, code, message, type_="invalid_request_error")
+
+
 def limit_exceeded(status: int, code: str, message: str, param: str) -> AssistantError:
     return AssistantError(status, code, message, type_="invalid_request_error", param=param)
 

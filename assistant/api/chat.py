@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from assistant import generation
 from assistant.api.deps import ReadyProviderDep, SettingsDep
 from assistant.config import Settings
-from assistant.limits import check_limits
+from assistant.limits import check_limits, check_unicode
 from assistant.providers.base import GenerationParams
 from assistant.streaming import ChunkEncoder, encode
 from common.disconnect import ClientDisconnected, EventStreamResponse, cancel_on_disconnect
@@ -76,6 +76,7 @@ async def chat_completions(
     provider: ReadyProviderDep,
 ) -> Response:
     check_limits(body, settings)
+    check_unicode(body)
     messages = with_system_prompt(body.messages, settings)
     policy = generation.Policy.from_settings(settings)
     try:

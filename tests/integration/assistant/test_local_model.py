@@ -57,7 +57,9 @@ def test_streamed_answer(local_assistant: Server) -> None:
 
 def test_cancelled_stream_stops_generation(local_assistant: Server) -> None:
     before = local_stats(local_assistant)
-    with httpx.stream("POST", f"{local_assistant.url}/v1/chat/completions", json=LONG) as r:
+    with httpx.stream(
+        "POST", f"{local_assistant.url}/v1/chat/completions", json=LONG, timeout=60
+    ) as r:
         assert r.status_code == 200
         next(iter_events(r.iter_lines()))
     idle(local_assistant)
@@ -68,7 +70,9 @@ def test_cancelled_stream_stops_generation(local_assistant: Server) -> None:
 
 
 def test_full_queue_answers_503_with_retry_after(local_assistant: Server) -> None:
-    with httpx.stream("POST", f"{local_assistant.url}/v1/chat/completions", json=LONG) as r:
+    with httpx.stream(
+        "POST", f"{local_assistant.url}/v1/chat/completions", json=LONG, timeout=60
+    ) as r:
         # Keep the reader referenced: a collected line iterator closes the connection.
         events = iter_events(r.iter_lines())
         next(events)
