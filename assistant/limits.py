@@ -27,6 +27,31 @@ def check_unicode(request: ChatCompletionRequest) -> None:
             ) from None
 
 
+# Stop strings are checked against every token the local model and text generation write
+# (assistant.stops), so their count and length bound the work per token. OpenAI itself
+# takes at most 4 stop strings.
+MAX_STOPS = 16
+MAX_STOP_CHARS = 256
+
+
+def check_stops(request: ChatCompletionRequest) -> None:
+    stops = request.stop_list()
+    if len(stops) > MAX_STOPS:
+        raise limit_exceeded(
+            400,
+            "too_many_stops",
+            f"The request has {len(stops)} stop strings; at most {MAX_STOPS} are allowed.",
+            "stop",
+        )
+    if any(len(stop) > MAX_STOP_CHARS for stop in stops):
+        raise limit_exceeded(
+            400,
+            "stop_too_long",
+            f"A stop string is longer than {MAX_STOP_CHARS} characters.",
+            "stop",
+        )
+
+
 def check_limits(request: ChatCompletionRequest, settings: Settings) -> None:
     count = len(request.messages)
     if count > settings.assistant_max_messages:
@@ -54,6 +79,7 @@ def check_limits(request: ChatCompletionRequest, settings: Settings) -> None:
             f"{settings.assistant_max_tokens}.",
             "max_tokens",
         )
+    check_stops(request)
 
 
 def body_too_large(limit: int) -> AssistantError:

@@ -7,6 +7,11 @@ bench scenario 1), the body is built here from messages the API has already vali
 encoded with orjson, and the stream is read a socket read at a time: every chunk in it is
 decoded with orjson, without building a typed object per token, and the read's texts go on
 together.
+
+Messages go upstream as they are: several system messages (the operator's first), and a
+final assistant message, which this provider does not turn into a continuation. The server
+decides what that means (vLLM, given `continue_final_message`, continues it; OpenAI answers
+after it); sending vLLM's own flag would make OpenAI refuse the request.
 """
 
 from __future__ import annotations

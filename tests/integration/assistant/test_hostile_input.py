@@ -231,6 +231,11 @@ CORPUS = {
     ),
     "too much text": Attack(said("a" * 201), 413),
     "max_tokens over the limit": Attack(body(max_tokens="51"), 400),
+    "17 stop strings": Attack(body(stop="[" + ",".join(['"x"'] * 17) + "]"), 400),
+    "a 257-character stop string": Attack(body(stop=f'"{"x" * 257}"'), 400),
+    "16 stop strings of 256 characters": Attack(
+        body(stop="[" + ",".join([f'"{"x" * 256}"'] * 16) + "]"), 200, roomy=True
+    ),
     "oversize body": Attack(said("a" * 5000), 413),
     "oversize body, chunked": Attack(lambda: chunks(said("a" * 20_000)), 413),
     # Content types.
