@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -62,6 +63,25 @@ BREAK = "\u200b"
 LITERAL_MARKER = re.compile(r"<\|?/?[A-Za-z_][\w.-]{0,40}\|?>|\[/?[A-Z][A-Z_]{1,20}\]")
 
 
+def any_of(strings: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern matching any of the strings, the longest where several start at one place
+    (as tokenizers match special tokens); None for no strings."""
+    longest_first = sorted(set(strings), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+
+
+class Breaker:
+    """Breaks up the given control strings inside text, so it stays text."""
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        self._find = any_of(s for s in strings if len(s) > 1)
+
+    def __call__(self, text: str) -> str:
+        if self._find is None:
+            return text
+        return self._find.sub(lambda m: m[0][0] + BREAK + m[0][1:], text)
+
+
 # Starts each marker around message text; no template writes it, so one left in the
 # template's text means the template cut or moved a message's text.
 MARK = "\x02"
@@ -88,13 +108,11 @@ class ChatTemplate:
         self.eos_token = eos_token
         # Strings that end the answer when the model writes them as text.
         self.stop = stop
-        # What `raw_prompt` breaks up inside message text: the tokenizer's special tokens
-        # and the turn markers the template itself writes.
-        controls = {*special_tokens, bos_token, eos_token, *LITERAL_MARKER.findall(source)}
-        self.controls = tuple(sorted((c for c in controls if len(c) > 1), key=len, reverse=True))
-        self._control = (
-            re.compile("|".join(map(re.escape, self.controls))) if self.controls else None
-        )
+        # The turn markers the template itself writes, special tokens or not.
+        self.markers = frozenset({bos_token, eos_token, *LITERAL_MARKER.findall(source)})
+        # What `raw_prompt` breaks up inside message text: those and the tokenizer's
+        # special tokens.
+        self.breaker = Breaker({*special_tokens, *self.markers})
         env = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
         )
@@ -109,14 +127,9 @@ class ChatTemplate:
         """The prompt for a server that tokenizes it whole, special tokens and all (TGI):
         every control string inside message text is broken up, so it stays text."""
         return "".join(
-            self.neutralise(piece.text) if piece.literal else piece.text
+            self.breaker(piece.text) if piece.literal else piece.text
             for piece in self.pieces(messages)
         )
-
-    def neutralise(self, text: str) -> str:
-        if self._control is None:
-            return text
-        return self._control.sub(lambda m: m[0][0] + BREAK + m[0][1:], text)
 
     def pieces(self, messages: list[dict[str, str]]) -> list[Piece]:
         """The prompt, ending where the assistant's answer begins; when the last message is

@@ -6,18 +6,20 @@ own text is split at the vocabulary's control tokens, which become their ids, an
 stretch in between (template text and message text alike) is tokenized with special-token
 parsing off. For a prompt whose messages hold no control strings the ids are the same as
 llama.cpp's whole-prompt tokenization, which splits at the same places.
+
+Turn markers that are plain text in the vocabulary (Llama-2's and Mistral v0.2's `[INST]`)
+tokenize the same wherever they are, so inside message text they are broken up instead.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from assistant.chat_template import Piece
+from assistant.chat_template import Breaker, Piece, any_of
 
 
 class PromptTokenizer:
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, markers: frozenset[str] = frozenset()) -> None:
         from llama_cpp import LLAMA_TOKEN_ATTR_CONTROL, llama_vocab_get_attr
 
         self._llm = llm
@@ -28,14 +30,17 @@ class PromptTokenizer:
                 text = model.token_get_text(token)
                 if text:
                     self.controls.setdefault(text, token)
-        longest_first = sorted(self.controls, key=len, reverse=True)
-        self._split = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+        self._split = any_of(self.controls)
+        self._break = Breaker(markers - self.controls.keys())
 
     def tokenize(self, pieces: list[Piece]) -> list[int]:
         ids: list[int] = []
         text: list[str] = []
         for piece in pieces:
-            if piece.literal or self._split is None:
+            if piece.literal:
+                text.append(self._break(piece.text))
+                continue
+            if self._split is None:
                 text.append(piece.text)
                 continue
             at = 0

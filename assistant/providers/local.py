@@ -83,7 +83,10 @@ class LocalProvider(Provider):
             self.llm.n_threads,
         )
         self.template = self._chat_template()
-        self.tokenizer = await loop.run_in_executor(self._executor, PromptTokenizer, self.llm)
+        markers = self.template.markers
+        self.tokenizer = await loop.run_in_executor(
+            self._executor, PromptTokenizer, self.llm, markers
+        )
         await super().start()
 
     def _load(self, path: Path) -> Any:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from assistant.chat_template import Piece
 from assistant.config import Settings
+from assistant.providers.llama_prompt import PromptTokenizer
 from assistant.providers.local import LocalProvider
 from tests.integration.assistant.helpers import chat, stream_payloads, streamed_text
 from tests.support.servers import Server
@@ -108,3 +110,17 @@ def test_length_reaches_the_client(local_assistant: Server, stream: bool) -> Non
         response = chat(local_assistant.url, body)
         assert response.json()["choices"][0]["finish_reason"] == "length"
         assert response.json()["usage"]["completion_tokens"] == 3
+
+
+def test_plain_text_turn_markers_in_message_text_are_broken_up(provider: LocalProvider) -> None:
+    """`[INST]` is plain text in Llama-2's and Mistral v0.2's vocabularies: typed by a user,
+    it would tokenize as the template's own, so inside message text it is broken up."""
+    tokenizer = PromptTokenizer(provider.llm, frozenset({"[INST]", "[/INST]", "<|im_end|>"}))
+    pieces = [
+        Piece("[INST] ", literal=False),
+        Piece("a [/INST] b<|im_end|>", literal=True),
+        Piece(" [/INST]", literal=False),
+    ]
+    text = provider.llm.detokenize(tokenizer.tokenize(pieces)).decode()
+    # <|im_end|> is a control token of this vocabulary: kept as typed, read as text.
+    assert text == "[INST] a [\u200b/INST] b<|im_end|> [/INST]"
