@@ -10,11 +10,18 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from assistant.api import chat, health, models
 from assistant.api.deps import require_api_key
 from assistant.config import Settings
-from assistant.errors import AssistantError, invalid_request
+from assistant.errors import (
+    AssistantError,
+    http_error,
+    internal,
+    invalid_request,
+    log_failure,
+)
 from assistant.limits import BodySizeLimit
 from assistant.providers import build_provider
 from assistant.providers.base import Provider
@@ -61,7 +68,25 @@ def error_response(error: AssistantError) -> Response:
 
 async def on_assistant_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AssistantError)
+    log_failure(exc)
     return error_response(exc)
+
+
+async def on_unexpected_error(_: Request, exc: Exception) -> Response:
+    """A bug still answers in OpenAI's error shape, with no exception text for the caller.
+
+    Starlette re-raises the exception after this answer, so the server logs its traceback.
+    """
+    return error_response(internal("The assistant failed unexpectedly."))
+
+
+async def on_http_error(_: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method, a body that is not JSON) in
+    OpenAI's error shape too, not FastAPI's `{"detail": ...}`."""
+    assert isinstance(exc, HTTPException)
+    response = error_response(http_error(exc.status_code, exc.detail))
+    response.headers.update(exc.headers or {})  # Allow, on a 405
+    return response
 
 
 async def on_validation_error(_: Request, exc: Exception) -> Response:
@@ -89,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(AssistantError, on_assistant_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
     app.add_middleware(BodySizeLimit, limit=settings.assistant_max_body_bytes)
     v1 = [Depends(require_api_key)]
     app.include_router(chat.router, prefix="/v1", tags=["openai"], dependencies=v1)

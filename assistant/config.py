@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
+    openai_max_tokens: int = Field(default=1024, ge=1)
 
     # --- huggingface: Inference Providers, Inference Endpoints, TGI -------------------------
     hf_token: SecretStr | None = None

@@ -3,16 +3,23 @@
 Providers translate their library's exceptions into `AssistantError` through the
 constructors below, so the API layer and the retry logic see one kind of failure whatever
 the upstream was. `retryable` marks failures worth another attempt before the first token.
+
+A caller sees only a stable message and code written here: what the upstream said, its
+address and exception text may name internal hosts, so they travel in `detail`, which is
+logged (`log_failure`) and never sent.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import time
 from collections.abc import Mapping
 
 from common.protocol import ErrorDetail, ErrorResponse
+
+log = logging.getLogger(__name__)
 
 
 class AssistantError(Exception):
@@ -26,6 +33,7 @@ class AssistantError(Exception):
         param: str | None = None,
         retry_after: int | None = None,
         retryable: bool = False,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -35,6 +43,8 @@ class AssistantError(Exception):
         self.param = param
         self.retry_after = retry_after
         self.retryable = retryable
+        # For the operator's log only: it may hold upstream addresses and exception text.
+        self.detail = detail
 
     def body(self) -> ErrorResponse:
         return ErrorResponse(
@@ -50,6 +60,12 @@ class AssistantError(Exception):
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
+def log_failure(error: AssistantError) -> None:
+    """Log what the caller is not told: the upstream's own words or the exception."""
+    if error.detail:
+        log.warning("%s (%s): %s", error.code, error.status, error.detail)
+
+
 # --- the caller's request ----------------------------------------------------------------
 
 
@@ -57,6 +73,15 @@ def invalid_request(message: str, param: str | None = None) -> AssistantError:
     return AssistantError(
         400, "invalid_request", message, type_="invalid_request_error", param=param
     )
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+def http_error(status: int, message: str) -> AssistantError:
+    """A refusal by the HTTP layer itself, with its own words (they name no input)."""
+    code = HTTP_CODES.get(status, "invalid_request")
+    return AssistantError(status, code, message, type_="invalid_request_error")
 
 
 def limit_exceeded(status: int, code: str, message: str, param: str) -> AssistantError:
@@ -96,8 +121,8 @@ def overloaded(queue_size: int, retry_after: int) -> AssistantError:
     )
 
 
-def internal(message: str) -> AssistantError:
-    return AssistantError(500, "internal_error", message, type_="server_error")
+def internal(message: str, detail: str | None = None) -> AssistantError:
+    return AssistantError(500, "internal_error", message, type_="server_error", detail=detail)
 
 
 # --- the upstream model provider ---------------------------------------------------------------
@@ -114,13 +139,13 @@ def upstream_auth(provider: str, status: int) -> AssistantError:
 
 
 def upstream_rate_limited(provider: str, retry_after: int, detail: str = "") -> AssistantError:
-    suffix = f": {detail}" if detail else ""
     return AssistantError(
         429,
         "upstream_rate_limited",
-        f"The {provider} provider is rate limiting requests{suffix}",
+        f"The {provider} provider is rate limiting requests; try again after Retry-After.",
         type_="rate_limit_error",
         retry_after=retry_after,
+        detail=detail or None,
     )
 
 
@@ -128,9 +153,10 @@ def upstream_unreachable(provider: str, detail: str) -> AssistantError:
     return AssistantError(
         503,
         "upstream_unavailable",
-        f"The {provider} provider cannot be reached: {detail}",
+        f"The {provider} provider cannot be reached.",
         type_="service_unavailable",
         retryable=True,
+        detail=detail,
     )
 
 
@@ -144,13 +170,17 @@ def upstream_timeout(provider: str, phase: str, seconds: float) -> AssistantErro
     )
 
 
-def upstream_failed(provider: str, detail: str, *, retryable: bool = True) -> AssistantError:
+def upstream_failed(
+    provider: str, reason: str, detail: str | None = None, *, retryable: bool = True
+) -> AssistantError:
+    """`reason` is one of our own fixed phrases; `detail` is what the upstream said."""
     return AssistantError(
         502,
         "upstream_error",
-        f"The {provider} provider failed: {detail}",
+        f"The {provider} provider failed: {reason}.",
         type_="upstream_error",
         retryable=retryable,
+        detail=detail,
     )
 
 
@@ -158,8 +188,9 @@ def upstream_rejected(provider: str, status: int, detail: str) -> AssistantError
     return AssistantError(
         400,
         "upstream_rejected_request",
-        f"The {provider} provider rejected the request (HTTP {status}): {detail}",
+        f"The {provider} provider rejected the request (HTTP {status}).",
         type_="invalid_request_error",
+        detail=detail,
     )
 
 
@@ -167,23 +198,27 @@ def from_upstream_status(
     provider: str, status: int, detail: str, retry_after: int
 ) -> AssistantError:
     """Map an upstream HTTP error status to ours (see issue 3's failure table)."""
+    detail = f"HTTP {status}: {detail}"
     if status in (401, 403):
-        return upstream_auth(provider, status)
+        error = upstream_auth(provider, status)
+        error.detail = detail
+        return error
     if status == 429:
         return upstream_rate_limited(provider, retry_after, detail)
     if status in (400, 413, 422):
         return upstream_rejected(provider, status, detail)
     if status == 503:
-        return upstream_unreachable(provider, f"HTTP 503: {detail}")
+        return upstream_unreachable(provider, detail)
     if status == 504:
         return AssistantError(
             504,
             "upstream_timeout",
-            f"The {provider} provider timed out (HTTP 504): {detail}",
+            f"The {provider} provider timed out (HTTP 504).",
             type_="timeout_error",
             retryable=True,
+            detail=detail,
         )
-    return upstream_failed(provider, f"HTTP {status}: {detail}", retryable=status >= 500)
+    return upstream_failed(provider, f"HTTP {status}", detail, retryable=status >= 500)
 
 
 def parse_retry_after(headers: Mapping[str, str], default: int) -> int:

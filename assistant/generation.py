@@ -45,7 +45,9 @@ class Started:
 
 def unexpected(provider: Provider, exc: Exception) -> AssistantError:
     log.exception("the %s provider raised an unexpected error", provider.name, exc_info=exc)
-    return internal(f"The {provider.name} provider failed unexpectedly ({type(exc).__name__}).")
+    return internal(
+        f"The {provider.name} provider failed unexpectedly.", f"{type(exc).__name__}: {exc}"
+    )
 
 
 async def start(
@@ -78,11 +80,12 @@ async def start(
             raise error
         delay = policy.backoff * 2 ** (attempt - 1)
         log.warning(
-            "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+            "%s: attempt %d/%d failed (%s%s); retrying in %.2fs",
             provider.name,
             attempt,
             policy.attempts,
             error.message,
+            f" {error.detail}" if error.detail else "",
             delay,
         )
         await asyncio.sleep(delay)  # backoff between upstream attempts, product behaviour

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import orjson
 
-from assistant.errors import AssistantError, upstream_failed
+from assistant.errors import AssistantError, log_failure, upstream_failed
 from assistant.providers.base import Finish, StreamItem
 from common.protocol import FinishReason, Usage
 
@@ -86,6 +86,7 @@ async def encode(
                 yield b"".join(end)
                 return
     except AssistantError as exc:
+        log_failure(exc)
         yield encoder.error(exc)
         return
     yield encoder.error(upstream_failed(provider, "the stream ended without a finish reason"))

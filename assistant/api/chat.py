@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from assistant import generation
 from assistant.api.deps import ReadyProviderDep, SettingsDep
 from assistant.config import Settings
-from assistant.limits import check_limits
+from assistant.limits import check_limits, check_unicode
 from assistant.providers.base import GenerationParams
 from assistant.streaming import ChunkEncoder, encode
 from common.disconnect import ClientDisconnected, EventStreamResponse, cancel_on_disconnect
@@ -45,8 +45,11 @@ STREAM_DOC: dict[str, object] = {
 
 
 def with_system_prompt(messages: list[ChatMessage], settings: Settings) -> list[ChatMessage]:
+    """The operator's prompt always comes first; the caller's own system messages stay where
+    the caller put them, after it, so they can add instructions but never remove the
+    operator's. Providers whose chat template allows one system message merge them."""
     prompt = settings.assistant_system_prompt
-    if not prompt or any(m.role == "system" for m in messages):
+    if not prompt:
         return messages
     return [ChatMessage(role="system", content=prompt), *messages]
 
@@ -73,6 +76,7 @@ async def chat_completions(
     provider: ReadyProviderDep,
 ) -> Response:
     check_limits(body, settings)
+    check_unicode(body)
     messages = with_system_prompt(body.messages, settings)
     policy = generation.Policy.from_settings(settings)
     try:

@@ -73,6 +73,11 @@ class Provider(ABC):
         """
 
 
+def token_budget(requested: int | None, limit: int) -> int:
+    """Tokens to ask the model for: the caller's number, never more than the setting's."""
+    return min(requested or limit, limit)
+
+
 def message_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 

@@ -30,7 +30,7 @@ from huggingface_hub.errors import (
     ValidationError,
 )
 
-from assistant.chat_template import ChatTemplate, TemplateError, builtin_template
+from assistant.chat_template import ChatTemplate, TemplateError, builtin_template, merge_system
 from assistant.config import Settings
 from assistant.errors import (
     AssistantError,
@@ -50,6 +50,7 @@ from assistant.providers.base import (
     TokenStream,
     finish_reason,
     message_dicts,
+    token_budget,
     transport_detail,
 )
 from assistant.stops import StopFilter
@@ -69,6 +70,18 @@ def token_text(value: object) -> str:
     if isinstance(value, dict):
         return str(value.get("content") or "")
     return value if isinstance(value, str) else ""
+
+
+def special_tokens(config: dict[str, Any]) -> tuple[str, ...]:
+    """The tokenizer's special tokens, as `tokenizer_config.json` lists them."""
+    named = [config.get(key) for key in ("bos_token", "eos_token", "unk_token", "pad_token")]
+    extra = config.get("additional_special_tokens")
+    added = config.get("added_tokens_decoder")
+    if isinstance(extra, list):
+        named.extend(extra)
+    if isinstance(added, dict):
+        named.extend(t for t in added.values() if isinstance(t, dict) and t.get("special"))
+    return tuple(text for text in map(token_text, named) if text)
 
 
 def template_source(config: dict[str, Any]) -> str | None:
@@ -124,6 +137,7 @@ class HuggingFaceProvider(Provider):
                         source,
                         bos_token=token_text(config.get("bos_token")),
                         eos_token=token_text(config.get("eos_token")),
+                        special_tokens=special_tokens(config),
                     )
             reason = f"HTTP {response.status_code}, no chat_template"
         except (httpx2.HTTPError, orjson.JSONDecodeError) as exc:
@@ -181,10 +195,12 @@ class HuggingFaceProvider(Provider):
         self, client: AsyncInferenceClient, messages: list[dict[str, str]], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
         try:
+            # The server applies the model's template, and many allow only one system
+            # message, first: the operator's prompt and the caller's go merged.
             stream = await client.chat_completion(
-                messages=cast(Any, messages),
+                messages=cast(Any, merge_system(messages)),
                 stream=True,
-                max_tokens=params.max_tokens,
+                max_tokens=token_budget(params.max_tokens, self.settings.hf_max_new_tokens),
                 temperature=params.temperature,
                 top_p=params.top_p,
                 stop=list(params.stop) or None,
@@ -219,7 +235,7 @@ class HuggingFaceProvider(Provider):
             self.template = await self._load_template()
         template = self.template
         try:
-            prompt = template.render(messages)
+            prompt = template.raw_prompt(messages)
         except TemplateError as exc:
             message = f"The model's chat template refused the messages: {exc}"
             raise invalid_request(message, "messages") from exc
@@ -230,7 +246,7 @@ class HuggingFaceProvider(Provider):
             stream=True,
             details=True,
             return_full_text=False,
-            max_new_tokens=params.max_tokens or self.settings.hf_max_new_tokens,
+            max_new_tokens=token_budget(params.max_tokens, self.settings.hf_max_new_tokens),
             # TGI wants a strictly positive temperature and top_p below 1: zero means greedy.
             do_sample=None if temperature is None else temperature > 0,
             temperature=temperature or None,
@@ -266,11 +282,16 @@ class HuggingFaceProvider(Provider):
     @staticmethod
     async def _detail(exc: HfHubHTTPError) -> str:
         response = exc.response
+        summary = str(exc).splitlines()[0][:300]
         try:
             await response.aread()
-            body = orjson.loads(response.content)
         except Exception:
-            return str(exc).splitlines()[0][:300]
+            return summary
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            # Only logged: a proxy's error page tells the operator which hop failed.
+            return f"{summary}: {response.content[:300].decode(errors='replace')}"
         error = body.get("error", body) if isinstance(body, dict) else body
         if isinstance(error, dict):
             error = error.get("message", error)
@@ -298,11 +319,11 @@ class HuggingFaceProvider(Provider):
         if isinstance(exc, httpx2.ConnectError):
             return upstream_unreachable(self.name, transport_detail(exc))
         if isinstance(exc, httpx2.TransportError):
-            return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
+            return upstream_failed(self.name, "the connection broke", transport_detail(exc))
         if isinstance(exc, OverloadedError):
             return upstream_unreachable(self.name, f"overloaded: {exc}")
         if isinstance(exc, ValidationError):
             return upstream_rejected(self.name, 422, str(exc))
         if isinstance(exc, TextGenerationError):
-            return upstream_failed(self.name, str(exc), retryable=False)
-        return upstream_failed(self.name, f"{type(exc).__name__}: {exc}")
+            return upstream_failed(self.name, "it reported an error", str(exc), retryable=False)
+        return upstream_failed(self.name, "it failed unexpectedly", f"{type(exc).__name__}: {exc}")

@@ -29,7 +29,9 @@ from assistant.providers.base import (
     StreamItem,
     TokenStream,
     message_dicts,
+    token_budget,
 )
+from assistant.providers.llama_prompt import PromptTokenizer
 from assistant.stops import StopFilter
 from common.protocol import ChatMessage, FinishReason, Usage
 
@@ -58,6 +60,7 @@ class LocalProvider(Provider):
         self.settings = settings
         self.llm: Any = None
         self.template: ChatTemplate | None = None
+        self.tokenizer: PromptTokenizer | None = None
         self._slot = asyncio.Lock()
         self._waiting = 0
         # One thread: llama.cpp's context is not safe to use from two threads at once.
@@ -80,6 +83,10 @@ class LocalProvider(Provider):
             self.llm.n_threads,
         )
         self.template = self._chat_template()
+        markers = self.template.markers
+        self.tokenizer = await loop.run_in_executor(
+            self._executor, PromptTokenizer, self.llm, markers
+        )
         await super().start()
 
     def _load(self, path: Path) -> Any:
@@ -212,7 +219,7 @@ class LocalStream:
         except Exception as exc:
             log.exception("local generation failed")
             provider.counters["failed"] += 1
-            self._put(internal(f"The local model failed: {type(exc).__name__}: {exc}"))
+            self._put(internal("The local model failed.", f"{type(exc).__name__}: {exc}"))
         else:
             if reason == "cancelled":
                 provider.counters["cancelled"] += 1
@@ -227,15 +234,14 @@ class LocalStream:
 
         provider = self.provider
         llm = provider.llm
-        template = provider.template
-        assert llm is not None and template is not None
+        template, tokenizer = provider.template, provider.tokenizer
+        assert llm is not None and template is not None and tokenizer is not None
         try:
-            prompt = template.render(messages)
+            pieces = template.pieces(messages)
         except TemplateError as exc:
             message = f"The local model's chat template refused the messages: {exc}"
-            raise invalid_request(message) from exc
-        # The template writes any BOS itself (as llama-cpp-python's chat handlers assume).
-        tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+            raise invalid_request(message, "messages") from exc
+        tokens = tokenizer.tokenize(pieces)
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise invalid_request(
@@ -243,8 +249,8 @@ class LocalStream:
                 f"(LOCAL_N_CTX) holds {n_ctx}.",
                 "messages",
             )
-        limit = provider.settings.local_max_tokens
-        max_tokens = min(params.max_tokens or limit, limit, n_ctx - len(tokens))
+        budget = token_budget(params.max_tokens, provider.settings.local_max_tokens)
+        max_tokens = min(budget, n_ctx - len(tokens))
         stops = StopFilter([*params.stop, *template.stop])
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab

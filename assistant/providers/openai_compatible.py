@@ -7,6 +7,11 @@ bench scenario 1), the body is built here from messages the API has already vali
 encoded with orjson, and the stream is read a socket read at a time: every chunk in it is
 decoded with orjson, without building a typed object per token, and the read's texts go on
 together.
+
+Messages go upstream as they are: several system messages (the operator's first), and a
+final assistant message, which this provider does not turn into a continuation. The server
+decides what that means (vLLM, given `continue_final_message`, continues it; OpenAI answers
+after it); sending vLLM's own flag would make OpenAI refuse the request.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from assistant.providers.base import (
     TokenStream,
     finish_reason,
     message_dicts,
+    token_budget,
     transport_detail,
 )
 from common.http import pooled_session, post
@@ -79,7 +85,7 @@ class Chunks(ChunkReader):
         chunk = orjson.loads(payload)
         if "error" in chunk:
             detail = error_message(chunk, "error event")
-            raise upstream_failed(self.provider, detail, retryable=False)
+            raise upstream_failed(self.provider, "it reported an error", detail, retryable=False)
         if chunk.get("usage"):
             self.usage = usage_of(chunk["usage"])
         for choice in chunk.get("choices") or ():
@@ -143,15 +149,17 @@ class OpenAIProvider(Provider):
             return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
         if isinstance(exc, aiohttp.ClientConnectorError):
             return upstream_unreachable(self.name, transport_detail(exc))
-        return upstream_failed(self.name, f"the connection broke: {transport_detail(exc)}")
+        return upstream_failed(self.name, "the connection broke", transport_detail(exc))
 
     async def _status_error(self, response: aiohttp.ClientResponse) -> AssistantError:
         text = await response.text(errors="replace")
         try:
             body: object = orjson.loads(text)
         except orjson.JSONDecodeError:
-            body = text[:300]
-        detail = error_message(body, response.reason or f"HTTP {response.status}")
+            body = None
+        # Only logged: a proxy's error page is no message for the caller, but tells the
+        # operator which hop failed.
+        detail = error_message(body, text[:300] or response.reason or f"HTTP {response.status}")
         retry_after = parse_retry_after(response.headers, self.settings.assistant_retry_after)
         return from_upstream_status(self.name, response.status, detail, retry_after)
 
@@ -163,10 +171,10 @@ class OpenAIProvider(Provider):
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
+            # Always bounded: a server's own default may be its whole context window.
+            "max_tokens": token_budget(params.max_tokens, self.settings.openai_max_tokens),
         }
         # Unset options stay out of the request: some servers reject explicit nulls.
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
         if params.temperature is not None:
             body["temperature"] = params.temperature
         if params.top_p is not None:
@@ -187,5 +195,5 @@ class OpenAIProvider(Provider):
         except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:
-            raise upstream_failed(self.name, f"a chunk was not JSON: {exc}") from exc
+            raise upstream_failed(self.name, "a chunk was not JSON", str(exc)) from exc
         yield chunks.finish()

@@ -136,8 +136,18 @@ def create_app() -> Starlette:
         repo = request.path_params["repo"]
         if "mistral" not in repo.lower():
             return JSONResponse({"error": "Entry not found"}, status_code=404)
+        # As Mistral's own file lists them: its special tokens, by id.
+        added = {
+            str(i): {"content": text, "special": True}
+            for i, text in enumerate(["<unk>", "<s>", EOS])
+        }
         return JSONResponse(
-            {"bos_token": "<s>", "eos_token": EOS, "chat_template": MISTRAL_TEMPLATE}
+            {
+                "bos_token": "<s>",
+                "eos_token": EOS,
+                "chat_template": MISTRAL_TEMPLATE,
+                "added_tokens_decoder": added,
+            }
         )
 
     return Starlette(

@@ -2,7 +2,8 @@
 
 It is a real HTTP server (uvicorn), so every client in the stack talks to it exactly as it
 would talk to OpenAI or vLLM. The reply is deterministic: "Echo: <last user message>",
-sent as one chunk per word. Behaviour is scripted by environment variables (defaults for
+sent as one chunk per word, cut at the request's max_tokens (then with finish_reason
+"length", as real servers do). Behaviour is scripted by environment variables (defaults for
 the whole process) so benchmarks can set token count and pace:
 
 - FAKE_TOKENS: when set, reply with this many tokens ("tok0 tok1 ...") instead of the echo.
@@ -73,6 +74,7 @@ async def stream(
     prompt_tokens: int,
     behaviour: Behaviour | None = None,
     record: Record | None = None,
+    finish: str = "stop",
 ) -> AsyncIterator[bytes]:
     behaviour = behaviour or Behaviour()
     delay = behaviour.pace()
@@ -100,7 +102,7 @@ async def stream(
         yield chunk(cid, {"content": tok})
         if record:
             record.tokens_sent += 1
-    yield chunk(cid, {}, behaviour.finish_reason)
+    yield chunk(cid, {}, finish)
     if include_usage:
         usage = usage_of(prompt_tokens, len(tokens))
         payload = {
@@ -125,7 +127,7 @@ def usage_of(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
-def completion(tokens: list[str], prompt_tokens: int) -> dict[str, Any]:
+def completion(tokens: list[str], prompt_tokens: int, finish: str = "stop") -> dict[str, Any]:
     return {
         "id": f"chatcmpl-fake{time.monotonic_ns()}",
         "object": "chat.completion",
@@ -135,7 +137,7 @@ def completion(tokens: list[str], prompt_tokens: int) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": "".join(tokens)},
-                "finish_reason": "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": usage_of(prompt_tokens, len(tokens)),
@@ -157,15 +159,19 @@ async def answer(request: Request, state: FakeState) -> Response:
         }
         return error_response(behaviour.status, {"error": error}, behaviour.retry_after)
     tokens = behaviour.tokens or reply_tokens(body)
+    # Like a real server: no more tokens than the request's max_tokens, and it says so.
+    limit = body.get("max_tokens")
+    finish = "length" if isinstance(limit, int) and len(tokens) > limit else behaviour.finish_reason
+    tokens = tokens[:limit] if finish == "length" else tokens
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return TrackedStream(
-            stream(tokens, include_usage, prompt_tokens, behaviour, record), record
+            stream(tokens, include_usage, prompt_tokens, behaviour, record, finish), record
         )
     record.state = "completed"
     record.tokens_sent = len(tokens)
-    return JSONResponse(completion(tokens, prompt_tokens))
+    return JSONResponse(completion(tokens, prompt_tokens, finish))
 
 
 async def models(_: Request) -> Response:

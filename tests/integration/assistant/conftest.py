@@ -14,6 +14,8 @@ from tests.support.fakes import FakeControl, closed_port, start_hf_upstream, una
 from tests.support.servers import Server, start_assistant, start_fake_upstream
 
 SYSTEM_PROMPT = "You are the test assistant."
+OPENAI_MAX_TOKENS = 300
+HF_MAX_NEW_TOKENS = 40
 FAST_FAILURES = {
     "UPSTREAM_CONNECT_TIMEOUT": "1",
     "UPSTREAM_FIRST_TOKEN_TIMEOUT": "1.5",
@@ -31,6 +33,7 @@ def openai_env(base_url: str, **extra: str) -> dict[str, str]:
         "OPENAI_BASE_URL": base_url,
         "OPENAI_API_KEY": "upstream-key",
         "OPENAI_MODEL": "fake-model",
+        "OPENAI_MAX_TOKENS": str(OPENAI_MAX_TOKENS),
         **FAST_FAILURES,
         **extra,
     }
@@ -87,13 +90,14 @@ def blackhole_assistant() -> Iterator[Server]:
         server.stop()
 
 
-def hf_env(upstream: Server, **extra: str) -> dict[str, str]:
+def hf_env_for(base_url: str, **extra: str) -> dict[str, str]:
     return {
         "ASSISTANT_PROVIDER": "huggingface",
-        "HF_BASE_URL": upstream.url,
-        "HF_HUB_URL": upstream.url,
+        "HF_BASE_URL": base_url,
+        "HF_HUB_URL": base_url,
         "HF_TOKEN": "hf_test_token",
         "HF_MODEL": "mistralai/Mistral-7B-Instruct-v0.2",
+        "HF_MAX_NEW_TOKENS": str(HF_MAX_NEW_TOKENS),
         **FAST_FAILURES,
         **extra,
     }
@@ -116,7 +120,7 @@ def hf_upstream(hf_upstream_server: Server) -> FakeControl:
 
 @pytest.fixture(scope="session")
 def hf_assistant(hf_upstream_server: Server) -> Iterator[Server]:
-    server = start_assistant(hf_env(hf_upstream_server))
+    server = start_assistant(hf_env_for(hf_upstream_server.url))
     yield server
     server.stop()
 
@@ -124,7 +128,9 @@ def hf_assistant(hf_upstream_server: Server) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def hf_gptj_assistant(hf_upstream_server: Server) -> Iterator[Server]:
     """A base model without a chat template: the built-in transcript prompt."""
-    env = hf_env(hf_upstream_server, HF_MODEL="EleutherAI/gpt-j-6b", HF_TASK="text-generation")
+    env = hf_env_for(
+        hf_upstream_server.url, HF_MODEL="EleutherAI/gpt-j-6b", HF_TASK="text-generation"
+    )
     server = start_assistant(env)
     yield server
     server.stop()
@@ -146,6 +152,15 @@ def hf_chat_upstream(hf_chat_upstream_server: Server) -> FakeControl:
 
 @pytest.fixture(scope="session")
 def hf_chat_assistant(hf_chat_upstream_server: Server) -> Iterator[Server]:
-    server = start_assistant(hf_env(hf_chat_upstream_server, HF_TASK="chat"))
+    server = start_assistant(hf_env_for(hf_chat_upstream_server.url, HF_TASK="chat"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_assistant() -> Iterator[Server]:
+    """The real embedded SmolLM2; one request at a time, none queued."""
+    env = {"ASSISTANT_PROVIDER": "local", "LOCAL_QUEUE_SIZE": "0", "LOCAL_MAX_TOKENS": "1000"}
+    server = start_assistant(env, timeout=180)
     yield server
     server.stop()

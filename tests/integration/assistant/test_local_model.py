@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.assistant.helpers import chat, stream_payloads, streamed_text
-from tests.support.servers import Server, start_assistant, wait_until
+from tests.support.servers import Server, wait_until
 from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.model
@@ -22,14 +21,6 @@ LONG = {
     "max_tokens": 1000,
     "stream": True,
 }
-
-
-@pytest.fixture(scope="module")
-def local_assistant() -> Iterator[Server]:
-    env = {"ASSISTANT_PROVIDER": "local", "LOCAL_QUEUE_SIZE": "0", "LOCAL_MAX_TOKENS": "1000"}
-    server = start_assistant(env, timeout=180)
-    yield server
-    server.stop()
 
 
 def local_stats(server: Server) -> dict[str, Any]:
@@ -66,7 +57,9 @@ def test_streamed_answer(local_assistant: Server) -> None:
 
 def test_cancelled_stream_stops_generation(local_assistant: Server) -> None:
     before = local_stats(local_assistant)
-    with httpx.stream("POST", f"{local_assistant.url}/v1/chat/completions", json=LONG) as r:
+    with httpx.stream(
+        "POST", f"{local_assistant.url}/v1/chat/completions", json=LONG, timeout=60
+    ) as r:
         assert r.status_code == 200
         next(iter_events(r.iter_lines()))
     idle(local_assistant)
@@ -77,7 +70,9 @@ def test_cancelled_stream_stops_generation(local_assistant: Server) -> None:
 
 
 def test_full_queue_answers_503_with_retry_after(local_assistant: Server) -> None:
-    with httpx.stream("POST", f"{local_assistant.url}/v1/chat/completions", json=LONG) as r:
+    with httpx.stream(
+        "POST", f"{local_assistant.url}/v1/chat/completions", json=LONG, timeout=60
+    ) as r:
         # Keep the reader referenced: a collected line iterator closes the connection.
         events = iter_events(r.iter_lines())
         next(events)

@@ -64,7 +64,7 @@ def test_openai_client_sees_mid_stream_failure(assistant: Server, upstream: Fake
         with pytest.raises(openai.APIError) as caught:
             for _ in stream:
                 pass
-    assert "upstream exploded" in caught.value.message
+    assert caught.value.message == "The openai provider failed: it reported an error."
 
 
 def test_openai_client_with_the_shared_secret(

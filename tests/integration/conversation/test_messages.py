@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assistant.config import Settings
 from tests.integration.conversation.conftest import Fast, echo_stack
 from tests.support.conversation import (
     create_session,
@@ -19,6 +20,9 @@ from tests.support.conversation import (
 )
 from tests.support.servers import Server, free_port
 from tests.support.sse import iter_events
+
+# Assistant always sends its operator's system prompt first, before the session's.
+OPERATOR = len(Settings().assistant_system_prompt.split())
 
 
 def test_send_streams_user_start_deltas_done(fast: Fast) -> None:
@@ -161,17 +165,17 @@ def test_context_is_the_newest_whole_messages_within_the_budget(fast: Fast) -> N
     # The fake model reports prompt_tokens as the number of words it was sent.
     session = create_session(fast.conversation, system_prompt="Be brief.")
     first = send(session, "hi")[-1].json()
-    assert first["usage"]["prompt_tokens"] == 2 + 1
+    assert first["usage"]["prompt_tokens"] == OPERATOR + 2 + 1
     second = send(session, "hello")[-1].json()
-    assert second["usage"]["prompt_tokens"] == 2 + 1 + 2 + 1  # everything fits
+    assert second["usage"]["prompt_tokens"] == OPERATOR + 2 + 1 + 2 + 1  # everything fits
     # Budget 64 minus the system prompt's 3 leaves 61. 45 words of 5 bytes are 56 estimated
     # tokens; replies count the tokens the model reported (2 each), user messages 1 byte in 4.
     # 56 + 2 ("Echo: hello") + 2 ("hello") fit; "Echo: hi" would not: it is left out whole.
     third = send(session, " ".join(["abcd"] * 45))[-1].json()
-    assert third["usage"]["prompt_tokens"] == 2 + 2 + 1 + 45
+    assert third["usage"]["prompt_tokens"] == OPERATOR + 2 + 2 + 1 + 45
     # A message over the budget on its own is still sent, alone.
     fourth = send(session, " ".join(["abcd"] * 60))[-1].json()
-    assert fourth["usage"]["prompt_tokens"] == 2 + 60
+    assert fourth["usage"]["prompt_tokens"] == OPERATOR + 2 + 60
 
 
 def test_context_holds_at_most_context_max_messages(fast: Fast) -> None:
@@ -180,7 +184,7 @@ def test_context_holds_at_most_context_max_messages(fast: Fast) -> None:
         send(session, word)
     # The system prompt, then newest first: d, Echo: c, c, Echo: b, b (5 messages, 7 words);
     # a and its reply are left out.
-    assert send(session, "d")[-1].json()["usage"]["prompt_tokens"] == 1 + 7
+    assert send(session, "d")[-1].json()["usage"]["prompt_tokens"] == OPERATOR + 1 + 7
 
 
 def test_message_limits_and_unknown_fields(fast: Fast) -> None:

@@ -93,3 +93,11 @@ def test_upstream_status_mapping(upstream: int, status: int, retryable: bool) ->
     error = from_upstream_status("openai", upstream, "detail", 7)
     assert (error.status, error.retryable) == (status, retryable)
     assert "openai" in error.message
+
+
+@pytest.mark.parametrize("upstream", [400, 401, 404, 413, 429, 500, 503, 504])
+def test_what_the_upstream_said_is_kept_for_the_log_only(upstream: int) -> None:
+    said = "<html>upstream http://gpu-7.corp.internal:8000 failed</html>"
+    error = from_upstream_status("openai", upstream, said, 7)
+    assert "corp.internal" not in error.json().decode()
+    assert error.detail is not None and "corp.internal" in error.detail
