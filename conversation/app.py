@@ -13,9 +13,11 @@ from redis.exceptions import RedisError
 
 from common.heap import freeze_startup_objects
 from conversation.api import compat, health, messages, sessions, ws
+from conversation.api.limit_errors import limit_exceeded
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
+from conversation.limits import LimitExceeded, Limits
 from conversation.store import Store
 from conversation.turns import Turns
 
@@ -37,7 +39,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = Hub(store, assistant, redis, settings)
     app.state.store = store
     app.state.assistant = assistant
-    app.state.turns = Turns(store, hub, settings)
+    app.state.limits = limits = Limits(redis, settings)
+    app.state.turns = Turns(store, hub, settings, limits)
     await hub.start_background()
     freeze_startup_objects()
     try:
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or Settings()
     app.add_exception_handler(RedisError, redis_unavailable)
+    app.add_exception_handler(LimitExceeded, limit_exceeded)
     app.add_exception_handler(Exception, internal_error)
     for module in (health, sessions, messages, ws, compat):
         app.include_router(module.router)

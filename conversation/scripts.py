@@ -90,12 +90,12 @@ end
 
 # ARGV: P, ttl, lease_ms, retention, mode (message|regenerate|edit), client_message_id,
 #       user_id, user_json, reply_id, reply_json, token_budget, edit_target, edit_content,
-#       max_context_messages, token_hash, owner_hash, cookie_allowed
+#       max_context_messages, token_hash, owner_hash, cookie_allowed, max_messages (0: none)
 # The caller's credentials are checked here, not in a read before: a turn is one round trip.
 # token_budget is for the whole context: the system prompt's estimate is taken off it here.
 # Returns {'ok', system_prompt, user_json, context...newest first}
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
-#       | {'denied'} | {'csrf'}
+#       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_messages)
 BEGIN_TURN = (
     _COMMON
     + r"""
@@ -120,6 +120,12 @@ if cmid ~= '' then
 end
 local holder = redis.call('GET', G)
 if holder and holder ~= reply_id then return {'busy', holder} end
+-- A new message adds itself and its reply; regenerate and edit replace what they answer.
+local most_messages = tonumber(ARGV[18])
+if not holder and mode == 'message' and most_messages > 0
+    and redis.call('LLEN', O) + 2 > most_messages then
+  return {'full'}
+end
 
 if not holder then
   local live = interrupt_if_orphaned(P, retention)
@@ -184,6 +190,31 @@ end
 return out
 """
 )
+
+# ARGV: P, tk (the token's key), owner key ('' for none), ttl, owner_ttl, session id,
+#       created (a timestamp), max_sessions (0: none), then the meta hash's fields and values.
+# Returns 1, or 0 when the browser already keeps max_sessions. A browser's set of sessions
+# keeps the ids of sessions that expired until it is listed: at the limit, those are dropped
+# first (a loop bounded by max_sessions, run only at the limit).
+CREATE_SESSION = r"""
+local P, tk, owned, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local sid, most = ARGV[6], tonumber(ARGV[8])
+if owned ~= '' and most > 0 and redis.call('ZCARD', owned) >= most then
+  local base = string.sub(P, 1, #P - #sid)
+  for _, other in ipairs(redis.call('ZRANGE', owned, 0, most - 1)) do
+    if redis.call('EXISTS', base..other) == 0 then redis.call('ZREM', owned, other) end
+  end
+  if redis.call('ZCARD', owned) >= most then return 0 end
+end
+redis.call('HSET', P, unpack(ARGV, 9))
+redis.call('EXPIRE', P, ttl)
+redis.call('SET', tk, sid, 'EX', ttl)
+if owned ~= '' then
+  redis.call('ZADD', owned, ARGV[7], sid)
+  redis.call('EXPIRE', owned, ARGV[5])
+end
+return 1
+"""
 
 # ARGV: S (the stream's key), end_offset, text, then only when due: retention ('' when not),
 # then P and lease_ms. The envelope (EVALSHA, sha, arguments) is the whole cost of a write

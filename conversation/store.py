@@ -14,10 +14,10 @@ from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.typing import EncodableT, FieldT
 
 from conversation import scripts
 from conversation.config import Settings
+from conversation.limits import too_many_sessions
 from conversation.models import ErrorInfo, Status, StoredMessage
 
 StreamEntry = tuple[str, dict[str, str]]
@@ -89,7 +89,7 @@ class TurnDuplicate:
 
 @dataclass(frozen=True, slots=True)
 class TurnRefused:
-    reason: Literal["busy", "empty", "not_last"] | ClaimRefusal
+    reason: Literal["busy", "empty", "not_last", "full"] | ClaimRefusal
     holder: str = ""
 
 
@@ -109,6 +109,7 @@ class Store:
         self.cancel_channel = f"{self._prefix}:cancel"
         # A reply stream never outlives its session.
         self._retention = min(settings.stream_retention, settings.session_ttl)
+        self._create: AsyncScript = redis.register_script(scripts.CREATE_SESSION)
         self._begin: AsyncScript = redis.register_script(scripts.BEGIN_TURN)
         self._flush: AsyncScript = redis.register_script(scripts.FLUSH)
         self._finish: AsyncScript = redis.register_script(scripts.FINISH)
@@ -152,7 +153,7 @@ class Store:
         )
         key, ttl = self.session_key(meta.session_id), self.settings.session_ttl
         tk = self.token_key(meta.token_hash)
-        fields: dict[FieldT, EncodableT] = {
+        fields: dict[str, ScriptArg] = {
             "name": meta.name,
             "created_at": meta.created_at.isoformat(),
             "th": meta.token_hash,
@@ -160,15 +161,14 @@ class Store:
             "owner": owner,
             "system": system_prompt,
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl)
-            pipe.set(tk, meta.session_id, ex=ttl)
-            if owner:
-                owned = self.owner_key(owner)
-                pipe.zadd(owned, {meta.session_id: meta.created_at.timestamp()})
-                pipe.expire(owned, self.settings.cookie_max_age)
-            await pipe.execute()
+        most = self.settings.max_sessions_per_browser
+        owned = self.owner_key(owner) if owner else ""
+        args: list[ScriptArg] = [key, tk, owned, ttl, self.settings.cookie_max_age]
+        args += [meta.session_id, meta.created_at.timestamp(), most]
+        for field_and_value in fields.items():
+            args += field_and_value
+        if not await self._create(args=args):
+            raise too_many_sessions(most)
         return meta, token
 
     async def get_meta(self, claim: Claim) -> SessionMeta | ClaimRefusal:
@@ -294,6 +294,7 @@ class Store:
             user.content,
             s.context_max_messages,
             *claim.script_args(),
+            s.max_messages_per_session,
         ]
         out = cast(list[str], await self._begin(args=args))
         kind = out[0]
@@ -304,6 +305,8 @@ class Store:
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
         if kind == "busy":
             return TurnRefused(reason="busy", holder=out[1])
+        if kind == "full":
+            return TurnRefused(reason="full")
         if kind in ("denied", "csrf"):
             return TurnRefused(reason=cast(ClaimRefusal, kind))
         if kind == "bad" and out[1] in ("empty", "not_last"):

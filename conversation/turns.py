@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import cast
 
 from fastapi import HTTPException, status
 
@@ -14,6 +15,7 @@ from conversation.auth import not_found, refused
 from conversation.config import Settings
 from conversation.events import Event, start_event, user_event
 from conversation.generation import Hub, outbox_events
+from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (
     Claim,
@@ -33,7 +35,7 @@ class Turn:
     events: Events | None
 
 
-def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
+def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
     if outcome.reason == "busy":
         return HTTPException(
             status.HTTP_409_CONFLICT,
@@ -51,6 +53,8 @@ def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
             status.HTTP_409_CONFLICT,
             "Only the last user message of a session can be edited.",
         )
+    if outcome.reason == "full":
+        return session_full(settings.max_messages_per_session)
     return refused(outcome.reason)
 
 
@@ -69,44 +73,74 @@ def overloaded() -> HTTPException:
 
 
 class Turns:
-    def __init__(self, store: Store, hub: Hub, settings: Settings) -> None:
+    def __init__(self, store: Store, hub: Hub, settings: Settings, limits: Limits) -> None:
         self.store = store
         self.hub = hub
         self.settings = settings
+        self.limits = limits
         self._block_ms = int(min(settings.heartbeat_interval, settings.generation_lease / 2) * 1000)
 
     # A turn starts from a claim, not an authorized session: the script that starts it
-    # checks the credentials too, so a turn's start is one Redis round trip.
+    # checks the credentials too, so a turn's start is one Redis round trip. `client`: who
+    # asks, counted against its limits (or its turn already counted, by a caller that had
+    # to count it before making the session).
 
-    async def send(self, claim: Claim, content: str, client_message_id: str | None) -> Turn:
+    async def send(
+        self,
+        claim: Claim,
+        content: str,
+        client_message_id: str | None,
+        client: Client | Admission,
+    ) -> Turn:
         user = new_message("user", content, "complete")
-        return await self._begin(claim, "message", user, client_message_id)
+        return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim) -> Turn:
-        return await self._begin(claim, "regenerate", new_message("user", "", "complete"), None)
+    async def regenerate(self, claim: Claim, client: Client) -> Turn:
+        user = new_message("user", "", "complete")
+        return await self._begin(claim, "regenerate", user, None, client)
 
-    async def edit(self, claim: Claim, message_id: str, content: str) -> Turn:
+    async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
         target = new_message("user", content, "complete").model_copy(update={"id": message_id})
-        return await self._begin(claim, "edit", target, None)
+        return await self._begin(claim, "edit", target, None, client)
 
     async def _begin(
-        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self,
+        claim: Claim,
+        mode: TurnMode,
+        user: StoredMessage,
+        client_message_id: str | None,
+        client: Client | Admission,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
-        # of queueing the turn behind the others until the client times out.
-        if not self.hub.reserve():
-            raise overloaded()
-        started = False
+        # of queueing the turn behind the others until the client times out. The process's
+        # own slot first: it costs no round trip.
+        admission = client if isinstance(client, Admission) else None
+        reserved = started = False
         try:
-            turn, started = await self._begin_reserved(claim, mode, user, client_message_id)
+            if not self.hub.reserve():
+                raise overloaded()
+            reserved = True
+            if admission is None:
+                admission = await self.limits.admit(cast(Client, client))
+            turn, started = await self._begin_reserved(
+                claim, mode, user, client_message_id, admission
+            )
         finally:
             if not started:
-                self.hub.release()
+                if reserved:
+                    self.hub.release()
+                if admission is not None:
+                    await admission.release(started=False)
         return turn
 
     async def _begin_reserved(
-        self, claim: Claim, mode: TurnMode, user: StoredMessage, client_message_id: str | None
+        self,
+        claim: Claim,
+        mode: TurnMode,
+        user: StoredMessage,
+        client_message_id: str | None,
+        admission: Admission,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
         sid = claim.session_id
@@ -115,7 +149,7 @@ class Turns:
             claim, mode, user, reply, client_message_id, self.settings.context_token_budget
         )
         if isinstance(outcome, TurnRefused):
-            raise _refusal(sid, outcome)
+            raise _refusal(sid, outcome, self.settings)
         if isinstance(outcome, TurnDuplicate):
             first = [user_event(outcome.user.public())]
             if outcome.reply is None:
@@ -125,7 +159,7 @@ class Turns:
         history = [ChatMessage(role=m.role, content=m.content) for m in outcome.context]
         if outcome.system_prompt:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
-        gen = self.hub.start(sid, reply, history)
+        gen = self.hub.start(sid, reply, history, admission)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(0)
         # Yield once so the generation sends its request to assistant now: assistant and

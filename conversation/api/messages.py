@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from common.disconnect import EventStreamResponse
+from conversation.api.clients import ClientDep
 from conversation.deps import ClaimDep, SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
 from conversation.streams import sse_body
@@ -25,10 +26,10 @@ def stream(turn: Turn) -> EventStreamResponse:
 
 @router.post("/messages", responses=SSE_DOC)
 async def send_message(
-    body: SendMessage, claim: ClaimDep, turns: TurnsDep, settings: SettingsDep
+    body: SendMessage, claim: ClaimDep, client: ClientDep, turns: TurnsDep, settings: SettingsDep
 ) -> EventStreamResponse:
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.send(claim, content, body.client_message_id))
+    return stream(await turns.send(claim, content, body.client_message_id, client))
 
 
 def parse_offset(value: str | None) -> int | None:
@@ -64,10 +65,10 @@ async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) ->
 
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
-    claim: ClaimDep, turns: TurnsDep, body: Regenerate | None = None
+    claim: ClaimDep, client: ClientDep, turns: TurnsDep, body: Regenerate | None = None
 ) -> EventStreamResponse:
     """Replace the last reply with a new one (events: start, delta..., done)."""
-    return stream(await turns.regenerate(claim))
+    return stream(await turns.regenerate(claim, client))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)
@@ -75,9 +76,10 @@ async def edit_message(
     message_id: str,
     body: EditMessage,
     claim: ClaimDep,
+    client: ClientDep,
     turns: TurnsDep,
     settings: SettingsDep,
 ) -> EventStreamResponse:
     """Edit the last user message and regenerate its reply (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.edit(claim, message_id, content))
+    return stream(await turns.edit(claim, message_id, content, client))
