@@ -26,12 +26,14 @@ that stores nothing (refused by the session's own checks) is released the same w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import math
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -81,22 +83,22 @@ LimitName = Literal["generations", "turns", "tokens", "sessions"]
 
 def rate_limited(name: LimitName, who: IdentityKind, limit: int, retry_ms: int) -> LimitExceeded:
     seconds = max(1, math.ceil(retry_ms / 1000))
-    when = wait_text(seconds)
-    by = WHO[who]
+    when, by = wait_text(seconds), WHO[who]
+    if name == "sessions":
+        message = (
+            f"{limit} chats were started recently from {by}, the most allowed. "
+            f"Start another in {when}."
+        )
+        return LimitExceeded("rate_limited", message, seconds)
     if name == "generations":
         what = f"{limit} replies are already being written for {by}, the most at once"
         retry = f"Send it again when one of them ends (in {when} at most)."
     elif name == "turns":
-        what = f"{by[0].upper()}{by[1:]} sent {limit} messages recently, the most allowed"
+        what = f"{limit} messages were sent recently from {by}, the most allowed"
         retry = f"Send it again in {when}."
-    elif name == "tokens":
+    else:
         what = f"Replies for {by} used their budget of {limit} tokens"
         retry = f"It renews in {when}."
-    else:
-        what = f"{by[0].upper()}{by[1:]} started {limit} chats recently, the most allowed"
-        retry = f"Start another in {when}."
-    if name == "sessions":
-        return LimitExceeded("rate_limited", f"{what}. {retry}", seconds)
     return LimitExceeded("rate_limited", f"{what}; your message was not saved. {retry}", seconds)
 
 
@@ -323,6 +325,16 @@ def estimate_tokens(utf8_bytes: int) -> int:
 # Admission -------------------------------------------------------------------------------
 
 ScriptArg = str | int
+# c: replies being written, t: turns, d: tokens, n: sessions created.
+LimitKey = Literal["c", "t", "d", "n"]
+TURN_KEYS: tuple[LimitKey, ...] = ("c", "t", "d")
+
+
+def limit_key(prefix: str, kind: LimitKey, identity: Identity) -> str:
+    """The identity's digest is the hash tag: all its keys in one Redis Cluster slot."""
+    return f"{prefix}:l:{kind}:{{{identity.digest}}}"
+
+
 Call = tuple[AsyncScript, list[str], list[ScriptArg]]
 
 
@@ -330,7 +342,6 @@ class Limits:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._prefix = f"{settings.key_prefix}:l"
         s = settings
         self.lease_ms = int(s.generation_lease * 1000)
         self.turn_window_ms = int(s.limit_turn_window * 1000)
@@ -348,8 +359,8 @@ class Limits:
         self._release: AsyncScript = redis.register_script(RELEASE)
         self._count_session: AsyncScript = redis.register_script(COUNT_SESSION)
 
-    def key(self, kind: str, identity: Identity) -> str:
-        return f"{self._prefix}:{kind}:{{{identity.digest}}}"
+    def key(self, kind: LimitKey, identity: Identity) -> str:
+        return limit_key(self.settings.key_prefix, kind, identity)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
         """Scripts in one round trip: a pipeline of EVALSHA. (redis-py's own script calls in
@@ -386,7 +397,7 @@ class Limits:
         calls: list[Call] = []
         for identity in limited:
             q = self.quotas[identity.kind]
-            keys = [self.key(k, identity) for k in ("c", "t", "d")]
+            keys = [self.key(k, identity) for k in TURN_KEYS]
             args: list[ScriptArg] = [admission.ticket, self.lease_ms, q.generations, q.turns]
             calls.append((self._admit, keys, [*args, self.turn_window_ms, q.tokens]))
         answers = await self._run(calls)
@@ -437,6 +448,22 @@ class Admission:
         except RedisError:
             log.warning("could not renew the limits lease of %s", self.ticket, exc_info=True)
 
+    @contextlib.asynccontextmanager
+    async def renewing(self) -> AsyncIterator[None]:
+        """Renew the lease each third of it while the body runs: for a reply written without
+        a generation (whose stream writes renew it), silent stretches included."""
+
+        async def renew_forever() -> None:
+            while True:
+                await asyncio.sleep(self.limits.lease_ms / 3000)
+                await self.renew()
+
+        task = asyncio.create_task(renew_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+
     async def release(self, tokens: int = 0, started: bool = True) -> None:
         """Free the reply's slots and count its `tokens`; `started=False`: the turn did not
         start (nothing stored), so it does not count as a turn either. Once only; a failure
@@ -449,7 +476,7 @@ class Admission:
         lim = self.limits
         args: list[ScriptArg] = [self.ticket, tokens, lim.token_window_ms, "0" if started else "1"]
         calls: list[Call] = [
-            (lim._release, [lim.key(k, i) for k in ("c", "t", "d")], args) for i in self.identities
+            (lim._release, [lim.key(k, i) for k in TURN_KEYS], args) for i in self.identities
         ]
         try:
             await lim._run(calls)

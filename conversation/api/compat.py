@@ -6,7 +6,6 @@ names a session), `/api/chat` (a word-per-event stream) and `/chat/` (plain JSON
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncGenerator
 from datetime import datetime
@@ -197,16 +196,11 @@ async def _words(
     assistant: AssistantDep, text: str, admission: Admission
 ) -> AsyncGenerator[bytes, None]:
     pending, sent = "", 0  # bytes of reply, for its tokens
-    # Its slot's lease is renewed as a turn's is (each third of a lease), from the reply.
-    loop = asyncio.get_running_loop()
-    renew_every = admission.limits.lease_ms / 3000
-    renew_at = loop.time() + renew_every
     try:
-        async for item in assistant.stream([ChatMessage(role="user", content=text)]):
-            if loop.time() >= renew_at:
-                renew_at = loop.time() + renew_every
-                await admission.renew()
-            if isinstance(item, list):
+        async with admission.renewing():
+            async for item in assistant.stream([ChatMessage(role="user", content=text)]):
+                if not isinstance(item, list):
+                    continue
                 sent += sum(len(t.encode()) for t in item)
                 words, pending = split_words(pending + "".join(item))
                 for word in words:
