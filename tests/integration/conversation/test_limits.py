@@ -16,11 +16,11 @@ import math
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-import redis
+from redis import Redis
 
 from conversation.limits import Identity, LimitKey, ip_identity, limit_key
 from tests.support.conversation import kill, start_assistant_for, start_replica
@@ -36,7 +36,7 @@ class Infra:
     redis: Server
     upstream: Server
     assistant: Server
-    db: redis.Redis
+    db: Redis
 
     @property
     def fake(self) -> FakeControl:
@@ -50,7 +50,7 @@ def infra() -> Iterator[Infra]:
         started.append(db_server := start_redis())
         started.append(upstream := start_fake_upstream())
         started.append(assistant := start_assistant_for(upstream))
-        db = redis.Redis(port=db_server.port, decode_responses=True)
+        db = Redis(port=db_server.port, decode_responses=True)
         yield Infra(db_server, upstream, assistant, db)
         db.close()
     finally:
@@ -162,7 +162,7 @@ def age_out(infra: Infra, *identities: Identity) -> None:
     """The turn window ends now for these identities: their turns started long ago."""
     for identity in identities:
         t = key("t", identity)
-        members = infra.db.zrange(t, 0, -1)
+        members = cast(list[str], infra.db.zrange(t, 0, -1))
         if members:
             infra.db.zadd(t, dict.fromkeys(members, 0))
 
