@@ -107,6 +107,8 @@ class FrameGate:
     """A socket's frame rate: past it a frame is answered with an error frame and ignored;
     one more before the wait is over closes the socket (1008)."""
 
+    __slots__ = ("bucket", "warned", "ws")  # one per open socket
+
     def __init__(self, ws: WebSocket, settings: Settings) -> None:
         self.ws = ws
         self.bucket = FrameBucket(settings.ws_frame_rate, settings.ws_frame_burst)
@@ -147,12 +149,10 @@ async def session_socket(ws: WebSocket) -> None:
             admitted = await gate.admit()
             if admitted is None:
                 break
-            if not admitted:
-                continue
-            if isinstance(raw, bytes):
+            if admitted and isinstance(raw, str):
+                await chat.handle(raw)
+            elif admitted:
                 await send_error(ws, "invalid", "send JSON text frames")
-                continue
-            await chat.handle(raw)
             # Not held while the socket waits for its next frame, often for the whole reply:
             # a message can be 8,000 characters.
             del raw
