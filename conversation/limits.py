@@ -20,8 +20,19 @@ the scripts of all its identities in one pipeline (one round trip, whatever the 
 identities, and each script stays within one Redis Cluster slot). Each script admits only if
 all of its identity's limits pass; if another identity refused, the admitted ones are
 released again (a second round trip, on refusal only). Meanwhile they count the refused
-turn for a moment, which can only refuse, never admit, a concurrent turn too many. A turn
-that stores nothing (refused by the session's own checks) is released the same way.
+turn for a moment, which can only refuse, never admit, a concurrent turn too many; if the
+process dies before releasing them, the slot lapses with its lease and the turn leaves the
+window with time. A turn that stores nothing (refused by the session's own checks, a
+duplicate) is released the same way.
+
+Not one script over every key of an admission under a hash tag derived from the IP: the
+browser's and the session's counts would then be per address, so a client that moves
+(a phone between networks) or spreads over many addresses would start afresh at each.
+
+A reply's slot is held by an entry whose score is its lease's expiry (GENERATION_LEASE),
+renewed along with the stream write that renews the generation's own lease (the two round
+trips run side by side, each third of a lease), and freed, with the reply's tokens counted,
+while the finished reply is stored: before its clients hear `done`.
 """
 
 from __future__ import annotations
@@ -159,6 +170,7 @@ def client_address(
     that is not itself a trusted proxy. An address that does not parse is not believed."""
     peer_address = _address(peer or "")
     if not _trusted(peer_address, trusted):
+        # No address at all (a Unix socket): such clients share one count.
         return str(peer_address) if peer_address else (peer or "unknown")
     named = _address(real_ip or "")
     if named is not None:
@@ -175,10 +187,10 @@ def client_address(
 def ip_identity(address: str) -> Identity:
     """An IPv6 client counts as its /64: one machine is usually handed a whole /64."""
     parsed = _address(address)
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return Identity.of("ip", str(parsed.ipv4_mapped))
         return Identity.of("ip", str(ipaddress.ip_network(f"{parsed}/64", strict=False)))
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        return Identity.of("ip", str(parsed.ipv4_mapped))
     return Identity.of("ip", address)
 
 

@@ -23,7 +23,7 @@ from conversation.assistant_client import AssistantError
 from conversation.auth import bearer_token, claim_of
 from conversation.deps import AssistantDep, SettingsDep, StoreDep, TurnsDep, check_length
 from conversation.events import Event
-from conversation.limits import Admission, Client, LimitExceeded, Limits, estimate_tokens
+from conversation.limits import Admission, Client, LimitExceeded, estimate_tokens
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns, final_event, overloaded
 
@@ -170,9 +170,10 @@ async def chat_turn(
         raise overloaded()
     else:
         # So are the client's limits: the turn is counted first, the session made after.
-        client = await turns.limits.admit(client_of(request))
+        asking = client_of(request)
+        client = await turns.limits.admit(asking)
         try:
-            await turns.limits.count_session(client_of(request))
+            await turns.limits.count_session(asking)
             meta, token = await store.create_session("Chat", "", "")
         except BaseException:
             await client.release(started=False)
@@ -216,12 +217,15 @@ async def _words(
 
 @router.post("/api/chat")
 async def api_chat(
-    body: ApiChatIn, request: Request, assistant: AssistantDep, settings: SettingsDep
+    body: ApiChatIn,
+    request: Request,
+    assistant: AssistantDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
 ) -> EventStreamResponse:
     """A one-off question: the reply as `data: <word>` events, one per word. It stores
     nothing, but spends the model: counted against the client's limits like a turn."""
     text = check_length(body.user_message, settings.max_message_chars, "The message")
-    limits: Limits = request.app.state.limits
     admission = await limits.admit(client_of(request))
     return EventStreamResponse(_words(assistant, text, admission))
 
