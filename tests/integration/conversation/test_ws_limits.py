@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -101,3 +102,22 @@ def test_a_turn_over_the_limit_gets_an_error_frame_and_the_socket_stays_open(
             assert data["code"] == "rate_limited"
             assert "not saved" in data["message"]
             assert 1 <= data["retry_after"] <= 60
+
+
+def test_the_tutorials_socket_is_limited_too(limited: Fast) -> None:
+    base = limited.conversation.url
+    token = httpx.post(f"{base}/token", params={"name": "tutorial"}, timeout=10).json()["token"]
+    url = f"{base.replace('http://', 'ws://')}/chat?token={token}"
+    with connect(url, additional_headers={"X-Real-IP": "192.0.2.6"}) as ws:
+        ws.send("one")
+        assert ws.recv(timeout=10) == "Echo: one"
+        ws.send("two")  # the session's one turn per window is spent
+        refusal = str(ws.recv(timeout=10))
+        assert "this session" in refusal and "not saved" in refusal
+        for _ in range(BURST - 2):
+            ws.send("three")
+            ws.recv(timeout=10)
+        ws.send("too fast")
+        assert json.loads(ws.recv(timeout=10))["data"]["code"] == "rate_limited"
+        ws.send("again")
+        assert closed_with(ws) == 1008
