@@ -40,8 +40,27 @@ DEFAULT_TOKENS = 16
 # requests open at a time).
 UNLIMITED = {"rate_limit": "1000000r/s", "rate_burst": "1000000", "conn_limit": "65535"}
 
-# The product's production settings (the tests shorten both to see failures quickly).
-CONVERSATION_SETTINGS = {"GENERATION_LEASE": "5", "HEARTBEAT_INTERVAL": "15"}
+# The product's production settings (the tests shorten both to see failures quickly), but
+# for the per-client limits: every request of the load generator comes from 127.0.0.1 (up
+# to 1,000 streams at once, hundreds of turns a second, each session's turns back to back on
+# one WebSocket, a session of 10,000 messages), so they are off (0), as nginx's are.
+PER_CLIENT_LIMITS_OFF = {
+    **dict.fromkeys(
+        [
+            *["LIMIT_IP_GENERATIONS", "LIMIT_CLIENT_GENERATIONS", "LIMIT_IP_TURNS"],
+            *["LIMIT_CLIENT_TURNS", "LIMIT_IP_TOKENS", "LIMIT_CLIENT_TOKENS"],
+            *["LIMIT_IP_SESSIONS", "MAX_SESSIONS_PER_BROWSER", "MAX_MESSAGES_PER_SESSION"],
+        ],
+        "0",
+    ),
+    "WS_FRAME_RATE": "1000000",
+    "WS_FRAME_BURST": "1000000",
+}
+CONVERSATION_SETTINGS = {
+    "GENERATION_LEASE": "5",
+    "HEARTBEAT_INTERVAL": "15",
+    **PER_CLIENT_LIMITS_OFF,
+}
 
 
 def service_cmd(app: str, port: int, workers: int = 0) -> list[str]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Bytes of a WebSocket message frame besides its text: {"type", "content",
+# "client_message_id" (up to 128 characters)} and JSON escapes.
+WS_ENVELOPE_BYTES = 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
@@ -62,3 +66,36 @@ class Settings(BaseSettings):
     cookie_name: str = "chat_browser"
     cookie_secure: bool = False
     cookie_max_age: int = Field(default=180 * 24 * 3600, ge=1)
+
+    # Per-client limits (conversation/limits.py), shared by every replica through Redis.
+    # 0 turns a limit off. A client is its IP address and, when known, its browser cookie
+    # or the session of its Bearer token; each is limited on its own, the IP (which may be
+    # many people behind one NAT, and bounds a client that makes many browsers or sessions)
+    # with its own, higher, numbers.
+    # Peers whose X-Real-IP / X-Forwarded-For name the client (nginx): addresses or networks,
+    # comma-separated. Anyone else's address is the client's own.
+    trusted_proxies: str = "127.0.0.1,::1"
+    limit_ip_generations: int = Field(default=32, ge=0)
+    limit_client_generations: int = Field(default=8, ge=0)
+    limit_ip_turns: int = Field(default=300, ge=0)
+    limit_client_turns: int = Field(default=60, ge=0)
+    limit_turn_window: float = Field(default=60.0, gt=0)
+    limit_ip_tokens: int = Field(default=2_000_000, ge=0)
+    limit_client_tokens: int = Field(default=500_000, ge=0)
+    limit_token_window: float = Field(default=24 * 3600.0, gt=0)
+    limit_ip_sessions: int = Field(default=300, ge=0)
+    limit_session_window: float = Field(default=3600.0, gt=0)
+    # Storage: sessions one browser keeps (as many as its list shows), messages one session
+    # keeps (which also bounds the scripts that read a whole history). 0: no limit.
+    max_sessions_per_browser: int = Field(default=200, ge=0)
+    max_messages_per_session: int = Field(default=2000, ge=0)
+    # Frames per second one WebSocket may send, and how many at once (a token bucket). Past
+    # it a frame gets an error frame; another while still past it closes the socket (1008).
+    ws_frame_rate: float = Field(default=5.0, gt=0)
+    ws_frame_burst: int = Field(default=20, ge=1)
+
+    @property
+    def ws_max_frame_bytes(self) -> int:
+        """Largest WebSocket frame read (bigger: close 1009): the longest message in UTF-8
+        (at most 4 bytes a character) and the frame's JSON around it."""
+        return self.max_message_chars * 4 + WS_ENVELOPE_BYTES

@@ -25,9 +25,11 @@ from conversation.events import (
     delta_event,
     terminal_event,
 )
+from conversation.limits import Admission, estimate_tokens
 from conversation.mailbox import Flag, Inbox
 from conversation.models import ErrorInfo, StoredMessage
-from conversation.store import RedisClient, Store
+from conversation.redis_client import RedisClient
+from conversation.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,13 @@ class Generation:
         session_id: str,
         reply: StoredMessage,
         context: list[ChatMessage],
+        admission: Admission,
     ) -> None:
         self.hub = hub
         self.session_id = session_id
         self.reply = reply
         self.context = context
+        self.admission = admission  # the client's slots this reply holds
         # A continued reply goes on from its text, which its stream already holds.
         self.parts: list[str] = [reply.content] if reply.content else []
         self.length = len(reply.content)
@@ -153,7 +157,10 @@ class Generation:
                 "error": error,
             }
         )
-        await self._store(final)
+        # The client's slots are free, and the reply's tokens counted, before anyone hears
+        # `done`: a client that sends its next message at once finds its slot free.
+        tokens = usage.completion_tokens if usage else estimate_tokens(len(final.content.encode()))
+        await asyncio.gather(self._store(final), self.admission.release(tokens))
         self.reply = final
         self.terminal = terminal_event(final)
         self._publish([self.terminal])
@@ -236,9 +243,11 @@ class Generation:
             self._unflushed.clear()
             expire = bool(text) and now >= expire_due
             try:
-                watched = await self.hub.store.flush(
-                    self.session_id, self.id, end, text, expire, renew
-                )
+                flushed = self.hub.store.flush(self.session_id, self.id, end, text, expire, renew)
+                if renew:  # the client's slots too, on their own connection meanwhile
+                    watched, _ = await asyncio.gather(flushed, self.admission.renew())
+                else:
+                    watched = await flushed
             except RedisError:
                 # The text stays in memory (the final write carries whatever was not stored).
                 # Try again, lease included, soon enough for the lease (it lasts three renewal
@@ -291,10 +300,15 @@ class Hub:
         self._slots -= 1
 
     def start(
-        self, session_id: str, reply: StoredMessage, context: list[ChatMessage]
+        self,
+        session_id: str,
+        reply: StoredMessage,
+        context: list[ChatMessage],
+        admission: Admission,
     ) -> Generation:
-        """Start a generation in a slot taken with `reserve()`; the slot ends with it."""
-        gen = Generation(self, session_id, reply, context)
+        """Start a generation in a slot taken with `reserve()`; the slot ends with it, and
+        so do the client's slots `admission` holds."""
+        gen = Generation(self, session_id, reply, context, admission)
         key = (session_id, reply.id)
         self._active[key] = gen
 

@@ -94,7 +94,7 @@ end
 # ARGV: ttl, lease_ms, retention, mode (message|regenerate|edit|continue),
 #       client_message_id, user_id, user_json, reply_id, reply_json, token_budget,
 #       target (the message to edit or continue), edit_content, max_context_messages,
-#       token_hash, owner_hash, cookie_allowed
+#       token_hash, owner_hash, cookie_allowed, max_messages (0: none)
 # continue: the target is the last message, a reply whose status is in CONTINUABLE; it is
 # written on (reply_id is the target's id), its stream starting with the text it has, and
 # the context ends with it rather than with a user message.
@@ -102,7 +102,7 @@ end
 # token_budget is for the whole context: the system prompt's estimate is taken off it here.
 # Returns {'ok', system_prompt, user_json (continue: the reply's), context...newest first}
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
-#       | {'denied'} | {'csrf'}
+#       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_messages)
 BEGIN_TURN = (
     _COMMON
     + r"""
@@ -128,6 +128,12 @@ if cmid ~= '' then
 end
 local holder = redis.call('GET', G)
 if holder and holder ~= reply_id then return {'busy', holder} end
+-- A new message adds itself and its reply; regenerate and edit replace what they answer.
+local most_messages = tonumber(ARGV[17])
+if not holder and mode == 'message' and most_messages > 0
+    and redis.call('LLEN', O) + 2 > most_messages then
+  return {'full'}
+end
 
 if not holder then
   local live = interrupt_if_orphaned(retention)
@@ -337,10 +343,17 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 """
 
-# KEYS: a browser's index (sorted set of session ids). ARGV: session id, score, ttl.
+# KEYS: a browser's index (sorted set of session ids). ARGV: session id, score, ttl,
+# max_sessions (0: none). Returns 1, or 0 when the index already holds max_sessions ids (some
+# may be of sessions that expired: the caller drops those and tries again).
 INDEX = r"""
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+local owned, sid, most = KEYS[1], ARGV[1], tonumber(ARGV[4])
+if most > 0 and not redis.call('ZSCORE', owned, sid) and redis.call('ZCARD', owned) >= most then
+  return 0
+end
+redis.call('ZADD', owned, ARGV[2], sid)
+redis.call('EXPIRE', owned, ARGV[3])
+return 1
 """
 
 # KEYS: the session's FAMILY. Deletes every key of the session, the stream of the reply it

@@ -13,18 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from conversation import scripts
 from conversation.config import Settings
+from conversation.limits import too_many_sessions
 from conversation.models import ErrorInfo, Status, StoredMessage
+from conversation.redis_client import RedisClient
 
 StreamEntry = tuple[str, dict[str, str]]
 ScriptArg = str | int | float
-# One Redis server (or a managed one behind one address), or a Redis Cluster.
-RedisClient = Redis | RedisCluster
 
 
 # A session id as create_session makes them: anything else is no session, without asking Redis.
@@ -96,7 +94,7 @@ class TurnDuplicate:
 
 @dataclass(frozen=True, slots=True)
 class TurnRefused:
-    reason: Literal["busy", "empty", "not_last", "not_continuable"] | ClaimRefusal
+    reason: Literal["busy", "empty", "not_last", "not_continuable", "full"] | ClaimRefusal
     holder: str = ""
 
 
@@ -171,9 +169,9 @@ class Store:
         self, name: str, system_prompt: str, owner: str
     ) -> tuple[SessionMeta, str]:
         """A new session and its token. Two steps, in two slots of a Redis Cluster: the
-        session, then the browser's index. A crash between them leaves a session no browser
-        lists (its token was never handed out), which expires; an index entry whose session
-        is gone is dropped when the index is read."""
+        browser's index (which may refuse: too many sessions), then the session. A crash
+        between them leaves an index entry whose session does not exist, which listing the
+        index drops."""
         sid = secrets.token_hex(16)
         # The token names its session, so a client holding only the token (the tutorials'
         # interfaces) finds it without a token -> session key in another slot.
@@ -193,13 +191,30 @@ class Store:
             "owner": owner,
             "system": system_prompt,
         }
-        flat = [item for pair in fields.items() for item in pair]
-        key = self.keys.session(sid)
-        await self._create(keys=[key], args=[self.settings.session_ttl, *flat])
         if owner:
-            args: list[ScriptArg] = [sid, meta.created_at.timestamp(), self.settings.cookie_max_age]
-            await self._index(keys=[self.keys.owner(owner)], args=args)
+            await self._add_to_index(owner, sid, meta.created_at.timestamp())
+        flat = [item for pair in fields.items() for item in pair]
+        await self._create(keys=[self.keys.session(sid)], args=[self.settings.session_ttl, *flat])
         return meta, token
+
+    async def _add_to_index(self, owner: str, sid: str, created: float) -> None:
+        """Add a session to its browser's index, within MAX_SESSIONS_PER_BROWSER: at the
+        limit, the ids of sessions that expired are dropped first (only then: it reads up to
+        that many sessions, across slots)."""
+        most = self.settings.max_sessions_per_browser
+        owned = self.keys.owner(owner)
+        args: list[ScriptArg] = [sid, created, self.settings.cookie_max_age, most]
+        if await self._index(keys=[owned], args=args):
+            return
+        sids = cast(list[str], await self.redis.zrange(owned, 0, most - 1))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for other in sids:
+                pipe.exists(self.keys.session(other))
+            alive = await pipe.execute()
+        if dead := [other for other, found in zip(sids, alive, strict=True) if not found]:
+            await self.redis.zrem(owned, *dead)
+        if not await self._index(keys=[owned], args=args):
+            raise too_many_sessions(most)
 
     async def get_meta(self, claim: Claim) -> SessionMeta | ClaimRefusal:
         """The session's settings if `claim` grants it; renews its expiry then, as every
@@ -321,6 +336,7 @@ class Store:
             user.content,
             s.context_max_messages,
             *claim.script_args(),
+            s.max_messages_per_session,
         ]
         out = cast(list[str], await self._begin(keys=self.keys.family(claim.session_id), args=args))
         kind = out[0]
@@ -331,6 +347,8 @@ class Store:
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
         if kind == "busy":
             return TurnRefused(reason="busy", holder=out[1])
+        if kind == "full":
+            return TurnRefused(reason="full")
         if kind in ("denied", "csrf"):
             return TurnRefused(reason=cast(ClaimRefusal, kind))
         if kind == "bad" and out[1] in ("empty", "not_last", "not_continuable"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import cast
 
 from fastapi import HTTPException, status
 
@@ -14,6 +15,7 @@ from conversation.auth import not_found, refused
 from conversation.config import Settings
 from conversation.events import Event, start_event, user_event
 from conversation.generation import Hub, outbox_events
+from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (
     Claim,
@@ -33,7 +35,7 @@ class Turn:
     events: Events | None
 
 
-def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
+def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
     if outcome.reason == "busy":
         return HTTPException(
             status.HTTP_409_CONFLICT,
@@ -57,6 +59,8 @@ def _refusal(sid: str, outcome: TurnRefused) -> HTTPException:
             "Only the last reply of a session can be continued, and only when it stopped "
             "early (cut at the length limit, stopped, or interrupted).",
         )
+    if outcome.reason == "full":
+        return session_full(settings.max_messages_per_session)
     return refused(outcome.reason)
 
 
@@ -75,30 +79,40 @@ def overloaded() -> HTTPException:
 
 
 class Turns:
-    def __init__(self, store: Store, hub: Hub, settings: Settings) -> None:
+    def __init__(self, store: Store, hub: Hub, settings: Settings, limits: Limits) -> None:
         self.store = store
         self.hub = hub
         self.settings = settings
+        self.limits = limits
         self._block_ms = int(min(settings.heartbeat_interval, settings.generation_lease / 2) * 1000)
 
     # A turn starts from a claim, not an authorized session: the script that starts it
-    # checks the credentials too, so a turn's start is one Redis round trip.
+    # checks the credentials too, so a turn's start is one Redis round trip. `client`: who
+    # asks, counted against its limits (or its turn already counted, by a caller that had
+    # to count it before making the session).
 
-    async def send(self, claim: Claim, content: str, client_message_id: str | None) -> Turn:
+    async def send(
+        self,
+        claim: Claim,
+        content: str,
+        client_message_id: str | None,
+        client: Client | Admission,
+    ) -> Turn:
         user = new_message("user", content, "complete")
-        return await self._begin(claim, "message", user, client_message_id)
+        return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim) -> Turn:
-        return await self._begin(claim, "regenerate", new_message("user", "", "complete"), None)
+    async def regenerate(self, claim: Claim, client: Client) -> Turn:
+        user = new_message("user", "", "complete")
+        return await self._begin(claim, "regenerate", user, None, client)
 
-    async def edit(self, claim: Claim, message_id: str, content: str) -> Turn:
+    async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
         target = new_message("user", content, "complete").model_copy(update={"id": message_id})
-        return await self._begin(claim, "edit", target, None)
+        return await self._begin(claim, "edit", target, None, client)
 
-    async def extend(self, claim: Claim, message_id: str) -> Turn:
+    async def extend(self, claim: Claim, message_id: str, client: Client) -> Turn:
         """Continue the last reply where it stopped; its events go on from its length."""
         anchor = new_message("user", "", "complete")
-        return await self._begin(claim, "continue", anchor, None, reply_id=message_id)
+        return await self._begin(claim, "continue", anchor, None, client, reply_id=message_id)
 
     async def _begin(
         self,
@@ -106,21 +120,30 @@ class Turns:
         mode: TurnMode,
         user: StoredMessage,
         client_message_id: str | None,
+        client: Client | Admission,
         reply_id: str | None = None,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
-        # of queueing the turn behind the others until the client times out.
-        if not self.hub.reserve():
-            raise overloaded()
-        started = False
+        # of queueing the turn behind the others until the client times out. The process's
+        # own slot first: it costs no round trip.
+        admission = client if isinstance(client, Admission) else None
+        reserved = started = False
         try:
+            if not self.hub.reserve():
+                raise overloaded()
+            reserved = True
+            if admission is None:
+                admission = await self.limits.admit(cast(Client, client))
             turn, started = await self._begin_reserved(
-                claim, mode, user, client_message_id, reply_id
+                claim, mode, user, client_message_id, admission, reply_id
             )
         finally:
             if not started:
-                self.hub.release()
+                if reserved:
+                    self.hub.release()
+                if admission is not None:
+                    await admission.release(started=False)
         return turn
 
     async def _begin_reserved(
@@ -129,6 +152,7 @@ class Turns:
         mode: TurnMode,
         user: StoredMessage,
         client_message_id: str | None,
+        admission: Admission,
         reply_id: str | None,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
@@ -140,7 +164,7 @@ class Turns:
             claim, mode, user, reply, client_message_id, self.settings.context_token_budget
         )
         if isinstance(outcome, TurnRefused):
-            raise _refusal(sid, outcome)
+            raise _refusal(sid, outcome, self.settings)
         if isinstance(outcome, TurnDuplicate):
             first = [user_event(outcome.user.public())]
             if outcome.reply is None:
@@ -152,7 +176,7 @@ class Turns:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
         if mode == "continue":
             reply = outcome.user  # the reply itself, with the text it has
-        gen = self.hub.start(sid, reply, history)
+        gen = self.hub.start(sid, reply, history, admission)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(gen.length)
         # Yield once so the generation sends its request to assistant now: assistant and

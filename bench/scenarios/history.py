@@ -54,7 +54,10 @@ async def read_history(bench: Bench, session: ChatSession) -> float:
 
 async def run(bench: Bench) -> Outcome:
     stack, scale = bench.stack, bench.scale
-    settings = Settings(redis_url=f"redis://127.0.0.1:{stack.redis.port}/0")
+    # Seeded past the product's MAX_MESSAGES_PER_SESSION, which the bench turns off.
+    settings = Settings(
+        redis_url=f"redis://127.0.0.1:{stack.redis.port}/0", max_messages_per_session=0
+    )
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         began = time.perf_counter()

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from common.disconnect import EventStreamResponse
 from common.protocol import ChatMessage
+from conversation.api.clients import LimitsDep, client_of
+from conversation.api.ws import FrameGate
 from conversation.assistant_client import AssistantError
 from conversation.auth import bearer_token, claim_of
 from conversation.deps import (
@@ -28,6 +30,7 @@ from conversation.deps import (
     check_length,
 )
 from conversation.events import Event
+from conversation.limits import Admission, Client, LimitExceeded, estimate_tokens
 from conversation.models import AnyText
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns, final_event, overloaded
@@ -81,10 +84,13 @@ async def test() -> dict[str, str]:
 
 
 @router.post("/token")
-async def create_token(store: StoreDep, settings: SettingsDep, name: str = "") -> TokenOut:
+async def create_token(
+    request: Request, store: StoreDep, settings: SettingsDep, limits: LimitsDep, name: str = ""
+) -> TokenOut:
     name = name.strip()
     if not name or len(name) > settings.max_name_chars:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, INVALID_NAME)
+    await limits.count_session(client_of(request))
     _, token = await store.create_session(name, "", "")
     return TokenOut(name=name, token=token)
 
@@ -113,9 +119,11 @@ async def refresh_token(
     )
 
 
-async def _reply(turns: Turns, claim: Claim, text: str) -> tuple[bool, str]:
+async def _reply(
+    turns: Turns, claim: Claim, text: str, client: Client | Admission
+) -> tuple[bool, str]:
     """Run a turn to its end: (succeeded, reply text or the reason it failed)."""
-    event = await final_event(await turns.send(claim, text, None))
+    event = await final_event(await turns.send(claim, text, None, client))
     data: dict[str, Any] = orjson.loads(event.data) if event is not None else {}
     if event is not None and event.name == "done":
         return True, str(data["content"])
@@ -133,14 +141,23 @@ async def chat_socket(
         await ws.close(status.WS_1008_POLICY_VIOLATION, reason=SESSION_GONE)
         return
     claim = Claim.for_token(meta.session_id, token)
+    client = client_of(ws, meta.session_id)
+    gate = FrameGate(ws, settings)
     try:
         while True:
             text = await ws.receive_text()
+            admitted = await gate.admit()
+            if admitted is None:
+                return
+            if not admitted:
+                continue
             try:
                 check_length(text, settings.max_message_chars, "The message")
-                _, reply = await _reply(turns, claim, text)
+                _, reply = await _reply(turns, claim, text, client)
             except HTTPException as exc:
                 reply = str(exc.detail)
+            except LimitExceeded as exc:
+                reply = exc.message
             await ws.send_text(reply)
     except WebSocketDisconnect:
         return
@@ -153,16 +170,27 @@ async def chat_turn(
     """One JSON turn; without `session_id` a new session starts and its token is returned."""
     check_length(body.message, settings.max_message_chars, "The message")
     token: str | None = None
+    client: Client | Admission
     if body.session_id:
-        claim = claim_of(request, body.session_id, settings, bearer_token(request))
+        bearer = bearer_token(request)
+        claim = claim_of(request, body.session_id, settings, bearer)
+        client = client_of(request, body.session_id if bearer else None)
     elif turns.hub.full:
         # Checked before creating the session the turn would have gone into (the turn
         # itself re-checks): a refused turn leaves nothing behind.
         raise overloaded()
     else:
-        meta, token = await store.create_session("Chat", "", "")
+        # So are the client's limits: the turn is counted first, the session made after.
+        asking = client_of(request)
+        client = await turns.limits.admit(asking)
+        try:
+            await turns.limits.count_session(asking)
+            meta, token = await store.create_session("Chat", "", "")
+        except BaseException:
+            await client.release(started=False)
+            raise
         claim = Claim.for_token(meta.session_id, token)
-    ok, reply = await _reply(turns, claim, body.message)
+    ok, reply = await _reply(turns, claim, body.message, client)
     if not ok:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, reply)
     return ChatOut(response=reply, session_id=claim.session_id, token=token)
@@ -176,28 +204,41 @@ def split_words(text: str) -> tuple[list[str], str]:
     return words, ""
 
 
-async def _words(assistant: AssistantDep, text: str) -> AsyncGenerator[bytes, None]:
-    pending = ""
+async def _words(
+    assistant: AssistantDep, text: str, admission: Admission
+) -> AsyncGenerator[bytes, None]:
+    pending, sent = "", 0  # bytes of reply, for its tokens
     try:
-        async for item in assistant.stream([ChatMessage(role="user", content=text)]):
-            if isinstance(item, list):
+        async with admission.renewing():
+            async for item in assistant.stream([ChatMessage(role="user", content=text)]):
+                if not isinstance(item, list):
+                    continue
+                sent += sum(len(t.encode()) for t in item)
                 words, pending = split_words(pending + "".join(item))
                 for word in words:
                     yield b"data: " + word.encode() + b"\n\n"
+        for word in WORD.findall(pending):
+            yield b"data: " + word.encode() + b"\n\n"
     except AssistantError as exc:
         yield b"event: error\ndata: " + exc.message.encode() + b"\n\n"
-        return
-    for word in WORD.findall(pending):
-        yield b"data: " + word.encode() + b"\n\n"
+    finally:
+        # However it ends (the client may have gone): free the slot, count what was written.
+        await admission.release(estimate_tokens(sent))
 
 
 @router.post("/api/chat")
 async def api_chat(
-    body: ApiChatIn, assistant: AssistantDep, settings: SettingsDep
+    body: ApiChatIn,
+    request: Request,
+    assistant: AssistantDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
 ) -> EventStreamResponse:
-    """A one-off question: the reply as `data: <word>` events, one per word."""
+    """A one-off question: the reply as `data: <word>` events, one per word. It stores
+    nothing, but spends the model: counted against the client's limits like a turn."""
     text = check_length(body.user_message, settings.max_message_chars, "The message")
-    return EventStreamResponse(_words(assistant, text))
+    admission = await limits.admit(client_of(request))
+    return EventStreamResponse(_words(assistant, text, admission))
 
 
 __all__ = ["Event", "router"]

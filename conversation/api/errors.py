@@ -17,6 +17,9 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from starlette.exceptions import HTTPException
 
+from conversation.api.limit_errors import limit_exceeded
+from conversation.limits import LimitExceeded
+
 log = logging.getLogger("conversation")
 
 CODES = {
@@ -104,6 +107,7 @@ async def internal_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(LimitExceeded, limit_exceeded)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(RedisError, redis_error)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from common.disconnect import EventStreamResponse
+from conversation.api.clients import ClientDep
 from conversation.deps import ClaimDep, SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
 from conversation.streams import sse_body
@@ -26,10 +27,10 @@ def stream(turn: Turn) -> EventStreamResponse:
 
 @router.post("/messages", responses=SSE_DOC)
 async def send_message(
-    body: SendMessage, claim: ClaimDep, turns: TurnsDep, settings: SettingsDep
+    body: SendMessage, claim: ClaimDep, client: ClientDep, turns: TurnsDep, settings: SettingsDep
 ) -> EventStreamResponse:
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.send(claim, content, body.client_message_id))
+    return stream(await turns.send(claim, content, body.client_message_id, client))
 
 
 # An event id is a count of characters: far below 10^15 for any reply that fits in Redis.
@@ -68,19 +69,21 @@ async def cancel_reply(message_id: str, session: SessionDep, turns: TurnsDep) ->
 
 
 @router.post("/messages/{message_id}/continue", responses=SSE_DOC)
-async def continue_reply(message_id: str, claim: ClaimDep, turns: TurnsDep) -> EventStreamResponse:
+async def continue_reply(
+    message_id: str, claim: ClaimDep, client: ClientDep, turns: TurnsDep
+) -> EventStreamResponse:
     """Write on after the last reply's text when it stopped early (status `length`,
     `cancelled` or `interrupted`). Events: `start` (its id: the length the reply had), then
     `delta`s to append, then `done` with the whole reply."""
-    return stream(await turns.extend(claim, message_id))
+    return stream(await turns.extend(claim, message_id, client))
 
 
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
-    claim: ClaimDep, turns: TurnsDep, body: Regenerate | None = None
+    claim: ClaimDep, client: ClientDep, turns: TurnsDep, body: Regenerate | None = None
 ) -> EventStreamResponse:
     """Replace the last reply with a new one (events: start, delta..., done)."""
-    return stream(await turns.regenerate(claim))
+    return stream(await turns.regenerate(claim, client))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)
@@ -88,9 +91,10 @@ async def edit_message(
     message_id: str,
     body: EditMessage,
     claim: ClaimDep,
+    client: ClientDep,
     turns: TurnsDep,
     settings: SettingsDep,
 ) -> EventStreamResponse:
     """Edit the last user message and regenerate its reply (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
-    return stream(await turns.edit(claim, message_id, content))
+    return stream(await turns.edit(claim, message_id, content, client))

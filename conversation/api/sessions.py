@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from conversation.api.clients import LimitsDep, client_of
 from conversation.auth import browser_id, new_browser_id, not_found, set_browser_cookie
 from conversation.deps import (
     SameOrigin,
@@ -46,6 +47,7 @@ async def create_session(
     response: Response,
     store: StoreDep,
     settings: SettingsDep,
+    limits: LimitsDep,
     body: CreateSession | None = None,
 ) -> SessionCreated:
     body = body or CreateSession()
@@ -57,6 +59,7 @@ async def create_session(
     # The cookie names this browser; it owns the sessions it creates.
     browser = browser_id(request, settings) or new_browser_id()
     set_browser_cookie(response, browser, settings)
+    await limits.count_session(client_of(request))
     meta, token = await store.create_session(name, system_prompt, digest(browser))
     return SessionCreated(**summary(meta, store).model_dump(), token=token)
 

@@ -13,10 +13,14 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, st
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
+from conversation.api.clients import session_client
 from conversation.api.errors import code_for, redis_failure
+from conversation.api.limit_errors import limit_frame
 from conversation.auth import authorize, claim_of, websocket_token
+from conversation.config import Settings
 from conversation.deps import check_length, get_settings, get_store, get_turns
 from conversation.events import error_event
+from conversation.limits import Client, FrameBucket, LimitExceeded, frames_too_fast
 from conversation.models import WsFrame, WsMessage
 from conversation.store import Claim
 from conversation.turns import Turn, Turns
@@ -47,9 +51,12 @@ async def send_error(ws: WebSocket, code: str, message: str) -> None:
 class Chat:
     """One socket's turns: at most one pump at a time, cancel stops the current reply."""
 
-    def __init__(self, ws: WebSocket, claim: Claim, turns: Turns, limit: int) -> None:
+    def __init__(
+        self, ws: WebSocket, claim: Claim, client: Client, turns: Turns, limit: int
+    ) -> None:
         # The credentials the socket opened with: each turn's start checks them again.
         self.ws, self.claim, self.turns, self.limit = ws, claim, turns, limit
+        self.client = client
         self.reply_id = ""
         self.pump: asyncio.Task[None] | None = None
 
@@ -66,13 +73,17 @@ class Chat:
                 await self.turns.cancel(self.claim.session_id, self.reply_id)
         except HTTPException as exc:
             await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
+        except LimitExceeded as exc:
+            await self.ws.send_text(limit_frame(exc))
         except RedisError as exc:
             status_code, message = redis_failure(exc)
             await send_error(self.ws, code_for(status_code), message)
 
     async def send(self, frame: WsMessage) -> None:
         check_length(frame.content, self.limit, "The message")
-        turn = await self.turns.send(self.claim, frame.content, frame.client_message_id)
+        turn = await self.turns.send(
+            self.claim, frame.content, frame.client_message_id, self.client
+        )
         if self.pump is not None:
             # begin_turn succeeded, so the previous reply has ended: let its last frames go.
             with contextlib.suppress(Exception):
@@ -87,14 +98,39 @@ class Chat:
                 await self.pump
 
 
-async def next_frame(ws: WebSocket) -> str | None:
-    """The next frame's text; None once the client is gone."""
+async def next_frame(ws: WebSocket) -> str | bytes | None:
+    """The next frame: its text, or bytes for a binary frame; None once the client is gone.
+    (A frame longer than WS_MAX_FRAME_BYTES never gets here: ws_server closes with 1009.)"""
     message = await ws.receive()
     if message["type"] == "websocket.disconnect":
         return None
-    # Frames are JSON text; a binary frame holding JSON is accepted too.
-    text: str = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
-    return text
+    text: str | None = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
+
+
+class FrameGate:
+    """A socket's frame rate: past it a frame is answered with an error frame and ignored;
+    one more before the wait is over closes the socket (1008)."""
+
+    __slots__ = ("bucket", "warned", "ws")  # one per open socket
+
+    def __init__(self, ws: WebSocket, settings: Settings) -> None:
+        self.ws = ws
+        self.bucket = FrameBucket(settings.ws_frame_rate, settings.ws_frame_burst)
+        self.warned = False
+
+    async def admit(self) -> bool | None:
+        """True: handle the frame; False: ignore it; None: the socket is closed."""
+        wait = self.bucket.take(asyncio.get_running_loop().time())
+        if not wait:
+            self.warned = False
+            return True
+        if self.warned:
+            await self.ws.close(status.WS_1008_POLICY_VIOLATION, reason="too many frames")
+            return None
+        self.warned = True
+        await self.ws.send_text(limit_frame(frames_too_fast(self.bucket.rate, wait)))
+        return False
 
 
 async def session_socket(ws: WebSocket) -> None:
@@ -108,13 +144,20 @@ async def session_socket(ws: WebSocket) -> None:
     except HTTPException as exc:
         await ws.close(status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    chat = Chat(ws, claim, turns, settings.max_message_chars)
+    chat = Chat(ws, claim, session_client(ws, session_id, token), turns, settings.max_message_chars)
+    gate = FrameGate(ws, settings)
     try:
         while True:
             raw = await next_frame(ws)
             if raw is None:
                 break
-            await chat.handle(raw)
+            admitted = await gate.admit()
+            if admitted is None:
+                break
+            if admitted and isinstance(raw, str):
+                await chat.handle(raw)
+            elif admitted:
+                await send_error(ws, "invalid", "send JSON text frames")
             # Not held while the socket waits for its next frame, often for the whole reply:
             # a message can be 8,000 characters.
             del raw

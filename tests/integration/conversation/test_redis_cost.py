@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from conversation import scripts
+from conversation.limits import ADMIT, RELEASE, RENEW
 from tests.support.conversation import KEYS, create_session, send, start_replica, text_of
 from tests.support.servers import Server, start_fake_upstream, start_redis
 
@@ -87,9 +88,18 @@ def test_a_turn_costs_two_round_trips_plus_batched_stream_writes(bench: Bench) -
     commands = top_level_commands(bench.redis, lambda: events.extend(send(session, "go")))
     flush_sha = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
     flushes = [c for c in commands if len(c) > 1 and c[1] == flush_sha]
-    others = [c for c in commands if c not in flushes]
+    limits = [c for c in commands if len(c) > 3 and c[3].startswith("chat:l:")]
+    others = [c for c in commands if c not in flushes and c not in limits]
     # Start the turn (its credentials checked by the same script) and finish the reply.
     assert len(others) == 2, others
+    # The per-client limits: a script per identity (the address and the token's session)
+    # to admit the turn, sent together (one round trip), and as many to release it, sent
+    # together while the reply is stored (no round trip more before `done`). Their lease
+    # is renewed only along with a stream write that renews the generation's.
+    sha = {hashlib.sha1(s.encode()).hexdigest(): s for s in (ADMIT, RELEASE, RENEW)}
+    assert sorted(sha[c[1]] for c in limits if sha[c[1]] != RENEW) == sorted(
+        [ADMIT, ADMIT, RELEASE, RELEASE]
+    )
     # The stream is written in batches: far fewer writes than tokens (none at all when the
     # reply ends before its oldest text is STREAM_UNWATCHED_FLUSH_MS old).
     assert len(flushes) < TOKENS / 10

@@ -75,7 +75,9 @@ def test_a_reply_finishing_while_redis_refuses_writes_is_stored_once_it_takes_th
         session = create_session(conversation)
         with open_stream(session, "POST", "/messages", json={"content": "hi"}) as events:
             seen = read_until(events, "delta")
-            admin.acl_setuser("default", commands=["-@scripting"])
+            # enabled: redis-py's default turns the user off, and every new connection
+            # would then fail to authenticate, which a failover does not do.
+            admin.acl_setuser("default", enabled=True, nopass=True, commands=["-@scripting"])
             try:
                 while text_of(seen) != slow_reply(SLOW_TOKENS):
                     seen.append(next(events))
@@ -85,7 +87,7 @@ def test_a_reply_finishing_while_redis_refuses_writes_is_stored_once_it_takes_th
                     "conversation trying to store the finished reply",
                 )
             finally:
-                admin.acl_setuser("default", commands=["+@all"])
+                admin.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"])
             assert read_until(events, "done")[-1].json()["status"] == "complete"
         reply = get_session(session)["messages"][-1]
         assert (reply["status"], reply["content"]) == ("complete", slow_reply(SLOW_TOKENS))

@@ -1,0 +1,26 @@
+"""The connection to Redis: one server (or a managed one behind one address), or a Cluster."""
+
+from __future__ import annotations
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+
+from conversation.config import Settings
+
+RedisClient = Redis | RedisCluster
+
+
+async def connect_redis(settings: Settings) -> RedisClient:
+    """REDIS_URL: redis:// or rediss:// (TLS), with a user and password for ACLs; a Redis
+    Cluster with REDIS_CLUSTER=true (any node's address: the client learns the others)."""
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True)
+        # Learn the slots now: the cancel listener's pub/sub needs them before any command.
+        await cluster.initialize()
+        return cluster
+    # Blocking pool: past its 100 connections a burst of commands waits for a free one
+    # instead of failing at once (the default pool raises "Too many connections", a 503).
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
+    )
+    return Redis.from_pool(pool)
