@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool
 
+from common import logs
 from common.heap import freeze_startup_objects
+from common.metrics import Observe
 from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
+from conversation.metrics import ConversationMetrics
+from conversation.redis_timing import Timings, timed_client
 from conversation.store import Store
 from conversation.turns import Turns
 
@@ -28,11 +32,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
     )
-    redis = Redis.from_pool(pool)
+    metrics: ConversationMetrics = app.state.metrics
+    redis = timed_client(pool, Timings(metrics.redis_latency))
     http = create_http_session(settings)
     store = Store(redis, settings)
-    assistant = AssistantClient(http, settings)
-    hub = Hub(store, assistant, redis, settings)
+    assistant = AssistantClient(http, settings, latency=metrics.assistant_latency)
+    hub = Hub(store, assistant, redis, settings, metrics=metrics)
     app.state.store = store
     app.state.assistant = assistant
     app.state.turns = Turns(store, hub, settings)
@@ -57,8 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings = settings or Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
     for module in (health, sessions, messages, ws, compat):
         app.include_router(module.router)
+    app.add_middleware(Observe, metrics=metrics)
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.logs import LogFormat, LogLevel
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
@@ -61,3 +63,7 @@ class Settings(BaseSettings):
     cookie_name: str = "chat_browser"
     cookie_secure: bool = False
     cookie_max_age: int = Field(default=180 * 24 * 3600, ge=1)
+
+    # One JSON object per log line (for log collectors), or text for a person at a terminal.
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "INFO"

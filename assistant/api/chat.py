@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -77,7 +79,9 @@ async def chat_completions(
     policy = generation.Policy.from_settings(settings)
     try:
         async with cancel_on_disconnect(request.receive):
+            began = time.perf_counter()
             started = await generation.start(provider, messages, generation_params(body), policy)
+            request.app.state.upstream_latency.observe(time.perf_counter() - began)
             if not body.stream:
                 text, finish = await generation.collect(provider, started, policy)
     except ClientDisconnected:
