@@ -33,6 +33,9 @@ export ASSISTANT_PORT=${ASSISTANT_PORT:-8001}
 export CONVERSATION_PORT=${CONVERSATION_PORT:-8100}
 export CONVERSATION_REPLICAS=${CONVERSATION_REPLICAS:-2}
 export READY_TIMEOUT=${READY_TIMEOUT:-300}
+# A person reads these logs, all processes' interleaved: text unless set (the services' own
+# default, for containers and log collectors, is json).
+export LOG_FORMAT=${LOG_FORMAT:-text}
 run_dir=${RUN_DIR:-.run}
 static_root=${STATIC_ROOT:-chatui/dist}
 
