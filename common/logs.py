@@ -32,8 +32,9 @@ LogLevel = Annotated[
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-# uvicorn configures these itself (its own handlers, no propagation); ours replace them.
-UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# The servers configure these themselves (their own handlers, no propagation); ours replace
+# them. gunicorn's: in its workers, where the app is made.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
 _SECRETS = (
     # a credential in a query string or a form: ?token=..., &api_key=...
@@ -86,7 +87,8 @@ class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure(log_format: LogFormat, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every logger's records, uvicorn's included, to `stream` (stderr) in `log_format`."""
+    """Send every logger's records, the server's included, to `stream` (stderr) in
+    `log_format`."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _OurHandler)]:
         root.removeHandler(handler)
@@ -94,9 +96,9 @@ def configure(log_format: LogFormat, level: str = "INFO", stream: TextIO | None 
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in UVICORN_LOGGERS:
-        uvicorn_logger = logging.getLogger(name)
-        # Without handlers and not propagating, uvicorn turned it off (--no-access-log).
-        if uvicorn_logger.handlers:
-            uvicorn_logger.handlers.clear()
-            uvicorn_logger.propagate = True
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        # Without handlers and not propagating, the server turned it off (--no-access-log).
+        if server_logger.handlers:
+            server_logger.handlers.clear()
+            server_logger.propagate = True

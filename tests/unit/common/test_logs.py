@@ -103,3 +103,12 @@ def test_a_second_configure_replaces_the_first(captured: io.StringIO) -> None:
     logs.configure("json", stream=captured)
     logging.getLogger("x").warning("once")
     assert len(lines(captured)) == 1
+
+
+def test_a_server_log_turned_off_stays_off(captured: io.StringIO) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()  # as uvicorn --no-access-log leaves it
+    access.propagate = False
+    logs.configure("json", stream=captured)
+    access.info('127.0.0.1:1 - "GET / HTTP/1.1" 200')
+    assert captured.getvalue() == ""
