@@ -91,7 +91,10 @@ async def chat_completions(
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         encoder = ChunkEncoder(new_completion_id(), provider.model_id, now())
         items = generation.follow(provider, started, policy)
-        return EventStreamResponse(encode(items, encoder, include_usage, provider.name))
+        count_error = request.app.state.metrics.count_error
+        return EventStreamResponse(
+            encode(items, encoder, include_usage, provider.name, count_error)
+        )
 
     completion = ChatCompletion(
         model=provider.model_id,

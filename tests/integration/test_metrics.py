@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
+from websockets.sync.client import connect
 
 from tests.conftest import Stack
 from tests.integration.conftest import fake
@@ -126,3 +129,24 @@ def test_nginx_does_not_serve_the_metrics(observed: Stack) -> None:
         through = httpx.get(f"{observed.nginx.url}{path}")
         assert "chatstack_" not in through.text, path
         assert "# TYPE" not in through.text, path
+
+
+def test_errors_after_a_200_are_counted_too(observed: Stack) -> None:
+    """A stream that fails mid-reply, and a WebSocket's error frame: their status was fine."""
+    conversation_before = scrape(observed.conversation)
+    assistant_before = scrape(observed.assistant)
+    session = create_session(observed.nginx)
+    fake(observed).script({"error_after": 1, "message": "the model crashed"})
+    events = send(session, "fail midway through please")
+    failed = events[-1]
+    assert failed.event == "error", events
+    ws_url = session.url("/ws").replace("http://", "ws://") + f"?token={session.token}"
+    with connect(ws_url) as ws:
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=10))["data"]["code"] == "invalid"
+    conversation, assistant = scrape(observed.conversation), scrape(observed.assistant)
+
+    code = failed.json()["code"]  # assistant's code, passed on by conversation
+    assert moved(assistant_before, assistant, "chatstack_errors_total", code=code) == 1
+    assert moved(conversation_before, conversation, "chatstack_errors_total", code=code) == 1
+    assert moved(conversation_before, conversation, "chatstack_errors_total", code="invalid") == 1
