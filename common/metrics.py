@@ -63,7 +63,8 @@ class ServiceMetrics:
         self.errors = Counter(
             "errors",
             "Errors by the code clients are given: each HTTP error answer (the code in its "
-            "JSON body), and in conversation each reply that ended with an error event.",
+            "JSON body), and errors sent within a 200 answer: a reply ended by an error event, "
+            "an error frame on a WebSocket.",
             ["code"],
             namespace=NAMESPACE,
             registry=self.registry,
