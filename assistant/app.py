@@ -25,7 +25,9 @@ from assistant.errors import (
 from assistant.limits import BodySizeLimit
 from assistant.providers import build_provider
 from assistant.providers.base import Provider
+from common import logs
 from common.heap import freeze_startup_objects
+from common.metrics import Observe, ServiceMetrics
 
 log = logging.getLogger("assistant")
 
@@ -101,7 +103,7 @@ async def on_validation_error(_: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format, settings.log_level)
     # One INFO line per upstream request is noise at this service's request rates.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     app = FastAPI(
@@ -112,11 +114,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = ServiceMetrics()
+    app.state.upstream_latency = metrics.upstream_latency.labels(settings.assistant_provider)
     app.add_exception_handler(AssistantError, on_assistant_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_middleware(BodySizeLimit, limit=settings.assistant_max_body_bytes)
+    # Outermost: it counts the body-size refusals too.
+    app.add_middleware(Observe, metrics=metrics)
     v1 = [Depends(require_api_key)]
     app.include_router(chat.router, prefix="/v1", tags=["openai"], dependencies=v1)
     app.include_router(models.router, prefix="/v1", tags=["openai"], dependencies=v1)

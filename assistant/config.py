@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.logs import LogFormat, LogLevel
+
 ProviderName = Literal["local", "openai", "huggingface"]
 HFTask = Literal["auto", "chat", "text-generation"]
 
@@ -84,6 +86,11 @@ class Settings(BaseSettings):
     hf_hub_url: str = "https://huggingface.co"
     hf_chat_template: str | None = None
     hf_max_new_tokens: int = Field(default=512, ge=1)
+
+    # --- logs ---------------------------------------------------------------------------
+    # One JSON object per log line (for log collectors), or text for a person at a terminal.
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "INFO"
 
     def model_path(self) -> Path:
         return self.local_model_path or packaged_model_path()

@@ -7,7 +7,7 @@ The shapes match `common.protocol.ChatCompletionChunk` (a unit test checks every
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import orjson
 
@@ -57,12 +57,17 @@ class ChunkEncoder:
 
 
 async def encode(
-    items: AsyncIterator[StreamItem], encoder: ChunkEncoder, include_usage: bool, provider: str
+    items: AsyncIterator[StreamItem],
+    encoder: ChunkEncoder,
+    include_usage: bool,
+    provider: str,
+    on_error: Callable[[str], None] = lambda code: None,
 ) -> AsyncGenerator[bytes, None]:
     """Turn provider items into SSE bytes.
 
     A failure after the first token ends the stream with an error event and no `[DONE]`,
-    so a client never mistakes a cut answer for a complete one.
+    so a client never mistakes a cut answer for a complete one; `on_error` gets its code
+    (the answer's status said 200: the metrics' middleware cannot see it).
     """
     sent_role = False
     try:
@@ -87,6 +92,9 @@ async def encode(
                 return
     except AssistantError as exc:
         log_failure(exc)
+        on_error(exc.code)
         yield encoder.error(exc)
         return
-    yield encoder.error(upstream_failed(provider, "the stream ended without a finish reason"))
+    error = upstream_failed(provider, "the stream ended without a finish reason")
+    on_error(error.code)
+    yield encoder.error(error)

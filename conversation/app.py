@@ -8,13 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from common import logs
 from common.heap import freeze_startup_objects
+from common.metrics import Observe
 from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
 from conversation.limits import Limits
+from conversation.metrics import ConversationMetrics
 from conversation.redis_client import connect_redis
+from conversation.redis_timing import Timings
 from conversation.store import Store
 from conversation.turns import Turns
 
@@ -24,11 +28,12 @@ log = logging.getLogger("conversation")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    redis = await connect_redis(settings)
+    metrics: ConversationMetrics = app.state.metrics
+    redis = await connect_redis(settings, Timings(metrics.redis_latency))
     http = create_http_session(settings)
     store = Store(redis, settings)
-    assistant = AssistantClient(http, settings)
-    hub = Hub(store, assistant, redis, settings)
+    assistant = AssistantClient(http, settings, latency=metrics.assistant_latency)
+    hub = Hub(store, assistant, redis, settings, metrics=metrics)
     app.state.store = store
     app.state.assistant = assistant
     app.state.limits = limits = Limits(redis, settings)
@@ -54,8 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
     )
-    app.state.settings = settings or Settings()
+    app.state.settings = settings = settings or Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
     for module in (health, sessions, messages, ws, compat):
         app.include_router(module.router)
+    app.add_middleware(Observe, metrics=metrics)
     return app

@@ -7,15 +7,18 @@ Over `common.http`'s pooled aiohttp session. Text comes out a read at a time (se
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 import orjson
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from common.http import pooled_session, post
+from common.logs import request_id
 from common.protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -35,6 +38,7 @@ class ReplyEnd:
 
     usage: Usage | None = None
     finish_reason: str | None = None
+    model: str | None = None
 
 
 class AssistantError(Exception):
@@ -61,8 +65,11 @@ READY_TIMEOUT = 2.0
 
 
 class AssistantClient:
-    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, settings: Settings, latency: Histogram | None = None
+    ) -> None:
         self._http = http
+        self._latency = latency  # a histogram (child) of the time to assistant's answer
         base = settings.assistant_url.rstrip("/")
         self._url = base + "/v1/chat/completions"
         self._ready_url = base + "/health/ready"
@@ -88,8 +95,13 @@ class AssistantClient:
         body = self._request_body(messages)
         # A long history would otherwise stay in memory for the whole reply, twice.
         del messages
+        rid = request_id.get()  # assistant logs under the id of the request that asked
+        headers = {**self._headers, "X-Request-ID": rid} if rid else self._headers
+        began = time.perf_counter()
         try:
-            async with await post(self._http, self._url, body, self._headers) as resp:
+            async with await post(self._http, self._url, body, headers) as resp:
+                if self._latency is not None:
+                    self._latency.observe(time.perf_counter() - began)
                 del body
                 if resp.status != 200:
                     raise await _failure(resp)
@@ -198,7 +210,10 @@ def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
         reason = choice.get("finish_reason")
         if reason is not None:
             end.finish_reason = str(reason)
-    usage = data.get("usage")
+    if "usage" not in data:
+        return
+    end.model = str(data.get("model") or "") or None  # once per reply: the usage chunk
+    usage = data["usage"]
     if usage is None:
         return
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.logs import LogFormat, LogLevel
+
 # Bytes of a WebSocket message frame besides its text: {"type", "content",
 # "client_message_id" (up to 128 characters)} and JSON escapes.
 WS_ENVELOPE_BYTES = 1024
@@ -99,3 +101,7 @@ class Settings(BaseSettings):
         """Largest WebSocket frame read (bigger: close 1009): the longest message in UTF-8
         (at most 4 bytes a character) and the frame's JSON around it."""
         return self.max_message_chars * 4 + WS_ENVELOPE_BYTES
+
+    # One JSON object per log line (for log collectors), or text for a person at a terminal.
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "INFO"

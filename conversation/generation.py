@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
@@ -27,6 +28,7 @@ from conversation.events import (
 )
 from conversation.limits import Admission, estimate_tokens
 from conversation.mailbox import Flag, Inbox
+from conversation.metrics import ConversationMetrics
 from conversation.models import ErrorInfo, StoredMessage
 from conversation.redis_client import RedisClient
 from conversation.store import Store
@@ -67,6 +69,8 @@ class Generation:
         self._dirty = Flag()
         self._closing = Flag()
         self.task: asyncio.Task[None] | None = None
+        self.first_text_at: float | None = None
+        self.deltas = 0  # the token count, for a model that reports no usage
 
     @property
     def id(self) -> str:
@@ -102,6 +106,9 @@ class Generation:
 
     def _on_deltas(self, texts: list[str]) -> None:
         """Texts read together from assistant: each still its own event, with its offset."""
+        if self.first_text_at is None:
+            self.first_text_at = time.perf_counter()
+        self.deltas += len(texts)
         self.parts.extend(texts)
         self._unflushed.extend(texts)
         events = []
@@ -112,7 +119,9 @@ class Generation:
         self._dirty.set()
 
     async def run(self) -> None:
+        began = time.perf_counter()
         flusher = asyncio.create_task(self._flush_loop())
+        model: str | None = None
         usage: Usage | None = None
         error: ErrorInfo | None = None
         status: str = "complete"
@@ -121,7 +130,7 @@ class Generation:
                 if isinstance(item, list):
                     self._on_deltas(item)
                 else:
-                    usage = item.usage
+                    usage, model = item.usage, item.model
                     if item.finish_reason == "length":
                         status = "length"
         except asyncio.CancelledError:
@@ -146,6 +155,14 @@ class Generation:
         self._dirty.set()
         await flusher
         await self._finish(status, usage, error)
+        self.hub.metrics.reply_ended(
+            status,
+            time.perf_counter() - began,
+            None if self.first_text_at is None else self.first_text_at - began,
+            model or self.hub.settings.assistant_model or "unknown",
+            usage.completion_tokens if usage else self.deltas,
+            error.code if error else None,
+        )
 
     async def _finish(self, status: str, usage: Usage | None, error: ErrorInfo | None) -> None:
         final = self.reply.model_copy(
@@ -268,8 +285,14 @@ class Hub:
     """This replica's generations, their local clients, and cancels from other replicas."""
 
     def __init__(
-        self, store: Store, assistant: AssistantClient, redis: RedisClient, settings: Settings
+        self,
+        store: Store,
+        assistant: AssistantClient,
+        redis: RedisClient,
+        settings: Settings,
+        metrics: ConversationMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or ConversationMetrics()
         self.store = store
         self.assistant = assistant
         self.redis = redis
@@ -311,6 +334,7 @@ class Hub:
         gen = Generation(self, session_id, reply, context, admission)
         key = (session_id, reply.id)
         self._active[key] = gen
+        self.metrics.active.inc()
 
         async def run() -> None:
             try:
@@ -318,6 +342,7 @@ class Hub:
             finally:
                 self._active.pop(key, None)
                 self._slots -= 1
+                self.metrics.active.dec()
 
         gen.task = asyncio.create_task(run(), name=f"reply-{reply.id}")
         return gen

@@ -6,13 +6,15 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from conversation.config import Settings
+from conversation.redis_timing import Timings, timed_client
 
 RedisClient = Redis | RedisCluster
 
 
-async def connect_redis(settings: Settings) -> RedisClient:
+async def connect_redis(settings: Settings, timings: Timings) -> RedisClient:
     """REDIS_URL: redis:// or rediss:// (TLS), with a user and password for ACLs; a Redis
-    Cluster with REDIS_CLUSTER=true (any node's address: the client learns the others)."""
+    Cluster with REDIS_CLUSTER=true (any node's address: the client learns the others).
+    Round trips to one server are timed into `timings`; a cluster's are not (yet)."""
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True)
         # Learn the slots now: the cancel listener's pub/sub needs them before any command.
@@ -23,4 +25,4 @@ async def connect_redis(settings: Settings) -> RedisClient:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
     )
-    return Redis.from_pool(pool)
+    return timed_client(pool, timings)

@@ -37,6 +37,9 @@ export READY_TIMEOUT=${READY_TIMEOUT:-300}
 export RESTART_BACKOFF=${RESTART_BACKOFF:-0.5}
 export RESTART_LIMIT=${RESTART_LIMIT:-5}
 export REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-256mb}
+# A person reads these logs, all processes' interleaved: text unless set (the services' own
+# default, for containers and log collectors, is json).
+export LOG_FORMAT=${LOG_FORMAT:-text}
 run_dir=${RUN_DIR:-.run}
 static_root=${STATIC_ROOT:-chatui/dist}
 

@@ -46,14 +46,17 @@ class Stack:
 
 
 @contextlib.contextmanager
-def build_stack(assistant_env: dict[str, str], upstream: Server | None) -> Iterator[Stack]:
+def build_stack(
+    assistant_env: dict[str, str], upstream: Server | None, **conversation_extra: str
+) -> Iterator[Stack]:
     started: list[Server] = [upstream] if upstream else []
     try:
         redis = start_redis()
         started.append(redis)
         assistant = start_assistant(assistant_env, timeout=180)
         started.append(assistant)
-        conversation = start_conversation(conversation_env(redis, assistant.url))
+        env = conversation_env(redis, assistant.url, **conversation_extra)
+        conversation = start_conversation(env)
         started.append(conversation)
         nginx = start_nginx([f"127.0.0.1:{conversation.port}"])
         started.append(nginx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -81,7 +83,9 @@ async def chat_completions(
     policy = generation.Policy.from_settings(settings)
     try:
         async with cancel_on_disconnect(request.receive):
+            began = time.perf_counter()
             started = await generation.start(provider, messages, generation_params(body), policy)
+            request.app.state.upstream_latency.observe(time.perf_counter() - began)
             if not body.stream:
                 text, finish = await generation.collect(provider, started, policy)
     except ClientDisconnected:
@@ -91,7 +95,10 @@ async def chat_completions(
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         encoder = ChunkEncoder(new_completion_id(), provider.model_id, now())
         items = generation.follow(provider, started, policy)
-        return EventStreamResponse(encode(items, encoder, include_usage, provider.name))
+        count_error = request.app.state.metrics.count_error
+        return EventStreamResponse(
+            encode(items, encoder, include_usage, provider.name, count_error)
+        )
 
     completion = ChatCompletion(
         model=provider.model_id,

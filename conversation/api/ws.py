@@ -45,6 +45,7 @@ async def pump(ws: WebSocket, turn: Turn) -> None:
 
 
 async def send_error(ws: WebSocket, code: str, message: str) -> None:
+    ws.app.state.metrics.count_error(code)
     await ws.send_text(error_event(code, message, 0).ws())
 
 
