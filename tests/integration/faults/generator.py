@@ -1,0 +1,157 @@
+"""The generator: concurrent chat clients, each recording what it was told.
+
+Each client is a thread with its own session doing a few turns, as a real API client would:
+it sends a message (with a client_message_id, so a resend after a broken request is never
+stored twice), reads the SSE answer, and when the stream breaks it resumes the reply from its
+last event id, on nginx or directly on a replica (any replica serves any reply), until the
+reply ends or the turn's bound runs out. Refusals that say "try again" (409 while a reply is
+still held, 429, 502-504) are retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from tests.integration.faults.history import Attempt, Recorder, Terminal, Turn
+from tests.support.sse import iter_events
+
+WORDS = 30  # the fake model echoes the message a word at a time: a reply of ~WORDS deltas
+RETRY_PAUSE = 0.1  # the client's pace between attempts (a real client's backoff)
+RETRIED = (409, 429, 502, 503, 504)
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # heartbeats every 0.5 s: 10 s of silence is a hang
+
+
+@dataclass
+class Plan:
+    clients: int
+    turns: int
+    entry: str  # where clients send: nginx
+    resume_at: list[str]  # where a broken stream is resumed, in turn: nginx, each replica
+    bound: float  # seconds a turn may take, retries and resumes included
+    disconnect_after: int | None = None  # the client drops each reply after this many deltas
+
+
+class Client:
+    def __init__(self, number: int, plan: Plan, recorder: Recorder) -> None:
+        self.number = number
+        self.plan = plan
+        self.recorder = recorder
+        self.http = httpx.Client(timeout=TIMEOUT)
+        self.session_id = ""
+        self.auth: dict[str, str] = {}
+
+    def run(self) -> None:
+        try:
+            self._create_session()
+            for index in range(self.plan.turns):
+                self._turn(index)
+        finally:
+            self.http.close()
+
+    def _create_session(self) -> None:
+        deadline = time.monotonic() + self.plan.bound
+        while True:
+            try:
+                r = self.http.post(f"{self.plan.entry}/api/sessions", json={})
+                if r.status_code == 201:
+                    data = r.json()
+                    self.session_id, self.auth = (
+                        data["session_id"],
+                        {"Authorization": f"Bearer {data['token']}"},
+                    )
+                    self.recorder.session(self.session_id, data["token"])
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"client {self.number} could not create a session")
+            time.sleep(RETRY_PAUSE)
+
+    def _turn(self, index: int) -> None:
+        words = " ".join(f"w{k}" for k in range(WORDS))
+        text = f"client {self.number} turn {index}: {words}"
+        cmid = uuid.uuid4().hex
+        turn = self.recorder.begin(
+            Turn(self.number, index, self.session_id, text, time.monotonic())
+        )
+        deadline = turn.sent_at + self.plan.bound
+        resumes = 0
+        while turn.terminal is None and time.monotonic() < deadline:
+            if turn.message_id is None:
+                attempt = Attempt("send", self.plan.entry, None)
+                request = self.http.build_request(
+                    "POST",
+                    f"{self.plan.entry}/api/sessions/{self.session_id}/messages",
+                    json={"content": text, "client_message_id": cmid},
+                    headers=self.auth,
+                )
+            else:
+                target = self.plan.resume_at[resumes % len(self.plan.resume_at)]
+                resumes += 1
+                attempt = Attempt("resume", target, turn.last_offset)
+                path = f"/api/sessions/{self.session_id}/messages/{turn.message_id}/stream"
+                request = self.http.build_request(
+                    "GET",
+                    target + path,
+                    headers={**self.auth, "Last-Event-ID": str(turn.last_offset)},
+                )
+            turn.attempts.append(attempt)
+            if not self._attempt(turn, attempt, request):
+                return  # refused for good: the turn ends without a terminal event
+            if turn.terminal is None:
+                time.sleep(RETRY_PAUSE)
+
+    def _attempt(self, turn: Turn, attempt: Attempt, request: httpx.Request) -> bool:
+        """Send one request and record its events; False when retrying is pointless."""
+        try:
+            response = self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            attempt.outcome = f"broken: {exc!r}"
+            return True
+        try:
+            if response.status_code != 200:
+                attempt.outcome = f"status {response.status_code}: {response.read()[:200]!r}"
+                return response.status_code in RETRIED
+            attempt.outcome = self._read(turn, attempt, response)
+        except httpx.HTTPError as exc:
+            attempt.outcome = f"broken: {exc!r}"
+        finally:
+            response.close()
+        return True
+
+    def _read(self, turn: Turn, attempt: Attempt, response: httpx.Response) -> str:
+        drop_after = self.plan.disconnect_after if attempt is turn.attempts[0] else None
+        seen = 0
+        for event in iter_events(response.iter_lines()):
+            offset = int(event.id or 0)
+            data = event.json()
+            if event.event == "user" and turn.user_id is None:
+                turn.user_id, turn.acked_at = data["id"], time.monotonic()
+            elif event.event == "start" and turn.message_id is None:
+                turn.message_id, turn.start_offset = data["message_id"], offset
+            elif event.event == "delta":
+                self.recorder.delta(turn, offset, data["text"])
+                seen += 1
+                if drop_after is not None and seen >= drop_after:
+                    self.recorder.fault()
+                    return "dropped by the client"
+            elif event.event in ("done", "error"):
+                turn.terminal = Terminal(event.event, offset, data)
+                turn.ended_at = time.monotonic()
+                return "ended"
+        return "broken: the stream ended without done or error"
+
+
+def start_clients(plan: Plan, recorder: Recorder) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(target=Client(n, plan, recorder).run, name=f"client-{n}", daemon=True)
+        for n in range(plan.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads

@@ -1,0 +1,160 @@
+"""Nemeses: one fault each, injected while turns are in flight, then healed.
+
+A nemesis says when it strikes (`at`: once a reply is mid-stream, or before the clients
+start), what it does (`inject`), how the system is healed (`heal`, now or once the clients are
+done), and how many faults it injected (`count`, read after the run: faults that did not
+happen are not counted, and a run with none fails).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tests.integration.faults.checker import CrashWindow
+from tests.integration.faults.history import Recorder
+from tests.integration.faults.stack import FaultStack
+from tests.support.conversation import kill
+from tests.support.processes import pause, reload_nginx, restart, resume
+from tests.support.servers import wait_until
+
+# AOF `appendfsync everysec`: what a crash may lose is the last second of writes.
+AOF_WINDOW = 1.0
+# Deltas clients must still receive while Redis is frozen before it is thawed.
+DELTAS_DURING_PAUSE = 20
+
+
+@dataclass
+class Nemesis:
+    name: str
+    at: Literal["mid_stream", "before"] = "mid_stream"
+    heal_late: bool = False  # heal once every client is done, not at once
+    disconnect_after: int | None = None  # clients drop each reply after this many deltas
+    crash: CrashWindow | None = field(default=None, init=False)
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        raise NotImplementedError
+
+    def heal(self, stack: FaultStack, recorder: Recorder) -> None:
+        """Undone by FaultStack.restore by default."""
+
+    def count(self, stack: FaultStack, recorder: Recorder) -> int:
+        return 1
+
+
+@dataclass
+class KillAssistant(Nemesis):
+    """assistant SIGKILLed mid-reply, then restarted."""
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        kill(stack.assistant)
+
+    def heal(self, stack: FaultStack, recorder: Recorder) -> None:
+        stack.assistant = restart(stack.assistant)
+
+
+@dataclass
+class AssistantDown(Nemesis):
+    """assistant down when the turns are sent; restarted once a turn has failed."""
+
+    at: Literal["mid_stream", "before"] = "before"
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        kill(stack.assistant)
+
+    def heal(self, stack: FaultStack, recorder: Recorder) -> None:
+        wait_until(lambda: recorder.ended() >= 1, 30, "a turn to fail while assistant is down")
+        stack.assistant = restart(stack.assistant)
+
+
+@dataclass
+class Upstream(Nemesis):
+    """The model server misbehaves for the next requests (scripted in the fake)."""
+
+    behaviour: dict[str, Any] = field(default_factory=dict)
+    per_client: int = 1  # requests scripted per client
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        times = self.per_client * recorder.clients
+        stack.fake.script({**self.behaviour, "times": times})
+
+    def count(self, stack: FaultStack, recorder: Recorder) -> int:
+        return sum(1 for r in stack.fake.requests() if r["behaviour"])
+
+
+@dataclass
+class RedisCrash(Nemesis):
+    """redis-server SIGKILLed, restarted from its append-only file."""
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        self.crash = CrashWindow(time.monotonic(), AOF_WINDOW)
+        kill(stack.redis)
+        stack.redis = restart(stack.redis)
+
+
+@dataclass
+class RedisPause(Nemesis):
+    """redis-server frozen (SIGSTOP) while replies stream, thawed once clients got more text."""
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        seen = recorder.deltas_seen
+        pause(stack.redis)
+        try:
+            wait_until(
+                lambda: recorder.deltas_seen >= seen + DELTAS_DURING_PAUSE,
+                20,
+                "clients to get text while Redis is frozen",
+            )
+        finally:
+            resume(stack.redis)
+
+
+@dataclass
+class KillReplica(Nemesis):
+    """A conversation replica SIGKILLed mid-reply; clients resume on the other one."""
+
+    heal_late: bool = True
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        kill(stack.a)
+
+    def heal(self, stack: FaultStack, recorder: Recorder) -> None:
+        stack.a = restart(stack.a)
+
+
+@dataclass
+class ReloadNginx(Nemesis):
+    """nginx reloaded (SIGHUP) while replies stream through it."""
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        reload_nginx(stack.nginx)
+
+
+@dataclass
+class ClientDisconnect(Nemesis):
+    """Every client drops its connection mid-reply and resumes from its last event id."""
+
+    disconnect_after: int | None = 5
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        pass  # the clients do it
+
+    def count(self, stack: FaultStack, recorder: Recorder) -> int:
+        return recorder.client_faults
+
+
+def nemeses() -> list[Nemesis]:
+    return [
+        KillAssistant("assistant-killed-mid-reply"),
+        AssistantDown("assistant-down-at-request"),
+        Upstream("upstream-429", behaviour={"status": 429}, per_client=3),
+        Upstream("upstream-500", behaviour={"status": 500}, per_client=3),
+        Upstream("upstream-timeout", behaviour={"stall_after": 3}),
+        Upstream("upstream-drop", behaviour={"drop_after": 3}),
+        RedisCrash("redis-kill-9-aof-restart"),
+        RedisPause("redis-paused"),
+        KillReplica("replica-killed-mid-reply"),
+        ReloadNginx("nginx-reloaded-mid-stream"),
+        ClientDisconnect("client-disconnects"),
+    ]
