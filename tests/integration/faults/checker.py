@@ -10,7 +10,9 @@ Rules (each violation names its rule):
 - offsets: delta event ids not contiguous (text repeated, skipped or reordered), or a
   terminal event whose id is not the length the client assembled.
 - text: the text a client assembled (resumes included) is not a prefix of the stored reply,
-  or not equal to it when the client got `done`; a reply missing or left `streaming`.
+  or not equal to it when the client got `done`; a reply missing or left `streaming`; a
+  reply the client regenerated still stored. (Only a turn's last reply is stored; the
+  offsets of every reply it was shown are checked.)
 
 One tolerance, the product's documented trade-off: a replica that dies mid-reply has sent its
 clients text from memory that its Redis stream may not hold yet (at most
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from tests.integration.faults.history import StoredSession, Turn
+from tests.integration.faults.history import Reply, StoredSession, Turn
 
 ENDED = ("complete", "cancelled", "length", "error", "interrupted")
 
@@ -146,23 +148,30 @@ def _check_turn(
 
 
 def _check_offsets(turn: Turn, report: Report) -> None:
-    at = turn.start_offset
-    for delta in turn.deltas:
+    for reply in turn.replies:
+        _check_reply_offsets(turn, reply, report)
+
+
+def _check_reply_offsets(turn: Turn, reply: Reply, report: Report) -> None:
+    at = reply.start_offset
+    for delta in reply.deltas:
         if delta.offset != at + len(delta.text):
+            expected = at + len(delta.text)
             report.violations.append(
                 Violation(
                     "offsets",
                     name(turn),
-                    f"delta {delta.text!r} has id {delta.offset}, expected {at + len(delta.text)}",
+                    f"delta {delta.text!r} has id {delta.offset}, expected {expected}",
                 )
             )
             return
         at = delta.offset
-    end = turn.terminal
+    end = reply.terminal
     if end is None or end.offset == at:
         return
     if end.status == "interrupted" and end.offset < at:
-        return  # the documented loss, measured against the stored text below
+        report.shown_not_stored += at - end.offset  # the documented loss
+        return
     report.violations.append(
         Violation("offsets", name(turn), f"{end.event} has id {end.offset}, client has {at}")
     )
@@ -174,21 +183,27 @@ def _check_text(
     crash: CrashWindow | None,
     report: Report,
 ) -> None:
-    if turn.message_id is None:
-        if turn.terminal is not None and turn.terminal.event == "done":
-            report.violations.append(Violation("text", name(turn), "done without a start"))
+    for replaced in turn.replies[:-1]:
+        if replaced.message_id in messages:
+            report.violations.append(
+                Violation("text", name(turn), f"regenerated reply {replaced.message_id} kept")
+            )
+    reply = turn.reply
+    if reply is None:
         return
-    found = messages.get(turn.message_id)
+    found = messages.get(reply.message_id)
     if found is None:
         if not (crash is not None and crash.covers(turn.ended_at)):
             report.violations.append(Violation("text", name(turn), "reply not stored"))
         return
-    reply = found[1]
-    stored: str = reply["content"]
-    shown = turn.assembled
-    if reply["status"] not in ENDED:
-        report.violations.append(Violation("text", name(turn), f"reply left {reply['status']}"))
-    end = turn.terminal
+    stored_reply = found[1]
+    stored: str = stored_reply["content"]
+    shown = reply.assembled
+    if stored_reply["status"] not in ENDED:
+        report.violations.append(
+            Violation("text", name(turn), f"reply left {stored_reply['status']}")
+        )
+    end = reply.terminal
     if end is not None and end.event == "done":
         if shown != stored or end.data.get("content") != stored:
             if crash is not None and crash.covers(turn.ended_at):
@@ -199,9 +214,8 @@ def _check_text(
         return
     if stored.startswith(shown):
         return
-    if reply["status"] == "interrupted" and shown.startswith(stored):
-        report.shown_not_stored += len(shown) - len(stored)
-        return
+    if stored_reply["status"] == "interrupted" and shown.startswith(stored):
+        return  # counted with the offsets
     report.violations.append(
         Violation("text", name(turn), f"client has {shown!r}, stored {stored!r}")
     )

@@ -18,11 +18,14 @@ class Line:
     shown_not_stored: int
     at_risk: int  # acknowledged within the crash window before the kill
     outcomes: dict[str, int]  # how turns ended: done's status or error's code
+    regenerations: int  # failed replies the clients regenerated
+    note: str = ""
 
     def __str__(self) -> str:
         return (
             f"fault {self.fault}: injected {self.injected}, turns checked {self.turns} "
-            f"({self.acknowledged} acknowledged, {self.resumes} resumes), "
+            f"({self.acknowledged} acknowledged, {self.resumes} resumes, "
+            f"{self.regenerations} regenerations), "
             f"acknowledged messages lost {self.lost}"
             + (
                 f" of {self.at_risk} acknowledged in the window before the crash"
@@ -32,6 +35,7 @@ class Line:
             )
             + f", characters shown but not stored {self.shown_not_stored}, "
             f"outcomes {dict(sorted(self.outcomes.items()))}"
+            + (f"; {self.note}" if self.note else "")
         )
 
 

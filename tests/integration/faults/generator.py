@@ -5,7 +5,7 @@ it sends a message (with a client_message_id, so a resend after a broken request
 stored twice), reads the SSE answer, and when the stream breaks it resumes the reply from its
 last event id, on nginx or directly on a replica (any replica serves any reply), until the
 reply ends or the turn's bound runs out. Refusals that say "try again" (409 while a reply is
-still held, 429, 502-504) are retried.
+still held, 429, 502-504) are retried; a failed reply is regenerated, as its error says.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.integration.faults.history import Attempt, Recorder, Terminal, Turn
+from tests.integration.faults.history import Attempt, Recorder, Reply, Terminal, Turn
 from tests.support.sse import iter_events
 
 WORDS = 30  # the fake model echoes the message a word at a time: a reply of ~WORDS deltas
 RETRY_PAUSE = 0.1  # the client's pace between attempts (a real client's backoff)
 RETRIED = (409, 429, 502, 503, 504)
+# A failed reply is regenerated (what the API's error messages tell a person to do) this many
+# times at most; after assistant_unavailable or assistant_not_ready only once readiness is 200.
+MAX_REGENERATIONS = 3
+WAIT_READY = ("assistant_unavailable", "assistant_not_ready")
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # heartbeats every 0.5 s: 10 s of silence is a hang
 
 
@@ -30,7 +34,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # heartbeats every 0.5 s: 10 s of si
 class Plan:
     clients: int
     turns: int
-    entry: str  # where clients send: nginx
+    entries: list[str]  # where clients send (nginx, or the replicas), the next after a failure
     resume_at: list[str]  # where a broken stream is resumed, in turn: nginx, each replica
     bound: float  # seconds a turn may take, retries and resumes included
     disconnect_after: int | None = None  # the client drops each reply after this many deltas
@@ -44,6 +48,8 @@ class Client:
         self.http = httpx.Client(timeout=TIMEOUT)
         self.session_id = ""
         self.auth: dict[str, str] = {}
+        self._entries = number  # clients start at different entries
+        self._resumes = 0
 
     def run(self) -> None:
         try:
@@ -57,7 +63,7 @@ class Client:
         deadline = time.monotonic() + self.plan.bound
         while True:
             try:
-                r = self.http.post(f"{self.plan.entry}/api/sessions", json={})
+                r = self.http.post(f"{self._entry()}/api/sessions", json={})
                 if r.status_code == 201:
                     data = r.json()
                     self.session_id, self.auth = (
@@ -67,7 +73,7 @@ class Client:
                     self.recorder.session(self.session_id, data["token"])
                     return
             except httpx.HTTPError:
-                pass
+                self._entries += 1
             if time.monotonic() > deadline:
                 raise RuntimeError(f"client {self.number} could not create a session")
             time.sleep(RETRY_PAUSE)
@@ -80,31 +86,64 @@ class Client:
             Turn(self.number, index, self.session_id, text, time.monotonic())
         )
         deadline = turn.sent_at + self.plan.bound
-        resumes = 0
-        while turn.terminal is None and time.monotonic() < deadline:
-            if turn.message_id is None:
-                attempt = Attempt("send", self.plan.entry, None)
-                request = self.http.build_request(
-                    "POST",
-                    f"{self.plan.entry}/api/sessions/{self.session_id}/messages",
-                    json={"content": text, "client_message_id": cmid},
-                    headers=self.auth,
-                )
-            else:
-                target = self.plan.resume_at[resumes % len(self.plan.resume_at)]
-                resumes += 1
-                attempt = Attempt("resume", target, turn.last_offset)
-                path = f"/api/sessions/{self.session_id}/messages/{turn.message_id}/stream"
-                request = self.http.build_request(
-                    "GET",
-                    target + path,
-                    headers={**self.auth, "Last-Event-ID": str(turn.last_offset)},
-                )
+        regenerate = False
+        while time.monotonic() < deadline:
+            reply = turn.reply
+            if reply is not None and reply.terminal is not None:
+                if reply.terminal.event == "done" or len(turn.replies) > MAX_REGENERATIONS:
+                    return
+                if reply.terminal.status in WAIT_READY and not self._ready():
+                    time.sleep(RETRY_PAUSE)
+                    continue
+                regenerate = True
+            attempt, request = self._next_request(turn, cmid, regenerate)
             turn.attempts.append(attempt)
             if not self._attempt(turn, attempt, request):
-                return  # refused for good: the turn ends without a terminal event
-            if turn.terminal is None:
+                return  # refused for good: the turn ends as it is
+            if turn.reply is not None and turn.reply is not reply:
+                regenerate = False  # the new reply has started
+            if turn.terminal is None or turn.terminal.event == "error":
                 time.sleep(RETRY_PAUSE)
+
+    def _next_request(
+        self, turn: Turn, cmid: str, regenerate: bool
+    ) -> tuple[Attempt, httpx.Request]:
+        """Send the message (again), regenerate a failed reply, or resume a broken one."""
+        session = f"/api/sessions/{self.session_id}"
+        if regenerate:
+            entry = self._entry()
+            attempt = Attempt("regenerate", entry, None)
+            return attempt, self.http.build_request(
+                "POST", f"{entry}{session}/regenerate", headers=self.auth
+            )
+        reply = turn.reply
+        if reply is None:
+            entry = self._entry()
+            attempt = Attempt("send", entry, None)
+            body = {"content": turn.text, "client_message_id": cmid}
+            return attempt, self.http.build_request(
+                "POST", f"{entry}{session}/messages", json=body, headers=self.auth
+            )
+        target = self.plan.resume_at[self._resumes % len(self.plan.resume_at)]
+        self._resumes += 1
+        attempt = Attempt("resume", target, reply.last_offset)
+        headers = {**self.auth, "Last-Event-ID": str(reply.last_offset)}
+        return attempt, self.http.build_request(
+            "GET", f"{target}{session}/messages/{reply.message_id}/stream", headers=headers
+        )
+
+    def _entry(self) -> str:
+        return self.plan.entries[self._entries % len(self.plan.entries)]
+
+    def _ready(self) -> bool:
+        """What the API tells a client whose reply failed for want of assistant: poll
+        readiness, then regenerate."""
+        try:
+            r = self.http.get(f"{self._entry()}/api/health/ready")
+        except httpx.HTTPError:
+            self._entries += 1
+            return False
+        return r.status_code == 200
 
     def _attempt(self, turn: Turn, attempt: Attempt, request: httpx.Request) -> bool:
         """Send one request and record its events; False when retrying is pointless."""
@@ -112,10 +151,13 @@ class Client:
             response = self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             attempt.outcome = f"broken: {exc!r}"
+            self._entries += 1  # that door is shut: the next request tries another
             return True
         try:
             if response.status_code != 200:
                 attempt.outcome = f"status {response.status_code}: {response.read()[:200]!r}"
+                if response.status_code in (502, 503, 504):
+                    self._entries += 1
                 return response.status_code in RETRIED
             attempt.outcome = self._read(turn, attempt, response)
         except httpx.HTTPError as exc:
@@ -125,24 +167,25 @@ class Client:
         return True
 
     def _read(self, turn: Turn, attempt: Attempt, response: httpx.Response) -> str:
-        drop_after = self.plan.disconnect_after if attempt is turn.attempts[0] else None
+        drop_after = self.plan.disconnect_after if attempt.kind != "resume" else None
         seen = 0
         for event in iter_events(response.iter_lines()):
             offset = int(event.id or 0)
             data = event.json()
+            reply = turn.reply
             if event.event == "user" and turn.user_id is None:
                 turn.user_id, turn.acked_at = data["id"], time.monotonic()
-            elif event.event == "start" and turn.message_id is None:
-                turn.message_id, turn.start_offset = data["message_id"], offset
-            elif event.event == "delta":
-                self.recorder.delta(turn, offset, data["text"])
+            elif event.event == "start" and (reply is None or attempt.kind == "regenerate"):
+                turn.replies.append(Reply(data["message_id"], offset))
+            elif event.event == "delta" and reply is not None:
+                self.recorder.delta(reply, offset, data["text"])
                 seen += 1
                 if drop_after is not None and seen >= drop_after:
                     self.recorder.fault()
                     return "dropped by the client"
-            elif event.event in ("done", "error"):
-                turn.terminal = Terminal(event.event, offset, data)
-                turn.ended_at = time.monotonic()
+            elif event.event in ("done", "error") and reply is not None:
+                reply.terminal = Terminal(event.event, offset, data)
+                reply.ended_at = time.monotonic()
                 return "ended"
         return "broken: the stream ended without done or error"
 

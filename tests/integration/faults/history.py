@@ -21,7 +21,7 @@ class Delta:
 class Attempt:
     """One HTTP request of a turn: the first POST, a resend, or a resume."""
 
-    kind: str  # "send" | "resume"
+    kind: str  # "send" | "resume" | "regenerate"
     target: str  # the base URL it went to
     last_event_id: int | None  # what the client presented (resume)
     outcome: str = ""  # "ended", "broken: <why>", "status <code>", ...
@@ -40,24 +40,14 @@ class Terminal:
 
 
 @dataclass
-class Turn:
-    client: int
-    index: int
-    session_id: str
-    text: str
-    sent_at: float
-    user_id: str | None = None  # from the `user` event: the message is acknowledged
-    acked_at: float | None = None
-    message_id: str | None = None  # from `start`
+class Reply:
+    """One reply to a turn's message: the first, or one that regenerate wrote after it."""
+
+    message_id: str  # from `start`
     start_offset: int = 0
     deltas: list[Delta] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
     terminal: Terminal | None = None
     ended_at: float | None = None
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.user_id is not None
 
     @property
     def last_offset(self) -> int:
@@ -66,6 +56,35 @@ class Turn:
     @property
     def assembled(self) -> str:
         return "".join(d.text for d in self.deltas)
+
+
+@dataclass
+class Turn:
+    client: int
+    index: int
+    session_id: str
+    text: str
+    sent_at: float
+    user_id: str | None = None  # from the `user` event: the message is acknowledged
+    acked_at: float | None = None
+    replies: list[Reply] = field(default_factory=list)  # the last one is the answer
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def reply(self) -> Reply | None:
+        return self.replies[-1] if self.replies else None
+
+    @property
+    def terminal(self) -> Terminal | None:
+        return self.replies[-1].terminal if self.replies else None
+
+    @property
+    def ended_at(self) -> float | None:
+        return self.replies[-1].ended_at if self.replies else None
 
     @property
     def resumes(self) -> int:
@@ -96,9 +115,9 @@ class Recorder:
             self.turns.append(turn)
         return turn
 
-    def delta(self, turn: Turn, offset: int, text: str) -> None:
+    def delta(self, reply: Reply, offset: int, text: str) -> None:
         with self._lock:
-            turn.deltas.append(Delta(offset, text))
+            reply.deltas.append(Delta(offset, text))
             self._deltas += 1
 
     @property
@@ -106,10 +125,14 @@ class Recorder:
         with self._lock:
             return self._deltas
 
-    def mid_stream(self) -> int:
-        """Turns that have shown text and not ended yet."""
+    def in_flight(self) -> list[tuple[Turn, Reply]]:
+        """The replies that have shown text and not ended yet, with their turns."""
         with self._lock:
-            return sum(1 for t in self.turns if t.deltas and t.terminal is None)
+            return [
+                (t, r)
+                for t in self.turns
+                if (r := t.reply) is not None and r.deltas and r.terminal is None
+            ]
 
     def ended(self) -> int:
         with self._lock:
@@ -127,3 +150,8 @@ class Recorder:
         """A fault a client caused itself (dropping its connection)."""
         with self._lock:
             self.client_faults += 1
+
+    def statuses(self) -> set[str]:
+        """How every reply shown ended: done's status or error's code."""
+        with self._lock:
+            return {r.terminal.status for t in self.turns for r in t.replies if r.terminal}

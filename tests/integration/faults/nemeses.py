@@ -21,8 +21,14 @@ from tests.support.servers import wait_until
 
 # AOF `appendfsync everysec`: what a crash may lose is the last second of writes.
 AOF_WINDOW = 1.0
-# Deltas clients must still receive while Redis is frozen before it is thawed.
-DELTAS_DURING_PAUSE = 20
+# Deltas of a reply (of ~35) its client has seen when its replica is killed: the part its
+# replica may not have written to Redis yet is the part at stake.
+KILL_AFTER_DELTAS = 10
+
+
+def echo(message: str) -> str:
+    """The fake model's whole reply to `message`."""
+    return f"Echo: {message}"
 
 
 @dataclass
@@ -31,7 +37,14 @@ class Nemesis:
     at: Literal["mid_stream", "before"] = "mid_stream"
     heal_late: bool = False  # heal once every client is done, not at once
     disconnect_after: int | None = None  # clients drop each reply after this many deltas
+    direct: bool = False  # clients send to the replicas themselves, not only through nginx
+    recovers: bool = True  # healed in time for every client's last turn to be answered
     crash: CrashWindow | None = field(default=None, init=False)
+    note: str = field(default="", init=False)  # what the fault measured, for its figure line
+
+    def ready(self, stack: FaultStack, recorder: Recorder) -> bool:
+        """When a `mid_stream` nemesis strikes: a reply has shown text and not ended."""
+        return bool(recorder.in_flight())
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
         raise NotImplementedError
@@ -41,6 +54,11 @@ class Nemesis:
 
     def count(self, stack: FaultStack, recorder: Recorder) -> int:
         return 1
+
+    def felt(self, recorder: Recorder) -> bool:
+        """Whether the clients' history shows the fault (a test that cannot fail proves
+        nothing)."""
+        return True
 
 
 @dataclass
@@ -52,6 +70,9 @@ class KillAssistant(Nemesis):
 
     def heal(self, stack: FaultStack, recorder: Recorder) -> None:
         stack.assistant = restart(stack.assistant)
+
+    def felt(self, recorder: Recorder) -> bool:
+        return "assistant_disconnected" in recorder.statuses()
 
 
 @dataclass
@@ -67,6 +88,9 @@ class AssistantDown(Nemesis):
         wait_until(lambda: recorder.ended() >= 1, 30, "a turn to fail while assistant is down")
         stack.assistant = restart(stack.assistant)
 
+    def felt(self, recorder: Recorder) -> bool:
+        return "assistant_unavailable" in recorder.statuses()
+
 
 @dataclass
 class Upstream(Nemesis):
@@ -74,6 +98,8 @@ class Upstream(Nemesis):
 
     behaviour: dict[str, Any] = field(default_factory=dict)
     per_client: int = 1  # requests scripted per client
+    # Failures may pile up on one client's regenerations: its last turn may still fail.
+    recovers: bool = False
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
         times = self.per_client * recorder.clients
@@ -91,23 +117,28 @@ class RedisCrash(Nemesis):
         self.crash = CrashWindow(time.monotonic(), AOF_WINDOW)
         kill(stack.redis)
         stack.redis = restart(stack.redis)
+        self.note = f"Redis down {time.monotonic() - self.crash.at:.2f} s"
 
 
 @dataclass
 class RedisPause(Nemesis):
-    """redis-server frozen (SIGSTOP) while replies stream, thawed once clients got more text."""
+    """redis-server frozen (SIGSTOP) while replies stream, thawed once every reply then in
+    flight has reached its client whole, from memory: about a second, as long as the
+    replicas' generation lease (GENERATION_LEASE=1 in tests), which lapses meanwhile."""
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
-        seen = recorder.deltas_seen
+        flying = recorder.in_flight()
+        paused_at = time.monotonic()
         pause(stack.redis)
         try:
             wait_until(
-                lambda: recorder.deltas_seen >= seen + DELTAS_DURING_PAUSE,
+                lambda: all(reply.assembled == echo(turn.text) for turn, reply in flying),
                 20,
-                "clients to get text while Redis is frozen",
+                "the replies in flight to reach their clients while Redis is frozen",
             )
         finally:
             resume(stack.redis)
+            self.note = f"Redis frozen {time.monotonic() - paused_at:.2f} s"
 
 
 @dataclass
@@ -115,12 +146,23 @@ class KillReplica(Nemesis):
     """A conversation replica SIGKILLed mid-reply; clients resume on the other one."""
 
     heal_late: bool = True
+    direct: bool = True
+
+    def ready(self, stack: FaultStack, recorder: Recorder) -> bool:
+        """A reply sent through replica a has shown a good part of its text."""
+        return any(
+            turn.attempts[-1].target == stack.a.url and len(reply.deltas) >= KILL_AFTER_DELTAS
+            for turn, reply in recorder.in_flight()
+        )
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
         kill(stack.a)
 
     def heal(self, stack: FaultStack, recorder: Recorder) -> None:
         stack.a = restart(stack.a)
+
+    def felt(self, recorder: Recorder) -> bool:
+        return any(t.resumes for t in recorder.turns)
 
 
 @dataclass
@@ -142,6 +184,9 @@ class ClientDisconnect(Nemesis):
 
     def count(self, stack: FaultStack, recorder: Recorder) -> int:
         return recorder.client_faults
+
+    def felt(self, recorder: Recorder) -> bool:
+        return any(t.resumes for t in recorder.turns)
 
 
 def nemeses() -> list[Nemesis]:

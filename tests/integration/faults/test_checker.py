@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.faults.checker import CrashWindow, Report, check
-from tests.integration.faults.history import Delta, StoredSession, Terminal, Turn
+from tests.integration.faults.history import Delta, Reply, StoredSession, Terminal, Turn
 
 BOUND = 10.0
 REPLY = ["Echo: ", "hello ", "there"]
@@ -19,14 +19,20 @@ def turn(index: int = 0, text: str = "hello there", deltas: list[str] | None = N
     """A turn that went right: acknowledged, every delta in order, `done` with the reply."""
     t = Turn(0, index, "s", f"{index} {text}", sent_at=100.0 + index)
     t.user_id, t.acked_at = f"u{index}", 100.1 + index
-    t.message_id = f"r{index}"
+    reply = Reply(f"r{index}")
     at = 0
     for piece in REPLY if deltas is None else deltas:
         at += len(piece)
-        t.deltas.append(Delta(at, piece))
-    done = {"id": t.message_id, "status": "complete", "content": t.assembled}
-    t.terminal, t.ended_at = Terminal("done", at, done), 101.0 + index
+        reply.deltas.append(Delta(at, piece))
+    done = {"id": reply.message_id, "status": "complete", "content": reply.assembled}
+    reply.terminal, reply.ended_at = Terminal("done", at, done), 101.0 + index
+    t.replies.append(reply)
     return t
+
+
+def only(t: Turn) -> Reply:
+    assert t.reply is not None
+    return t.reply
 
 
 def stored(*turns: Turn, status: str = "complete", content: str = FULL) -> dict[str, StoredSession]:
@@ -34,7 +40,7 @@ def stored(*turns: Turn, status: str = "complete", content: str = FULL) -> dict[
     for t in turns:
         messages.append({"id": t.user_id, "role": "user", "content": t.text, "status": "complete"})
         messages.append(
-            {"id": t.message_id, "role": "assistant", "content": content, "status": status}
+            {"id": only(t).message_id, "role": "assistant", "content": content, "status": status}
         )
     return {"s": StoredSession("s", messages)}
 
@@ -85,25 +91,26 @@ def test_messages_stored_in_another_order_than_sent() -> None:
 
 def test_a_turn_without_a_terminal_event() -> None:
     t = turn()
-    t.terminal = t.ended_at = None
+    only(t).terminal = only(t).ended_at = None
     assert rules(check([t], stored(t), BOUND)) == ["no_terminal"]
 
 
 def test_a_terminal_event_later_than_the_bound() -> None:
     t = turn()
-    t.ended_at = t.sent_at + BOUND + 1
+    only(t).ended_at = t.sent_at + BOUND + 1
     assert rules(check([t], stored(t), BOUND)) == ["late"]
 
 
 def test_text_repeated_after_a_resume_breaks_the_offsets() -> None:
     t = turn(deltas=["Echo: ", "hello ", "hello ", "there"])
-    t.deltas[2].offset = t.deltas[1].offset  # the server sent the same text again
+    only(t).deltas[2].offset = only(t).deltas[1].offset  # the same text sent again
     assert "offsets" in rules(check([t], stored(t), BOUND))
 
 
 def test_reordered_text_breaks_the_offsets() -> None:
     t = turn()
-    t.deltas[1], t.deltas[2] = t.deltas[2], t.deltas[1]
+    deltas = only(t).deltas
+    deltas[1], deltas[2] = deltas[2], deltas[1]
     assert "offsets" in rules(check([t], stored(t), BOUND))
 
 
@@ -121,14 +128,13 @@ def test_done_with_text_other_than_the_stored_reply() -> None:
 
 def test_a_failed_reply_whose_text_is_not_a_prefix_of_the_stored_one() -> None:
     t = turn(deltas=["Echo: ", "hullo"])
-    assert t.terminal is not None
-    t.terminal = Terminal("error", t.terminal.offset, {"code": "assistant_error"})
+    only(t).terminal = Terminal("error", only(t).last_offset, {"code": "assistant_error"})
     assert rules(check([t], stored(t, status="error"), BOUND)) == ["text"]
 
 
 def test_a_reply_left_streaming_or_missing() -> None:
     t = turn()
-    t.terminal = Terminal("error", len(FULL), {"code": "interrupted"})
+    only(t).terminal = Terminal("error", len(FULL), {"code": "interrupted"})
     assert rules(check([t], stored(t, status="streaming"), BOUND)) == ["text"]
     history = stored(t)
     history["s"].messages.pop()
@@ -139,9 +145,22 @@ def test_an_interrupted_reply_may_have_shown_text_its_stream_did_not_hold() -> N
     """The documented loss of a dying writer: counted, not a violation, for `interrupted`
     only; the same gap on a reply that failed any other way is a violation."""
     t = turn()
-    t.terminal = Terminal("error", len("Echo: "), {"code": "interrupted"})
+    only(t).terminal = Terminal("error", len("Echo: "), {"code": "interrupted"})
     report = check([t], stored(t, status="interrupted", content="Echo: "), BOUND)
     assert report.ok, report.violations
     assert report.shown_not_stored == len("hello there")
-    t.terminal = Terminal("error", len("Echo: "), {"code": "assistant_error"})
+    only(t).terminal = Terminal("error", len("Echo: "), {"code": "assistant_error"})
     assert "text" in rules(check([t], stored(t, status="error", content="Echo: "), BOUND))
+
+
+def test_a_regenerated_reply_is_replaced_and_every_reply_shown_is_checked() -> None:
+    t = turn()
+    failed = Reply("r-old", deltas=[Delta(6, "Echo: ")])
+    failed.terminal = Terminal("error", 6, {"code": "assistant_error"})
+    t.replies.insert(0, failed)
+    assert check([t], stored(t), BOUND).ok
+    kept = stored(t)
+    kept["s"].messages.append({"id": "r-old", "role": "assistant", "content": "Echo: "})
+    assert rules(check([t], kept, BOUND)) == ["text"]
+    failed.deltas.append(Delta(6, "again"))
+    assert rules(check([t], stored(t), BOUND)) == ["offsets"]

@@ -27,11 +27,11 @@ BOUND = 45.0
 
 
 def describe(turn: Turn) -> str:
-    end = turn.terminal.status if turn.terminal else None
+    ends = [r.terminal.status if r.terminal else None for r in turn.replies]
     tried = "; ".join(
         f"{a.kind} {a.target} from {a.last_event_id}: {a.outcome}" for a in turn.attempts
     )
-    return f"client {turn.client} turn {turn.index}: {end}, {len(turn.deltas)} deltas; {tried}"
+    return f"client {turn.client} turn {turn.index}: replies {ends}; {tried}"
 
 
 def failure(report: Report, recorder: Recorder, stack: FaultStack) -> str:
@@ -50,7 +50,9 @@ def test_fault(healthy: FaultStack, nemesis: Nemesis, figures: Figures) -> None:
     plan = Plan(
         clients=CLIENTS * scale(),
         turns=TURNS,
-        entry=stack.nginx.url,
+        entries=[stack.a.url, stack.b.url, stack.nginx.url]
+        if nemesis.direct
+        else [stack.nginx.url],
         resume_at=[stack.nginx.url, stack.a.url, stack.b.url],
         bound=BOUND,
         disconnect_after=nemesis.disconnect_after,
@@ -60,7 +62,7 @@ def test_fault(healthy: FaultStack, nemesis: Nemesis, figures: Figures) -> None:
         nemesis.inject(stack, recorder)
     threads = start_clients(plan, recorder)
     if nemesis.at == "mid_stream":
-        wait_until(lambda: recorder.mid_stream() >= 1, 60, "a reply mid-stream")
+        wait_until(lambda: nemesis.ready(stack, recorder), 60, f"the moment for {nemesis.name}")
         nemesis.inject(stack, recorder)
     if not nemesis.heal_late:
         nemesis.heal(stack, recorder)
@@ -88,10 +90,19 @@ def test_fault(healthy: FaultStack, nemesis: Nemesis, figures: Figures) -> None:
             report.shown_not_stored,
             report.at_risk,
             dict(Counter(t.terminal.status if t.terminal else "none" for t in recorder.turns)),
+            sum(len(t.replies) - 1 for t in recorder.turns),
+            nemesis.note,
         )
     )
     assert report.ok, failure(report, recorder, stack)
     assert injected >= 1, f"the fault never happened\n{failure(report, recorder, stack)}"
+    assert nemesis.felt(recorder), f"no client felt the fault\n{failure(report, recorder, stack)}"
     assert report.turns_checked == plan.clients * plan.turns
     # Every turn got through in the end: each client retries what it was told to retry.
     assert report.acknowledged == report.turns_checked, failure(report, recorder, stack)
+    if nemesis.recovers:
+        # Healed, the system answers again: each client's last message got its reply.
+        last = [t for t in recorder.turns if t.index == plan.turns - 1]
+        assert all(t.terminal and t.terminal.status == "complete" for t in last), failure(
+            report, recorder, stack
+        )
