@@ -26,6 +26,11 @@ AOF_WINDOW = 1.0
 KILL_AFTER_DELTAS = 10
 
 
+# What conversation logs when a reply's stream write, or its final write, meets a dead Redis.
+WRITE_FAILED = "stream write for reply"
+STORE_FAILED = "could not store reply"
+
+
 def echo(message: str) -> str:
     """The fake model's whole reply to `message`."""
     return f"Echo: {message}"
@@ -111,12 +116,23 @@ class Upstream(Nemesis):
 
 @dataclass
 class RedisCrash(Nemesis):
-    """redis-server SIGKILLed, restarted from its append-only file."""
+    """redis-server SIGKILLed mid-reply, restarted from its append-only file once a replica
+    writing a reply has failed to write it (so the outage is felt, not slipped through)."""
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        replicas = (stack.a, stack.b)
+        seen = [len(r.log()) for r in replicas]
         self.crash = CrashWindow(time.monotonic(), AOF_WINDOW)
         kill(stack.redis)
-        stack.redis = restart(stack.redis)
+
+        def reply_write_failed() -> bool:
+            news = (r.log()[n:] for r, n in zip(replicas, seen, strict=True))
+            return any(WRITE_FAILED in text or STORE_FAILED in text for text in news)
+
+        try:
+            wait_until(reply_write_failed, 20, "a replica to fail writing a reply")
+        finally:
+            stack.redis = restart(stack.redis)
         self.note = f"Redis down {time.monotonic() - self.crash.at:.2f} s"
 
 
