@@ -49,7 +49,7 @@ class Client:
         self.session_id = ""
         self.auth: dict[str, str] = {}
         self._entries = number  # clients start at different entries
-        self._resumes = 0
+        self._resumes = number  # and resume at different places: nginx, either replica
 
     def run(self) -> None:
         try:
