@@ -20,17 +20,17 @@ def scale() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[FaultStack]:
+def faulty_stack() -> Iterator[FaultStack]:
     with fault_stack() as s:
         yield s
 
 
 @pytest.fixture
-def healthy(stack: FaultStack) -> Iterator[FaultStack]:
-    """The stack, whole again after the test whatever the fault left behind."""
-    stack.restore()
-    yield stack
-    stack.restore()
+def healthy(faulty_stack: FaultStack) -> Iterator[FaultStack]:
+    """The fault stack, whole again before and after the test, whatever a fault left."""
+    faulty_stack.restore()
+    yield faulty_stack
+    faulty_stack.restore()
 
 
 @pytest.fixture(scope="module")

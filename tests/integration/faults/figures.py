@@ -29,7 +29,7 @@ class Line:
             f"acknowledged messages lost {self.lost}"
             + (
                 f" of {self.at_risk} acknowledged in the window before the crash"
-                f" (oldest lost {self.max_loss_age:.3f} s before it)"
+                + (f" (oldest lost {self.max_loss_age:.3f} s before it)" if self.lost else "")
                 if self.at_risk or self.lost
                 else ""
             )

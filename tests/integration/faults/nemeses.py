@@ -26,6 +26,7 @@ AOF_WINDOW = 1.0
 KILL_AFTER_DELTAS = 10
 
 
+DONE = ("complete", "cancelled", "length")
 # What conversation logs when a reply's stream write, or its final write, meets a dead Redis.
 WRITE_FAILED = "stream write for reply"
 STORE_FAILED = "could not store reply"
@@ -112,6 +113,11 @@ class Upstream(Nemesis):
 
     def count(self, stack: FaultStack, recorder: Recorder) -> int:
         return sum(1 for r in stack.fake.requests() if r["behaviour"])
+
+    def felt(self, recorder: Recorder) -> bool:
+        # assistant retries a failure before the first token, but never more than 3 times
+        # in all: the scripted failures outnumber what its retries can absorb.
+        return any(status not in DONE for status in recorder.statuses())
 
 
 @dataclass
