@@ -7,6 +7,8 @@ Rules (each violation names its rule):
 - duplicated: a message stored more than once.
 - order: a client's messages stored in another order than it sent them.
 - no_terminal / late: an acknowledged turn never got `done`/`error`, or later than `bound`.
+- abandoned: a reply whose client walked away mid-stream (and nothing else went wrong) was
+  not written to its end: the generation must not depend on its client's connection.
 - offsets: delta event ids not contiguous (text repeated, skipped or reordered), or a
   terminal event whose id is not the length the client assembled.
 - text: the text a client assembled (resumes included) is not a prefix of the stored reply,
@@ -138,7 +140,9 @@ def _check_turn(
             report.lost.append(Lost(name(turn), crash.at - turn.acked_at))
             return  # its reply went with it
         report.violations.append(Violation("lost", name(turn), f"{turn.text!r} not stored"))
-    if turn.terminal is None or turn.ended_at is None:
+    if turn.abandoned:
+        pass  # no terminal to expect: the client left; the stored reply is checked below
+    elif turn.terminal is None or turn.ended_at is None:
         report.violations.append(Violation("no_terminal", name(turn), "no done or error event"))
     elif turn.ended_at - turn.sent_at > bound:
         took = turn.ended_at - turn.sent_at
@@ -202,6 +206,10 @@ def _check_text(
     if stored_reply["status"] not in ENDED:
         report.violations.append(
             Violation("text", name(turn), f"reply left {stored_reply['status']}")
+        )
+    if turn.abandoned and stored_reply["status"] != "complete":
+        report.violations.append(
+            Violation("abandoned", name(turn), f"left reply stored {stored_reply['status']}")
         )
     end = reply.terminal
     if end is not None and end.event == "done":

@@ -26,6 +26,7 @@ RETRIED = (409, 429, 502, 503, 504)
 # A failed reply is regenerated (what the API's error messages tell a person to do) this many
 # times at most; after assistant_unavailable or assistant_not_ready only once readiness is 200.
 MAX_REGENERATIONS = 3
+DROPPED = "dropped by the client"
 WAIT_READY = ("assistant_unavailable", "assistant_not_ready")
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)  # heartbeats every 0.5 s: 10 s of silence is a hang
 
@@ -38,6 +39,9 @@ class Plan:
     resume_at: list[str]  # where a broken stream is resumed, in turn: nginx, each replica
     bound: float  # seconds a turn may take, retries and resumes included
     disconnect_after: int | None = None  # the client drops each reply after this many deltas
+    # ... and walks away from its first turn's reply instead of resuming it (its next
+    # message is then refused with 409 until that reply is written to its end).
+    abandon: bool = False
 
 
 class Client:
@@ -100,6 +104,9 @@ class Client:
             turn.attempts.append(attempt)
             if not self._attempt(turn, attempt, request):
                 return  # refused for good: the turn ends as it is
+            if self.plan.abandon and index == 0 and attempt.outcome == DROPPED:
+                turn.abandoned = True
+                return
             if turn.reply is not None and turn.reply is not reply:
                 regenerate = False  # the new reply has started
             if turn.terminal is None or turn.terminal.event == "error":
@@ -182,7 +189,7 @@ class Client:
                 seen += 1
                 if drop_after is not None and seen >= drop_after:
                     self.recorder.fault()
-                    return "dropped by the client"
+                    return DROPPED
             elif event.event in ("done", "error") and reply is not None:
                 reply.terminal = Terminal(event.event, offset, data)
                 reply.ended_at = time.monotonic()

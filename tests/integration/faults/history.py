@@ -69,6 +69,7 @@ class Turn:
     acked_at: float | None = None
     replies: list[Reply] = field(default_factory=list)  # the last one is the answer
     attempts: list[Attempt] = field(default_factory=list)
+    abandoned: bool = False  # the client walked away from the reply mid-stream
 
     @property
     def acknowledged(self) -> bool:

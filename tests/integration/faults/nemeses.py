@@ -43,6 +43,7 @@ class Nemesis:
     at: Literal["mid_stream", "before"] = "mid_stream"
     heal_late: bool = False  # heal once every client is done, not at once
     disconnect_after: int | None = None  # clients drop each reply after this many deltas
+    abandon: bool = False  # ... and leave their first reply for good
     direct: bool = False  # clients send to the replicas themselves, not only through nginx
     recovers: bool = True  # healed in time for every client's last turn to be answered
     crash: CrashWindow | None = field(default=None, init=False)
@@ -211,6 +212,27 @@ class ClientDisconnect(Nemesis):
         return any(t.resumes for t in recorder.turns)
 
 
+@dataclass
+class ClientAbandons(Nemesis):
+    """Every client walks away from its first reply mid-stream and sends its next message:
+    the reply it left must still be written to its end and stored."""
+
+    disconnect_after: int | None = 5
+    abandon: bool = True
+
+    def inject(self, stack: FaultStack, recorder: Recorder) -> None:
+        pass  # the clients do it
+
+    def count(self, stack: FaultStack, recorder: Recorder) -> int:
+        return recorder.client_faults
+
+    def felt(self, recorder: Recorder) -> bool:
+        # The next message was refused (409) while the left reply was still being written.
+        return any(t.abandoned for t in recorder.turns) and any(
+            a.outcome.startswith("status 409") for t in recorder.turns for a in t.attempts
+        )
+
+
 def nemeses() -> list[Nemesis]:
     return [
         KillAssistant("assistant-killed-mid-reply"),
@@ -224,4 +246,5 @@ def nemeses() -> list[Nemesis]:
         KillReplica("replica-killed-mid-reply"),
         ReloadNginx("nginx-reloaded-mid-stream"),
         ClientDisconnect("client-disconnects"),
+        ClientAbandons("client-abandons-a-reply"),
     ]

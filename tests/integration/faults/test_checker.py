@@ -164,3 +164,12 @@ def test_a_regenerated_reply_is_replaced_and_every_reply_shown_is_checked() -> N
     assert rules(check([t], kept, BOUND)) == ["text"]
     failed.deltas.append(Delta(6, "again"))
     assert rules(check([t], stored(t), BOUND)) == ["offsets"]
+
+
+def test_a_reply_its_client_walked_away_from_is_written_to_its_end() -> None:
+    t = turn()
+    reply = only(t)
+    reply.deltas, reply.terminal, reply.ended_at = reply.deltas[:1], None, None
+    t.abandoned = True
+    assert check([t], stored(t), BOUND).ok
+    assert rules(check([t], stored(t, status="cancelled"), BOUND)) == ["abandoned"]

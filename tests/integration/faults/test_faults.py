@@ -34,6 +34,12 @@ def describe(turn: Turn) -> str:
     return f"client {turn.client} turn {turn.index}: replies {ends}; {tried}"
 
 
+def outcome(turn: Turn) -> str:
+    if turn.terminal is not None:
+        return turn.terminal.status
+    return "abandoned" if turn.abandoned else "none"
+
+
 def failure(report: Report, recorder: Recorder, stack: FaultStack) -> str:
     return "\n".join(
         [
@@ -56,6 +62,7 @@ def test_fault(healthy: FaultStack, nemesis: Nemesis, figures: Figures) -> None:
         resume_at=[stack.nginx.url, stack.a.url, stack.b.url],
         bound=BOUND,
         disconnect_after=nemesis.disconnect_after,
+        abandon=nemesis.abandon,
     )
     recorder = Recorder(plan.clients)
     if nemesis.at == "before":
@@ -89,7 +96,7 @@ def test_fault(healthy: FaultStack, nemesis: Nemesis, figures: Figures) -> None:
             sum(t.resumes for t in recorder.turns),
             report.shown_not_stored,
             report.at_risk,
-            dict(Counter(t.terminal.status if t.terminal else "none" for t in recorder.turns)),
+            dict(Counter(outcome(t) for t in recorder.turns)),
             sum(len(t.replies) - 1 for t in recorder.turns),
             nemesis.note,
         )
