@@ -1,22 +1,14 @@
-"""The fault suite's stack (one for the module, restored after every fault) and its figures.
-
-FAULTS_SCALE (default 1) multiplies the clients per fault: 4 at the default, 40 with
-FAULTS_SCALE=10 (the full run; see tests/README.md).
-"""
+"""The fault suite's stack (one for the module, restored around every fault) and its
+figures, printed per fault and in total (run with -s to see them)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.integration.faults.figures import Figures
 from tests.integration.faults.stack import FaultStack, fault_stack
-
-
-def scale() -> int:
-    return max(int(os.environ.get("FAULTS_SCALE", "1")), 1)
 
 
 @pytest.fixture(scope="module")
