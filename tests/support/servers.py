@@ -77,6 +77,9 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    # How it was started, so tests/support/processes.py can start it again on its port.
+    cmd: list[str] = field(default_factory=list)
+    ready: Callable[[], bool] | None = None
 
     @property
     def url(self) -> str:
@@ -115,7 +118,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(name, port, proc, log_path, env or {})
+    server = Server(name, port, proc, log_path, env or {}, cmd, ready)
     try:
         wait_until(ready, timeout, name, proc)
     except Exception as exc:
@@ -142,7 +145,9 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-def start_redis(port: int | None = None) -> Server:
+def start_redis(port: int | None = None, aof: bool = False) -> Server:
+    """`aof`: the product's persistence (append-only file, fsync every second), so a
+    restart with the same command recovers the data from the file."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (run ./stack test, which installs it)")
@@ -157,7 +162,9 @@ def start_redis(port: int | None = None) -> Server:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "everysec",
         "--dir",
         data,
     ]
