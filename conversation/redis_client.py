@@ -10,6 +10,26 @@ from conversation.redis_timing import Timings, timed_client
 
 RedisClient = Redis | RedisCluster
 
+# Every command conversation sends, itself or from its scripts (conversation.scripts,
+# conversation.limits): an ACL user needs these and no others. conversation/README.md shows
+# the ACL line; tests check the list against the scripts and against a locked-down Redis.
+REDIS_COMMANDS = (
+    # sent by conversation itself
+    *("evalsha", "script|load", "ping", "publish", "subscribe", "unsubscribe"),
+    *("exists", "get", "set", "hget", "hset", "hgetall", "ttl", "xread"),
+    *("zrange", "zrem", "zrevrange"),
+    # called by its scripts
+    *("del", "expire", "pexpire", "pttl", "hdel", "hexists", "hmget", "hsetnx"),
+    *("incr", "incrby", "lindex", "llen", "lpos", "lrange", "rpop", "rpush"),
+    *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),
+)
+
+
+def acl_rule(prefix: str) -> str:
+    """The ACL a conversation user needs: its keys and channels, those commands only."""
+    commands = " ".join(f"+{command}" for command in REDIS_COMMANDS)
+    return f"~{prefix}:* &{prefix}:* -@all {commands}"
+
 
 async def connect_redis(settings: Settings, timings: Timings) -> RedisClient:
     """REDIS_URL: redis:// or rediss:// (TLS), with a user and password for ACLs; a Redis
