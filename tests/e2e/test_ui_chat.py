@@ -557,16 +557,16 @@ def test_rate_limited_send_keeps_the_text_and_says_when(chat: Chat) -> None:
     expect(chat.user_messages).to_have_text(["first", "second"])
 
 
-def test_model_still_loading_says_so(chat: Chat, stack: Stack) -> None:
+def test_an_unreachable_model_says_so_and_retry_answers(chat: Chat, stack: Stack) -> None:
     chat.open()
     chat.ask("hello")
-    # What assistant's local provider answers until its model is in memory, here from the
-    # upstream so that assistant passes it on as the failure.
-    loading = "The local provider is still starting (loading its model); try again shortly."
-    fake(stack, {"status": 503, "message": loading, "times": 5})
+    # The model server behind assistant answers 503 to every attempt: assistant says, in its
+    # own words (never the upstream's), that the provider cannot be reached.
+    fake(stack, {"status": 503, "message": "upstream at 10.0.0.7 down", "times": 5})
     chat.send("are you ready")
     note = chat.last_reply.locator(".msg-note")
-    expect(note).to_contain_text("The model is still loading", timeout=REPLY_TIMEOUT_MS)
+    expect(note).to_contain_text("cannot be reached", timeout=REPLY_TIMEOUT_MS)
+    expect(note).not_to_contain_text("10.0.0.7")
     fake_recovers(stack)
     chat.last_reply.get_by_role("button", name="Retry").click()
     expect(chat.last_reply.locator(".markdown")).to_have_text(

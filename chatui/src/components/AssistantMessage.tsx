@@ -51,10 +51,6 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: Mo
       return "This reply was interrupted.";
     case "error":
       if (model && modelStateOf(message.errorCode)) return waitingNote(model, autoRetry);
-      // An upstream model server (vLLM, llama.cpp behind ASSISTANT_PROVIDER=openai) that says it
-      // is loading: assistant itself is ready, so there is no state to follow, only words.
-      if (message.errorCode === "assistant_error" && message.errorText && /loading its model|loading model/i.test(message.errorText))
-        return "The model is still loading. Retry in a moment: the first start can take a minute.";
       return message.errorText ?? "The reply failed.";
     default:
       return null;
