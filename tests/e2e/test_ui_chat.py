@@ -572,3 +572,28 @@ def test_an_unreachable_model_says_so_and_retry_answers(chat: Chat, stack: Stack
     expect(chat.last_reply.locator(".markdown")).to_have_text(
         "Echo: are you ready", timeout=REPLY_TIMEOUT_MS
     )
+
+
+def test_a_reply_cut_at_the_length_limit_can_be_continued(chat: Chat, stack: Stack) -> None:
+    chat.open()
+    fake(
+        stack,
+        {"tokens": ["The first ", "half"], "finish_reason": "length"},
+        {"tokens": [" and the ", "rest."]},
+    )
+    chat.send("write at length")
+    note = chat.last_reply.locator(".msg-note")
+    expect(note).to_contain_text("Cut at the length limit.", timeout=REPLY_TIMEOUT_MS)
+    expect(chat.last_reply.locator(".markdown")).to_have_text("The first half")
+    screenshot(chat.page, "reply-cut-at-length")
+    chat.last_reply.get_by_role("button", name="Continue").click()
+    expect(chat.last_reply.locator(".markdown")).to_have_text(
+        "The first half and the rest.", timeout=REPLY_TIMEOUT_MS
+    )
+    chat.wait_reply_done()
+    expect(chat.last_reply.locator(".msg-note")).to_have_count(0)
+    # What the server stored: one reply, the whole text.
+    chat.page.reload()
+    expect(chat.replies).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
+    expect(chat.last_reply.locator(".markdown")).to_have_text("The first half and the rest.")
+    chat.assert_clean()
