@@ -70,7 +70,9 @@ def build_stack(
 def stack() -> Iterator[Stack]:
     """The whole product in front of a fake model that streams one word every 30 ms."""
     upstream = start_fake_upstream(FAKE_DELAY_MS=os.environ.get("TEST_FAKE_DELAY_MS", "30"))
-    with build_stack(assistant_env(upstream), upstream) as s:
+    # The browser tests seed long chats from one browser within a minute (history paging:
+    # 65 turns), past the default per-client turn rate; the limits have their own tests.
+    with build_stack(assistant_env(upstream), upstream, LIMIT_CLIENT_TURNS="1000") as s:
         yield s
 
 
