@@ -56,10 +56,9 @@ ALLOWED_SOURCES = {
     "redis": {"conversation", "assistant"},
     "vllm": {"assistant"},
 }
-# Settings the manifests set that other branches add to .env.example at the same time as this
-# one (graceful shutdown, the Redis Cluster client, the server's process count). Empty this
-# once they are merged.
-SETTINGS_BEING_ADDED = {"SHUTDOWN_GRACE_PERIOD", "REDIS_CLUSTER", "WEB_CONCURRENCY"}
+# Settings the manifests set that .env.example does not list as a variable of ours:
+# WEB_CONCURRENCY is gunicorn's own (the images' process count).
+SETTINGS_BEING_ADDED = {"WEB_CONCURRENCY"}
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
