@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -279,6 +280,14 @@ def compose_project(project: ComposeProject) -> Iterator[ComposeProject]:
         yield project
     finally:
         project.down()
+
+
+def free_public_port() -> int:
+    """A port free on every address: docker publishes on 0.0.0.0, where a port free on
+    127.0.0.1 alone may be taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
 
 
 def image_size(name: str) -> int:

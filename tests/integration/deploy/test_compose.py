@@ -39,10 +39,11 @@ from tests.support.docker import (
     docker,
     ensure_base_images,
     ensure_engine,
+    free_public_port,
     image_size,
 )
 from tests.support.nginx import nginx_exe, render_module
-from tests.support.servers import ROOT, free_port, wait_until
+from tests.support.servers import ROOT, wait_until
 from tests.support.sse import Event, iter_events
 
 BASE = ROOT / "docker-compose.yml"
@@ -407,17 +408,23 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 def run(report: Callable[[str], None]) -> Iterator[Run]:
     ensure_engine()
     standins = [name for name, how in ensure_base_images().items() if how == "stand-in"]
-    port = free_port()
+    started = time.monotonic()
+    project_with([BASE], 0).run("build", timeout=3600)
+    built = time.monotonic() - started
+    # Chosen after the build, which may take many minutes on a busy machine: the port is
+    # only known free for as long as nobody else takes it.
+    port = free_public_port()
     project = project_with([BASE], port)
     # Brought down with every file any test brought up, or the overrides' egress network
     # would stay (compose only knows the networks of the files it is given).
     everything = project_with(files_brought_up(), port)
     with compose_project(everything):
         started = time.monotonic()
-        project.up(timeout=1800)
+        project.up()
         result = Run(project, port, time.monotonic() - started)
         report(f"base images standing in (tests/README.md): {', '.join(standins) or 'none'}")
-        report(f"docker compose up --build --wait: {result.setup_seconds:.0f} s")
+        report(f"docker compose build: {built:.0f} s")
+        report(f"docker compose up --build --wait, images built: {result.setup_seconds:.0f} s")
         yield result
 
 
