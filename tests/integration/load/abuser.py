@@ -34,6 +34,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from tests.support.servers import wait_until
+
 # Words the fake model echoes one token at a time: a reply longer than the model's token cap
 # (assistant's OPENAI_MAX_TOKENS), so it ends only at the cap.
 ENDLESS = " ".join(["more"] * 1500)
@@ -52,6 +54,9 @@ class Plan:
     creators: int
     burst: int
     sessions: int  # created before the flood starts, for the loops to share
+    # What the sockets send, by turns: message frames (each asking for a reply), binary
+    # frames, or frames past the size cap.
+    kinds: tuple[str, ...] = ("message", "message", "message", "message", "binary", "oversize")
 
 
 async def refused_by(r: httpx.Response) -> str:
@@ -196,7 +201,7 @@ class Abuser:
             if not self.sessions:
                 raise RuntimeError(f"the abuser could not create a session: {self.counts}")
             await self.burst()
-            kinds = ["message"] * 4 + ["binary", "oversize"]
+            kinds = self.plan.kinds
             sockets = [self.socket(kinds[i % len(kinds)]) for i in range(self.plan.sockets)]
             streams = [self.stream() for _ in range(self.plan.streams)]
             creators = [self.creator() for _ in range(self.plan.creators)]
@@ -229,8 +234,9 @@ def abusing(plan: Plan) -> Iterator[Callable[[], Outcome]]:
     process = context.Process(target=main, args=(plan, ready, stop, results), daemon=True)
     process.start()
     try:
-        if not ready.wait(timeout=30):
-            raise RuntimeError(f"the abuser did not start (exit code {process.exitcode})")
+        wait_until(lambda: ready.is_set() or not process.is_alive(), 30, "the abuser")
+        if not ready.is_set():
+            raise RuntimeError(f"the abuser failed to start (exit code {process.exitcode})")
 
         def finish() -> Outcome:
             stop.set()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Stack, build_stack
+from tests.integration.load.run import LoadRun, run_load
 from tests.support.conversation import assistant_env
 from tests.support.servers import start_fake_upstream
 
@@ -19,9 +20,16 @@ FAKE_DELAY_MS = "20"
 MAX_TOKENS = "300"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def load_stack() -> Iterator[Stack]:
     upstream = start_fake_upstream(FAKE_DELAY_MS=FAKE_DELAY_MS)
     env = {**assistant_env(upstream), "OPENAI_MAX_TOKENS": MAX_TOKENS}
     with build_stack(env, upstream) as stack:
         yield stack
+
+
+@pytest.fixture(scope="package")
+async def load_run(load_stack: Stack) -> LoadRun:
+    """The suite's one run (a few tens of seconds), shared by its tests (target_load.py's
+    too, when it is named)."""
+    return await run_load(load_stack)
