@@ -1,0 +1,87 @@
+"""One run of the suite: the ten polite clients alone, then under the abuser, then alone
+again once the abuse has passed, with every figure printed (run pytest with -s)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tests.conftest import Stack
+from tests.integration.load.abuser import Outcome, abusing
+from tests.integration.load.abuser import Plan as AbusePlan
+from tests.integration.load.cpu import CpuMeter
+from tests.integration.load.figures import Phase, refusals
+from tests.integration.load.polite import Plan as ChatPlan
+from tests.integration.load.polite import Record, chat
+from tests.support.fakes import FakeControl
+
+SCALE = int(os.environ.get("LOAD_SCALE", "1"))
+TURNS = 8 * SCALE  # per polite client and phase
+# A turn each ~1.1 s: under a browser's 60 turns a minute (LIMIT_CLIENT_TURNS), at any scale.
+PAUSE = 1.1
+# Each client from an address of its own: ten people, and the abuser elsewhere. nginx trusts
+# no proxy here, so the address a client connects from is the one every limit counts.
+POLITE = [f"127.0.1.{i}" for i in range(1, 11)]
+ABUSER = "127.0.0.2"
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    before: Phase
+    abused: Phase
+    after: Phase
+    alone: Phase  # before and after together: the unloaded figure
+    abuser: Outcome
+
+    @property
+    def phases(self) -> tuple[Phase, Phase, Phase]:
+        return (self.before, self.abused, self.after)
+
+    @property
+    def ratio(self) -> float:
+        """Polite p99 time to first token under abuse over the unloaded one."""
+        return self.abused.p99 / self.alone.p99
+
+
+async def measured(stack: Stack, meter: CpuMeter, name: str) -> tuple[Phase, list[Record]]:
+    meter.start()
+    records = await chat(ChatPlan(stack.url, TURNS, PAUSE), POLITE)
+    meter.stop()
+    phase = Phase.of(name, records)
+    print(f"{phase}\n  CPU: {meter}")
+    return phase, records
+
+
+async def run_load(stack: Stack) -> LoadRun:
+    assert stack.upstream is not None
+    model = FakeControl(stack.upstream)
+    meter = CpuMeter({s.name: s.proc.pid for s in stack.servers()})
+    # Connections, scripts loaded into Redis, pools filled: not what the phases measure.
+    await chat(ChatPlan(stack.url, 2, PAUSE), POLITE)
+    print()
+    before, records = await measured(stack, meter, "polite alone, before")
+    abuse = AbusePlan(
+        stack.url,
+        ABUSER,
+        # Bounded: it stops by itself long after the polite clients' phase would have ended.
+        seconds=2 * TURNS * (PAUSE + 1) + 30,
+        sockets=48,
+        streams=16,
+        creators=2,
+        burst=300,
+        # More than its address may have replies written at once (LIMIT_IP_GENERATIONS, 32).
+        sessions=40,
+    )
+    with abusing(abuse) as finish:
+        abused, _ = await measured(stack, meter, "polite under abuse")
+        outcome = finish()
+    print(f"  the abuser itself: {outcome.cpu:.1f} s of CPU in all")
+    # The replies the abuser walked away from are still written (to their cap): the second
+    # unloaded phase starts once the model has answered every request.
+    model.settled(len(model.requests()), timeout=30)
+    after, more = await measured(stack, meter, "polite alone, after")
+    run = LoadRun(before, abused, after, Phase.of("polite alone, both", records + more), outcome)
+    print(run.alone)
+    print(f"p99 under abuse / alone: {run.ratio:.2f}")
+    print(f"the abuser ({ABUSER}), what it did and was told:\n{refusals(outcome.counts)}")
+    return run
