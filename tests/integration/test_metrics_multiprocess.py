@@ -32,19 +32,25 @@ LIVE = {"method": "GET", "route": "/health/live", "status": "200"}
 
 @pytest.fixture(scope="module")
 def gunicorn_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    metrics_dir = tmp_path_factory.mktemp("prometheus")  # empty, as it must be at start
+    metrics_dir = tmp_path_factory.mktemp("prometheus")
+    # A previous run's file: the images' gunicorn settings empty the folder at start.
+    stale = metrics_dir / "counter_1.db"
+    stale.write_bytes(b"stale")
     upstream = start_fake_upstream()
     port = free_port()
+    # As the images run it (assistant/Dockerfile).
     cmd = [
         *[PYTHON, "-m", "gunicorn", "assistant.app:create_app()"],
         *["--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS)],
-        *["--worker-class", "uvicorn_worker.UvicornWorker"],
+        *["--worker-class", "common.gunicorn_workers.Worker"],
+        *["--config", "python:common.gunicorn_conf"],
     ]
     env = {**assistant_env(upstream), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     try:
         server = start(
             "assistant-gunicorn", cmd, port, http_ok(f"http://127.0.0.1:{port}/health/ready"), env
         )
+        assert not stale.exists()
         try:
             yield server, metrics_dir
         finally:
