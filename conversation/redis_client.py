@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from conversation.config import Settings
 from conversation.redis_timing import Timings, timed_client
 
 RedisClient = Redis | RedisCluster
+# Tries after the first for a command whose connection failed (0.05, 0.1, 0.2 s apart).
+RETRIES = 3
 
 # Every command conversation sends, itself or from its scripts (conversation.scripts,
 # conversation.limits): an ACL user needs these and no others. conversation/README.md shows
@@ -42,7 +46,14 @@ async def connect_redis(settings: Settings, timings: Timings) -> RedisClient:
         return cluster
     # Blocking pool: past its 100 connections a burst of commands waits for a free one
     # instead of failing at once (the default pool raises "Too many connections", a 503).
+    # A command whose connection broke (Redis restarted, a failover) is sent again on a new
+    # one, a few times, backing off: every script is safe to run twice (conversation.scripts).
+    # Without it, each pooled connection to the Redis that went away failed one request.
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, health_check_interval=30, timeout=10
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        timeout=10,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
     )
     return timed_client(pool, timings)
