@@ -30,4 +30,8 @@ def test_local_model_answers_through_the_whole_stack(model_stack: Stack) -> None
 
     history = httpx.get(f"{model_stack.url}/api/sessions/{session['session_id']}", headers=auth)
     roles = [(m["role"], m["status"]) for m in history.json()["messages"]]
-    assert roles == [("user", "complete"), ("assistant", "complete")]
+    # The stack's model writes at most LOCAL_MAX_TOKENS (48) tokens: a longer answer is cut,
+    # and says so (`length`) in the `done` event and in the history alike.
+    status = events[-1].json()["status"]
+    assert status in ("complete", "length")
+    assert roles == [("user", "complete"), ("assistant", status)]
