@@ -3,12 +3,14 @@ schemathesis strategies outside pytest's parametrization (one operation at a tim
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import APIOperation, Case
@@ -61,3 +63,16 @@ def fuzz(strategy: Any, examples: int, call: Callable[[AnyCase], None]) -> None:
         call(case)
 
     run()
+
+
+def openapi_schema(url: str) -> schemathesis.BaseSchema:
+    """A service's own OpenAPI document, fetched from the running server."""
+    return schemathesis.openapi.from_dict(httpx.get(url).json())
+
+
+@contextlib.contextmanager
+def tallied(what: str) -> Iterator[Tally]:
+    """A tally whose figure line is printed when the block ends (`pytest -s` shows it)."""
+    counts = Tally()
+    yield counts
+    print(counts.line(what))

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from common.protocol import ChatCompletion, ErrorResponse
 from tests.support.fakes import FakeControl
-from tests.support.hostile import EXAMPLES, AnyCase, Tally, fuzz
+from tests.support.hostile import EXAMPLES, AnyCase, Tally, fuzz, openapi_schema, tallied
 from tests.support.servers import Server
 
 Case = GenericCase[APIOperation[Any, Any, Any, Any]]
@@ -62,15 +62,13 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def schema(secured_assistant: Server) -> schemathesis.BaseSchema:
-    document = httpx.get(f"{secured_assistant.url}/openapi.json").json()
-    return schemathesis.openapi.from_dict(document)
+    return openapi_schema(f"{secured_assistant.url}/openapi.json")
 
 
 @pytest.fixture(scope="module")
 def tally() -> Iterator[Tally]:
-    counts = Tally()
-    yield counts
-    print(counts.line("hostile input, generated"))
+    with tallied("hostile input, generated") as counts:
+        yield counts
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -233,9 +231,8 @@ CORPUS = {
 
 @pytest.fixture(scope="module")
 def corpus_tally() -> Iterator[Tally]:
-    counts = Tally()
-    yield counts
-    print(counts.line("hostile input, hand-written corpus"))
+    with tallied("hostile input, hand-written corpus") as counts:
+        yield counts
 
 
 @pytest.mark.parametrize("name", list(CORPUS))

@@ -21,7 +21,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 import redis
 import schemathesis
@@ -31,7 +30,15 @@ from schemathesis.checks import not_a_server_error
 
 from tests.integration.conversation.conftest import Fast
 from tests.support.conversation import Session, create_session, get_session, send
-from tests.support.hostile import EXAMPLES, AnyCase, Tally, all_operations, fuzz
+from tests.support.hostile import (
+    EXAMPLES,
+    AnyCase,
+    Tally,
+    all_operations,
+    fuzz,
+    openapi_schema,
+    tallied,
+)
 
 
 @dataclass
@@ -45,15 +52,13 @@ class Sessions:
 
 @pytest.fixture(scope="module")
 def schema(fast: Fast) -> schemathesis.BaseSchema:
-    document = httpx.get(f"{fast.conversation.url}/api/openapi.json").json()
-    return schemathesis.openapi.from_dict(document)
+    return openapi_schema(f"{fast.conversation.url}/api/openapi.json")
 
 
 @pytest.fixture(scope="module")
 def tally() -> Iterator[Tally]:
-    counts = Tally()
-    yield counts
-    print(counts.line("conversation, generated hostile input"))
+    with tallied("conversation, generated hostile input") as counts:
+        yield counts
 
 
 @pytest.fixture(scope="module")
