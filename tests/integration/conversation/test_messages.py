@@ -236,6 +236,8 @@ def test_assistant_unreachable_keeps_the_message_and_regenerate_recovers(fast: F
         assert set(error) == {"code", "message"}
         assert error["code"] == "assistant_unavailable"
         assert "cannot be reached" in error["message"]
+        # Addresses are for the log, not for the person reading the reply.
+        assert "127.0.0.1" not in error["message"] and str(port) not in error["message"]
         statuses = [(m["role"], m["status"]) for m in get_session(session)["messages"]]
         assert statuses == [("user", "complete"), ("assistant", "error")]
         assistant = start_assistant_for(fast.upstream, port=port)
