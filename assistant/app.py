@@ -26,7 +26,7 @@ from assistant.limits import BodySizeLimit
 from assistant.providers import build_provider
 from assistant.providers.base import Provider
 from common import logs
-from common.heap import freeze_startup_objects
+from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe, ServiceMetrics
 
 log = logging.getLogger("assistant")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.conversation import assistant_env, conversation_env
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.nginx import make_prefix, nginx_exe, write_config
 from tests.support.servers import (
     CONVERSATION_FLAGS,

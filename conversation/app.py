@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from common import logs
-from common.heap import freeze_startup_objects
+from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe
 from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session

@@ -41,7 +41,7 @@ class ReplyEnd:
     model: str | None = None
 
 
-class AssistantError(Exception):
+class AssistantCallError(Exception):
     """Assistant could not produce the reply; `message` tells a person what happened."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -112,7 +112,7 @@ class AssistantClient:
                 async for texts in chunks.batches(resp.content.iter_any()):
                     yield texts
                 if not chunks.done:
-                    raise AssistantError(
+                    raise AssistantCallError(
                         "assistant_disconnected",
                         "The assistant service closed the connection before finishing the "
                         "reply. The partial reply is kept; regenerate it when assistant is back.",
@@ -122,14 +122,14 @@ class AssistantClient:
         # in the log.
         except aiohttp.ClientConnectorError as exc:
             log.warning("assistant at %s unreachable: %s", self._url, exc.os_error)
-            raise AssistantError(
+            raise AssistantCallError(
                 "assistant_unavailable",
                 "The assistant service cannot be reached. "
                 "Your message is saved; regenerate the reply once assistant is running.",
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("connection to assistant failed mid-reply: %r", exc)
-            raise AssistantError(
+            raise AssistantCallError(
                 "assistant_disconnected",
                 "The connection to the assistant service failed mid-reply. "
                 "The partial reply is kept; regenerate it when assistant is back.",
@@ -157,7 +157,7 @@ class AssistantClient:
 class _Chunks(ChunkReader):
     """One reply's chunks from assistant: its text, its usage, an error it reports."""
 
-    failures = (AssistantError,)
+    failures = (AssistantCallError,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,8 +167,8 @@ class _Chunks(ChunkReader):
         _parse_chunk(payload, texts, self.end)
 
 
-def _unreadable(reason: object) -> AssistantError:
-    return AssistantError(
+def _unreadable(reason: object) -> AssistantCallError:
+    return AssistantCallError(
         "assistant_protocol", f"The assistant service sent an unreadable chunk: {reason}"
     )
 
@@ -192,7 +192,7 @@ def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
             err = ErrorResponse.model_validate(data).error
         except ValidationError as exc:
             raise _unreadable(exc) from exc
-        raise AssistantError(
+        raise AssistantCallError(
             err.code or "assistant_error", f"The model failed mid-reply: {err.message}"
         )
     choices = data.get("choices")
@@ -222,7 +222,7 @@ def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
         raise _unreadable(exc) from exc
 
 
-async def _failure(resp: aiohttp.ClientResponse) -> AssistantError:
+async def _failure(resp: aiohttp.ClientResponse) -> AssistantCallError:
     text = await resp.text(errors="replace")
     code: str | None = None
     try:
@@ -234,11 +234,11 @@ async def _failure(resp: aiohttp.ClientResponse) -> AssistantError:
         detail = resp.reason or "no detail"
     if resp.status == 503 and code == "not_ready":
         # Assistant is up but its model is not in memory yet: worth waiting for, not a fault.
-        return AssistantError(
+        return AssistantCallError(
             "assistant_not_ready",
             f"The model is still loading ({detail}). Your message is saved; regenerate the "
             "reply once the model is ready.",
         )
-    return AssistantError(
+    return AssistantCallError(
         "assistant_error", f"The assistant service answered {resp.status}: {detail}"
     )

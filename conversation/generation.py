@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from redis.exceptions import RedisError
 
 from common.protocol import ChatMessage, Usage
-from conversation.assistant_client import AssistantClient, AssistantError
+from conversation.assistant_client import AssistantCallError, AssistantClient
 from conversation.config import Settings
 from conversation.events import (
     INTERRUPTED,
@@ -27,10 +27,10 @@ from conversation.events import (
     terminal_event,
 )
 from conversation.limits import Admission, estimate_tokens
-from conversation.mailbox import Flag, Inbox
 from conversation.metrics import ConversationMetrics
 from conversation.models import ErrorInfo, StoredMessage
 from conversation.redis_client import RedisClient
+from conversation.slim_queues import Flag, SlimQueue
 from conversation.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ RETRY_FIRST_PAUSE = 0.1
 RETRY_MAX_PAUSE = 2.0
 
 # A queue item is the events of one read from assistant, or None for a heartbeat.
-Outbox = Inbox[list[Event] | None]
+Outbox = SlimQueue[list[Event] | None]
 
 
 class Generation:
@@ -78,7 +78,7 @@ class Generation:
 
     def subscribe(self, offset: int = 0) -> Outbox:
         """A queue that gets the text after `offset`, then every event until the end."""
-        outbox: Outbox = Inbox()
+        outbox: Outbox = SlimQueue()
         if offset < self.length:
             outbox.put_nowait([delta_event("".join(self.parts)[offset:], self.length)])
         if self.terminal is not None:
@@ -141,7 +141,7 @@ class Generation:
                     "interrupted",
                     ErrorInfo(code=INTERRUPTED[0], message=INTERRUPTED[1]),
                 )
-        except AssistantError as exc:
+        except AssistantCallError as exc:
             status, error = "error", ErrorInfo(code=exc.code, message=exc.message)
         except Exception:
             log.exception("reply %s failed", self.id)

@@ -14,7 +14,7 @@ RedisClient = Redis | RedisCluster
 # Tries after the first for a command whose connection failed (0.05, 0.1, 0.2 s apart).
 RETRIES = 3
 
-# Every command conversation sends, itself or from its scripts (conversation.scripts,
+# Every command conversation sends, itself or from its scripts (conversation.redis_scripts,
 # conversation.limits): an ACL user needs these and no others. conversation/README.md shows
 # the ACL line; tests check the list against the scripts and against a locked-down Redis.
 REDIS_COMMANDS = (
@@ -47,7 +47,7 @@ async def connect_redis(settings: Settings, timings: Timings) -> RedisClient:
     # Blocking pool: past its 100 connections a burst of commands waits for a free one
     # instead of failing at once (the default pool raises "Too many connections", a 503).
     # A command whose connection broke (Redis restarted, a failover) is sent again on a new
-    # one, a few times, backing off: every script is safe to run twice (conversation.scripts).
+    # one, a few times, backing off: every script is safe to run twice (conversation.redis_scripts).
     # Without it, each pooled connection to the Redis that went away failed one request.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,

@@ -1,7 +1,7 @@
 """A Redis client that times each round trip into `ConversationMetrics.redis_latency`.
 
 Commands are labelled by name, the store's Lua scripts by their name in
-`conversation.scripts` (an EVALSHA alone says nothing about which script was slow), and a
+`conversation.redis_scripts` (an EVALSHA alone says nothing about which script was slow), and a
 pipeline by its distinct commands: a label set as small as the code's own calls. The
 pub/sub listener's connection is not timed (it waits for messages by design).
 """
@@ -16,14 +16,14 @@ from prometheus_client import Histogram
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 
-from conversation import scripts
+from conversation import redis_scripts
 
 
 def script_names() -> dict[str, str]:
     """The SHA1 of each of the store's scripts, as EVALSHA names it, to the script's name."""
     return {
         hashlib.sha1(text.encode()).hexdigest(): name.lower()
-        for name, text in vars(scripts).items()
+        for name, text in vars(redis_scripts).items()
         if name.isupper() and not name.startswith("_") and isinstance(text, str)
     }
 

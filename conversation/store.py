@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 
 from redis.commands.core import AsyncScript
 
-from conversation import scripts
+from conversation import redis_scripts
 from conversation.config import Settings
 from conversation.limits import too_many_sessions
 from conversation.models import ErrorInfo, Status, StoredMessage
@@ -120,7 +120,7 @@ def _message(raw: str) -> StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """The key names (the layout is explained once, in conversation/scripts.py's docstring)."""
+    """The key names; the layout is explained once, in redis_scripts.py's docstring."""
 
     prefix: str
 
@@ -128,9 +128,9 @@ class Keys:
         return f"{self.prefix}:s:{{{sid}}}"
 
     def family(self, sid: str) -> list[str]:
-        """The session's keys, in the order the scripts take them (scripts.FAMILY)."""
+        """The session's keys, in the order the scripts take them (redis_scripts.FAMILY)."""
         key = self.session(sid)
-        return [key + suffix for suffix in scripts.FAMILY]
+        return [key + suffix for suffix in redis_scripts.FAMILY]
 
     def stream(self, sid: str, mid: str) -> str:
         return f"{self.session(sid)}:r:{mid}"
@@ -147,15 +147,15 @@ class Store:
         self.cancel_channel = f"{settings.key_prefix}:cancel"
         # A reply stream never outlives its session.
         self._retention = min(settings.stream_retention, settings.session_ttl)
-        self._begin: AsyncScript = redis.register_script(scripts.BEGIN_TURN)
-        self._flush: AsyncScript = redis.register_script(scripts.FLUSH)
-        self._finish: AsyncScript = redis.register_script(scripts.FINISH)
-        self._check_live: AsyncScript = redis.register_script(scripts.CHECK_LIVE)
-        self._read_history: AsyncScript = redis.register_script(scripts.READ_HISTORY)
-        self._read_meta: AsyncScript = redis.register_script(scripts.READ_META)
-        self._create: AsyncScript = redis.register_script(scripts.CREATE)
-        self._index: AsyncScript = redis.register_script(scripts.INDEX)
-        self._delete: AsyncScript = redis.register_script(scripts.DELETE)
+        self._begin: AsyncScript = redis.register_script(redis_scripts.BEGIN_TURN)
+        self._flush: AsyncScript = redis.register_script(redis_scripts.FLUSH)
+        self._finish: AsyncScript = redis.register_script(redis_scripts.FINISH)
+        self._check_live: AsyncScript = redis.register_script(redis_scripts.CHECK_LIVE)
+        self._read_history: AsyncScript = redis.register_script(redis_scripts.READ_HISTORY)
+        self._read_meta: AsyncScript = redis.register_script(redis_scripts.READ_META)
+        self._create: AsyncScript = redis.register_script(redis_scripts.CREATE)
+        self._index: AsyncScript = redis.register_script(redis_scripts.INDEX)
+        self._delete: AsyncScript = redis.register_script(redis_scripts.DELETE)
 
     # Key names -----------------------------------------------------------------------
 
@@ -254,7 +254,7 @@ class Store:
         """Remove every key of the session, then its entry in the browser's index (another
         slot in a Redis Cluster; an entry left by a crash between is dropped when the index
         is read). Returns the reply it was writing, if any, whose generation the caller
-        stops (its later stream writes cannot recreate the stream: see scripts.FLUSH)."""
+        stops (its later stream writes cannot recreate the stream: see redis_scripts.FLUSH)."""
         sid = meta.session_id
         live = cast(str | None, await self._delete(keys=self.keys.family(sid)))
         if meta.owner:

@@ -24,7 +24,7 @@ from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from conversation.config import Settings
-from conversation.mailbox import Flag, Inbox
+from conversation.slim_queues import Flag, SlimQueue
 
 
 @cache
@@ -36,7 +36,7 @@ def max_frame_bytes() -> int:
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = Inbox[ASGIReceiveEvent]()  # type: ignore[assignment]
+        self.queue = SlimQueue[ASGIReceiveEvent]()  # type: ignore[assignment]
         writable = Flag()
         writable.set()  # as uvicorn starts it
         self.writable = writable  # type: ignore[assignment]

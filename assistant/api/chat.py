@@ -13,7 +13,7 @@ from assistant.config import Settings
 from assistant.limits import check_limits, check_unicode
 from assistant.providers.base import GenerationParams
 from assistant.streaming import ChunkEncoder, encode
-from common.disconnect import ClientDisconnected, EventStreamResponse, cancel_on_disconnect
+from common.event_stream import ClientDisconnected, EventStreamResponse, cancel_on_disconnect
 from common.protocol import (
     ChatCompletion,
     ChatCompletionRequest,

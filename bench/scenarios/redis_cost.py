@@ -30,11 +30,11 @@ from redis.asyncio import Redis as AsyncRedis
 from bench.clients import ChatSession, Turn, create_sessions, sse_turn
 from bench.context import Bench
 from bench.report import Outcome, Target, at_most
-from conversation import scripts
+from conversation import redis_scripts
 from conversation.config import Settings
 from conversation.store import Store
 
-FLUSH_SHA = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
+FLUSH_SHA = hashlib.sha1(redis_scripts.FLUSH.encode()).hexdigest()
 MARKER = "bench-end-of-window"
 HANDSHAKE = {"HELLO", "CLIENT", "MONITOR", "ECHO", "AUTH", "SELECT"}
 SYNC_CLIENT = re.compile(r"^\s*(from redis import|import redis\b)|\bredis\.Redis\(", re.M)

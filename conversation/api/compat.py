@@ -15,11 +15,11 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict
 
-from common.disconnect import EventStreamResponse
+from common.event_stream import EventStreamResponse
 from common.protocol import ChatMessage
 from conversation.api.clients import LimitsDep, client_of
 from conversation.api.ws import FrameGate
-from conversation.assistant_client import AssistantError
+from conversation.assistant_client import AssistantCallError
 from conversation.auth import bearer_token, claim_of
 from conversation.deps import (
     AssistantDep,
@@ -219,7 +219,7 @@ async def _words(
                     yield b"data: " + word.encode() + b"\n\n"
         for word in WORD.findall(pending):
             yield b"data: " + word.encode() + b"\n\n"
-    except AssistantError as exc:
+    except AssistantCallError as exc:
         yield b"event: error\ndata: " + exc.message.encode() + b"\n\n"
     finally:
         # However it ends (the client may have gone): free the slot, count what was written.

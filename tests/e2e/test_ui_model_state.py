@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_ui_chat import Chat
 from tests.support.conversation import conversation_env
-from tests.support.fakes import start_hf_upstream
+from tests.support.fake_control import start_hf_upstream
 from tests.support.nginx import start_nginx
 from tests.support.readiness import Gate, start_loading_assistant
 from tests.support.servers import Server, free_port, start_conversation, start_redis

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Stack, build_stack
 from tests.support.conversation import assistant_env
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import start_fake_upstream
 
 # DEBUG, so the test that looks for secrets in the logs sees every line there could be.

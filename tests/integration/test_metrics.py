@@ -50,7 +50,7 @@ def test_a_chat_turn_moves_both_services_metrics(observed: Stack) -> None:
     assert usage["completion_tokens"] > 0
     for script in ("begin_turn", "finish"):
         assert c("chatstack_redis_latency_seconds_count", command=script) == 1, script
-    # Creating the session is a script too, named as in conversation.scripts.
+    # Creating the session is a script too, named as in conversation.redis_scripts.
     assert (
         moved(
             conversation_before,

@@ -5,7 +5,7 @@ import { CopyButton } from "./CopyButton";
 import { RetryCountdown } from "./RetryCountdown";
 import { RetryIcon } from "./Icons";
 import { Markdown } from "./Markdown";
-import { useLongWait } from "./useElapsed";
+import { useLongWait } from "./useLongWait";
 
 interface Props {
   message: ChatMessage;

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.fakes import FakeControl, closed_port, start_hf_upstream, unaccepting_port
+from tests.support.fake_control import FakeControl, closed_port, start_hf_upstream, unaccepting_port
 from tests.support.servers import Server, start_assistant, start_fake_upstream
 
 SYSTEM_PROMPT = "You are the test assistant."

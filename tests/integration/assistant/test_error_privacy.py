@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.assistant.conftest import hf_env_for, openai_env
 from tests.integration.assistant.helpers import USER, chat
-from tests.support.fakes import closed_port
+from tests.support.fake_control import closed_port
 from tests.support.servers import Server, running, start_assistant
 
 INTERNAL_HOST = "gpu-node-7.corp.internal"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.assistant.helpers import USER, chat, error_of, stream_payloads
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 from tests.support.sse import iter_events
 

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from common.protocol import ChatCompletion, ErrorResponse
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.hostile import EXAMPLES, AnyCase, Tally, fuzz, openapi_schema, tallied
 from tests.support.servers import Server
 

@@ -8,7 +8,7 @@ import pytest
 from common.protocol import ChatCompletion
 from tests.integration.assistant.conftest import SYSTEM_PROMPT
 from tests.integration.assistant.helpers import USER, chat, error_of, stream_payloads, streamed_text
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 from tests.support.sse import iter_events
 

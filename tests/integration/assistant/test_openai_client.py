@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 
 

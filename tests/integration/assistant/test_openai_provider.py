@@ -7,7 +7,7 @@ import httpx
 from common.protocol import ChatCompletion, ChatCompletionChunk
 from tests.integration.assistant.conftest import SYSTEM_PROMPT
 from tests.integration.assistant.helpers import USER, chat, stream_payloads, streamed_text
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.assistant.conftest import HF_MAX_NEW_TOKENS, OPENAI_MAX_TOKENS
 from tests.integration.assistant.helpers import USER, chat, stream_payloads, streamed_text
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 
 LONG = [f"w{i} " for i in range(400)]

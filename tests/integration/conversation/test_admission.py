@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conversation.conftest import Fast, echo_stack
 from tests.support.conversation import create_session, get_session, open_stream, read_until, send
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
 
 LIMIT = 2

@@ -20,7 +20,7 @@ from tests.support.conversation import (
     read_until,
     send,
 )
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import start_redis
 
 

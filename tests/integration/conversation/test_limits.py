@@ -24,7 +24,7 @@ from redis import Redis
 
 from conversation.limits import Identity, LimitKey, ip_identity, limit_key
 from tests.support.conversation import KEYS, kill, start_assistant_for, start_replica
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server, start_fake_upstream, start_redis, wait_until
 from tests.support.sse import Event, iter_events
 

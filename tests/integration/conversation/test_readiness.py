@@ -24,7 +24,7 @@ from tests.support.conversation import (
     send,
     start_replica,
 )
-from tests.support.fakes import closed_port, start_hf_upstream
+from tests.support.fake_control import closed_port, start_hf_upstream
 from tests.support.readiness import Gate, start_loading_assistant
 from tests.support.servers import (
     Server,

@@ -12,7 +12,7 @@ from typing import Protocol, cast
 import pytest
 import redis
 
-from conversation import scripts
+from conversation import redis_scripts
 from conversation.limits import ADMIT, RELEASE, RENEW
 from tests.support.conversation import KEYS, create_session, send, start_replica, text_of
 from tests.support.servers import Server, start_fake_upstream, start_redis
@@ -86,7 +86,7 @@ def test_a_turn_costs_two_round_trips_plus_batched_stream_writes(bench: Bench) -
     send(session, "warm up")  # scripts are loaded once per process
     events: list[object] = []
     commands = top_level_commands(bench.redis, lambda: events.extend(send(session, "go")))
-    flush_sha = hashlib.sha1(scripts.FLUSH.encode()).hexdigest()
+    flush_sha = hashlib.sha1(redis_scripts.FLUSH.encode()).hexdigest()
     flushes = [c for c in commands if len(c) > 1 and c[1] == flush_sha]
     limits = [c for c in commands if len(c) > 3 and c[3].startswith("chat:l:")]
     others = [c for c in commands if c not in flushes and c not in limits]

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.support.conversation import create_session, send
-from tests.support.fakes import closed_port, start_hf_upstream
+from tests.support.fake_control import closed_port, start_hf_upstream
 from tests.support.nginx import start_nginx
 from tests.support.readiness import Gate, start_loading_assistant
 from tests.support.servers import (

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from tests.integration.deploy.conftest import INDEX_HTML
-from tests.integration.deploy.localrun import (
+from tests.integration.deploy.local_stack import (
     LocalRun,
     LocalRunFailed,
     connected_to,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.support.conversation import assistant_env, kill, start_replica
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.nginx import start_nginx
 from tests.support.processes import restart, resume
 from tests.support.servers import (

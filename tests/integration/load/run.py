@@ -13,7 +13,7 @@ from tests.integration.load.cpu import CpuMeter
 from tests.integration.load.figures import Phase, refusals
 from tests.integration.load.polite import Plan as ChatPlan
 from tests.integration.load.polite import Record, chat
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 
 SCALE = int(os.environ.get("LOAD_SCALE", "1"))
 TURNS = 8 * SCALE  # per polite client and phase

@@ -15,8 +15,8 @@ import pytest
 
 from common.protocol import ChatMessage
 from conversation.assistant_client import (
+    AssistantCallError,
     AssistantClient,
-    AssistantError,
     ReplyEnd,
     create_http_session,
 )
@@ -90,7 +90,7 @@ async def test_a_fresh_connection_closed_unanswered_is_not_retried() -> None:
     async for fake, url in serve(lambda conn, n: True):
         settings = Settings(assistant_url=url)
         async with create_http_session(settings) as http:
-            with pytest.raises(AssistantError) as caught:
+            with pytest.raises(AssistantCallError) as caught:
                 await reply(AssistantClient(http, settings))
         assert caught.value.code == "assistant_disconnected"
         assert fake.requests == [(1, 1)]

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from common.protocol import Usage
-from conversation.assistant_client import AssistantError, ReplyEnd
+from conversation.assistant_client import AssistantCallError, ReplyEnd
 from conversation.assistant_client import _parse_chunk as parse_into
 
 
@@ -49,7 +49,7 @@ def test_the_usage_chunk() -> None:
 
 def test_an_error_chunk_keeps_the_model_s_code_and_message() -> None:
     payload = b'{"error":{"message":"boom","type":"server_error","code":"upstream_error"}}'
-    with pytest.raises(AssistantError) as caught:
+    with pytest.raises(AssistantCallError) as caught:
         _parse_chunk(payload)
     assert caught.value.code == "upstream_error"
     assert "boom" in caught.value.message
@@ -71,7 +71,7 @@ def test_an_error_chunk_keeps_the_model_s_code_and_message() -> None:
     ],
 )
 def test_malformed_chunks_are_protocol_errors(payload: bytes) -> None:
-    with pytest.raises(AssistantError) as caught:
+    with pytest.raises(AssistantCallError) as caught:
         _parse_chunk(payload)
     assert caught.value.code == "assistant_protocol"
     assert "unreadable chunk" in caught.value.message

@@ -1,4 +1,4 @@
-"""Inbox and Flag: the asyncio.Queue and asyncio.Event behaviour that uvicorn (conversation's
+"""SlimQueue and Flag: the asyncio.Queue and asyncio.Event behaviour that uvicorn (conversation's
 WebSocket protocol) and reply generation rely on. (The protocol itself runs under every
 WebSocket integration test: the launchers start conversation with it.)"""
 
@@ -9,14 +9,14 @@ import asyncio
 import pytest
 from uvicorn._types import ASGIReceiveEvent
 
-from conversation.mailbox import Flag, Inbox
+from conversation.slim_queues import Flag, SlimQueue
 
 CONNECT: ASGIReceiveEvent = {"type": "websocket.connect"}
 DISCONNECT: ASGIReceiveEvent = {"type": "websocket.disconnect", "code": 1000}
 
 
 async def test_inbox_gives_items_in_order_and_tells_when_empty() -> None:
-    inbox = Inbox[ASGIReceiveEvent]()
+    inbox = SlimQueue[ASGIReceiveEvent]()
     assert inbox.empty()
     inbox.put_nowait(CONNECT)
     inbox.put_nowait(DISCONNECT)
@@ -27,7 +27,7 @@ async def test_inbox_gives_items_in_order_and_tells_when_empty() -> None:
 
 
 def test_inbox_get_nowait_takes_what_is_there_or_raises_queue_empty() -> None:
-    inbox = Inbox[ASGIReceiveEvent]()
+    inbox = SlimQueue[ASGIReceiveEvent]()
     with pytest.raises(asyncio.QueueEmpty):
         inbox.get_nowait()
     inbox.put_nowait(CONNECT)
@@ -36,7 +36,7 @@ def test_inbox_get_nowait_takes_what_is_there_or_raises_queue_empty() -> None:
 
 
 async def test_inbox_wakes_a_waiting_reader() -> None:
-    inbox = Inbox[ASGIReceiveEvent]()
+    inbox = SlimQueue[ASGIReceiveEvent]()
     reader = asyncio.create_task(inbox.get())
     await asyncio.sleep(0)  # let the reader park: a yield to the loop, not a timed wait
     assert not reader.done()
@@ -45,7 +45,7 @@ async def test_inbox_wakes_a_waiting_reader() -> None:
 
 
 async def test_inbox_loses_no_item_when_a_woken_reader_is_cancelled() -> None:
-    inbox = Inbox[ASGIReceiveEvent]()
+    inbox = SlimQueue[ASGIReceiveEvent]()
     first = asyncio.create_task(inbox.get())
     second = asyncio.create_task(inbox.get())
     await asyncio.sleep(0)
@@ -81,7 +81,7 @@ async def test_a_cancelled_flag_waiter_leaves_nothing_behind() -> None:
 
 
 def test_inbox_drain_takes_everything_waiting_in_order() -> None:
-    inbox = Inbox[ASGIReceiveEvent]()
+    inbox = SlimQueue[ASGIReceiveEvent]()
     assert inbox.drain() == []
     inbox.put_nowait(CONNECT)
     inbox.put_nowait(DISCONNECT)

@@ -1,4 +1,4 @@
-"""common.heap: startup objects leave the collector's generations; garbage does not stay."""
+"""common.gc_freeze: startup objects leave the collector's generations; garbage does not stay."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.heap import freeze_startup_objects
+from common.gc_freeze import freeze_startup_objects
 
 
 @pytest.fixture
