@@ -17,6 +17,7 @@ want npm npm
 # python3 -m venv works already on many machines (pyenv, python.org builds).
 python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ "$dev" = 1 ]; then want chromium chromium; want wrk wrk; fi  # wrk: the benchmark's load
+if [ "$dev" = 1 ]; then want openssl openssl; fi  # certificates for the TLS Redis test
 # The docker tests: an engine (Debian's docker.io, dockerd run as root) and debootstrap, which
 # builds stand-ins for base images a machine cannot pull (tests/README.md).
 if [ "$dev" = 1 ]; then want dockerd docker.io; want debootstrap debootstrap; fi
