@@ -8,7 +8,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from conversation.config import Settings
-from conversation.redis_timing import Timings, timed_client
+from conversation.redis_timing import TimedRedisCluster, Timings, timed_client
 
 RedisClient = Redis | RedisCluster
 # Tries after the first for a command whose connection failed (0.05, 0.1, 0.2 s apart).
@@ -38,9 +38,11 @@ def acl_rule(prefix: str) -> str:
 async def connect_redis(settings: Settings, timings: Timings) -> RedisClient:
     """REDIS_URL: redis:// or rediss:// (TLS), with a user and password for ACLs; a Redis
     Cluster with REDIS_CLUSTER=true (any node's address: the client learns the others).
-    Round trips to one server are timed into `timings`; a cluster's are not (yet)."""
+    Round trips are timed into `timings`."""
     if settings.redis_cluster:
-        cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True)
+        cluster = TimedRedisCluster.from_url(settings.redis_url, decode_responses=True)
+        assert isinstance(cluster, TimedRedisCluster)  # from_url builds `cls`
+        cluster.timings = timings
         # Learn the slots now: the cancel listener's pub/sub needs them before any command.
         await cluster.initialize()
         return cluster

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import Histogram
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 from conversation import redis_scripts
 
@@ -48,6 +49,10 @@ class Timings:
             return self._scripts.get(str(args[1]), name)
         return name
 
+    @staticmethod
+    def pipeline_label(names: set[str]) -> str:
+        return ",".join(sorted(names)) or "EMPTY"
+
 
 class TimedPipeline(Pipeline):
     timings: Timings | None = None
@@ -56,12 +61,12 @@ class TimedPipeline(Pipeline):
         timings = self.timings
         if timings is None:
             return await super().execute(raise_on_error)
-        label = ",".join(sorted({str(args[0]).upper() for args, _ in self.command_stack}))
+        label = timings.pipeline_label({str(args[0]).upper() for args, _ in self.command_stack})
         began = time.perf_counter()
         try:
             return await super().execute(raise_on_error)
         finally:
-            timings.observe(label or "EMPTY", time.perf_counter() - began)
+            timings.observe(label, time.perf_counter() - began)
 
 
 class TimedRedis(Redis):
@@ -79,6 +84,55 @@ class TimedRedis(Redis):
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = TimedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.timings = self.timings
+        return pipe
+
+
+class TimedClusterPipeline(ClusterPipeline):
+    """A cluster pipeline sends one batch per node; its label and time cover them all."""
+
+    timings: Timings | None = None
+
+    def __init__(self, client: RedisCluster, transaction: bool | None = None) -> None:
+        super().__init__(client, transaction)
+        self.names: set[str] = set()
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> ClusterPipeline:
+        if args:
+            self.names.add(str(args[0]).upper())
+        return super().execute_command(*args, **kwargs)
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        timings, names = self.timings, self.names
+        self.names = set()
+        if timings is None:
+            return await super().execute(raise_on_error, allow_redirections)
+        began = time.perf_counter()
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        finally:
+            timings.observe(timings.pipeline_label(names), time.perf_counter() - began)
+
+
+class TimedRedisCluster(RedisCluster):
+    """Each command timed from the call to its answer, redirections and retries included."""
+
+    timings: Timings | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        timings = self.timings
+        if timings is None:
+            return await super().execute_command(*args, **kwargs)
+        began = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            timings.observe(timings.command_label(args), time.perf_counter() - began)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refused, as RedisCluster does
+        pipe = TimedClusterPipeline(self, transaction)  # type: ignore[abstract]
         pipe.timings = self.timings
         return pipe
 

@@ -25,6 +25,7 @@ from tests.support.conversation import (
     start_replica,
     text_of,
 )
+from tests.support.metrics import scrape
 from tests.support.redis_cluster import Cluster, redis_cluster
 from tests.support.servers import Server, start_fake_upstream, wait_until
 from tests.support.sse import iter_events
@@ -103,6 +104,16 @@ def test_send_resume_on_the_other_replica_cancel_regenerate_delete(stack: Cluste
     assert not [k for k, _ in all_keys(stack.cluster) if session.session_id in k]
     assert [k for k, ttl in all_keys(stack.cluster) if ttl == -1] == []
     del sid, token
+
+
+def test_round_trips_to_the_cluster_are_timed_per_script(stack: ClusterStack) -> None:
+    name = "chatstack_redis_latency_seconds_count"
+    before = scrape(stack.a)
+    session = create_session(stack.a)
+    assert send(session, "timed")[-1].event == "done"
+    after = scrape(stack.a)
+    for script in ("create", "begin_turn", "finish"):
+        assert after.total(name, command=script) > before.total(name, command=script), script
 
 
 def test_the_tutorials_routes(stack: ClusterStack) -> None:
