@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { isBusy, type ChatState } from "./chatState";
+import { isBusy, replyWaitingForModel } from "./chatState";
 import { Composer, type ComposerHandle } from "./components/Composer";
 import { EmptyState } from "./components/EmptyState";
 import { ErrorNotice } from "./components/ErrorNotice";
@@ -7,22 +7,10 @@ import { MenuIcon, PlusIcon } from "./components/Icons";
 import { Sidebar } from "./components/Sidebar";
 import { ModelBanner } from "./components/ModelBanner";
 import { Thread } from "./components/Thread";
-import { modelStateOf } from "./readiness";
 import { pathOf, sessionIdFromPath } from "./routes";
 import { useChat } from "./useChat";
 import { useModelStatus } from "./useModelStatus";
 import { useSessions } from "./useSessions";
-
-/** The open chat's last reply, when it failed because the model was loading or unreachable. */
-function replyWaitingForModel(chat: ChatState) {
-  const last = chat.messages[chat.messages.length - 1];
-  if (isBusy(chat) || !last || last.role !== "assistant" || last.status !== "error") return null;
-  const state = modelStateOf(last.errorCode);
-  if (state === null) return null;
-  let userId = "";
-  for (const m of chat.messages) if (m.role === "user") userId = m.id;
-  return { state, key: last.key, failedHere: last.failedHere === true, userId };
-}
 
 export function App() {
   const sessions = useSessions();
@@ -33,15 +21,10 @@ export function App() {
   const busy = isBusy(chat);
   const waiting = replyWaitingForModel(chat);
   const model = useModelStatus(waiting?.state ?? null, waiting?.key ?? null);
-  // A message the person just sent, refused because the model was not there, is sent again
-  // once by itself when the model is ready (the reply's note says so); after that, Retry.
-  const [autoRetriedFor, setAutoRetriedFor] = useState<string | null>(null);
-  const autoRetry = waiting !== null && waiting.failedHere && waiting.userId !== autoRetriedFor;
+  const autoRetry = waiting?.autoRetry === true;
   useEffect(() => {
-    if (!waiting || !autoRetry || model.reply !== "ready") return;
-    setAutoRetriedFor(waiting.userId);
-    void controller.regenerate();
-  }, [waiting, autoRetry, model.reply, controller]);
+    if (autoRetry && model.reply === "ready") controller.modelReady();
+  }, [autoRetry, model.reply, controller]);
 
   // The address bar and the open chat follow each other (reload, back and forward work).
   useEffect(() => {

@@ -165,6 +165,50 @@ describe("ChatController", () => {
     expect(h.state().messages[1]?.status).toBe("cancelled");
   });
 
+  it("stop pressed while a continuation has not begun waits for its start event", async () => {
+    const cancelReply = vi.fn(async () => undefined);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const h = harness({
+      getSession: async () => session([{ id: "u1", role: "user", content: "hi", status: "complete" }, reply("Echo", "length")]),
+      cancelReply,
+      continueReply: async () =>
+        (async function* () {
+          await gate;
+          yield { type: "start", id: "4", messageId: "a1" } as StreamEvent;
+          yield { type: "done", id: "4", message: reply("Echo", "cancelled") } as StreamEvent;
+        })(),
+    });
+    await h.controller.open("s1");
+    const continuing = h.controller.continueReply("a1");
+    h.controller.stop();
+    expect(cancelReply).not.toHaveBeenCalled();
+    release();
+    await continuing;
+    expect(cancelReply).toHaveBeenCalledTimes(1);
+    expect(h.state().messages[1]?.status).toBe("cancelled");
+  });
+
+  it("sends a message refused for a loading model again once, when the model is ready", async () => {
+    const regenerate = vi.fn(async () => stream([{ type: "start", id: "0", messageId: "a2" }, { type: "done", id: "2", message: reply("ok") }]));
+    const h = harness({
+      getSession: async () => session([]),
+      sendMessage: async () =>
+        stream([
+          { type: "user", id: "0", message: { id: "u1", role: "user", content: "hi", status: "complete" } },
+          { type: "error", id: "0", code: "assistant_not_ready", message: "The model is still loading." },
+        ]),
+      regenerate,
+    });
+    await h.controller.open("s1");
+    await h.controller.send("hi", "c1");
+    h.controller.modelReady();
+    h.controller.modelReady();
+    await vi.waitFor(() => expect(h.state().phase).toBe("idle"));
+    expect(regenerate).toHaveBeenCalledTimes(1);
+    expect(h.state().messages[1]).toMatchObject({ content: "ok", status: "complete" });
+  });
+
   it("gives up resuming after its last attempt and offers to retry", async () => {
     const h = harness({
       getSession: async () => session([]),

@@ -9,7 +9,15 @@
 
 import * as realApi from "./api";
 import { ApiError, type ErrorKind, type StreamEvent } from "./api";
-import { chatReducer, initialChat, type ChatAction, type ChatError, type ChatState, type Retry } from "./chatState";
+import {
+  chatReducer,
+  initialChat,
+  replyWaitingForModel,
+  type ChatAction,
+  type ChatError,
+  type ChatState,
+  type Retry,
+} from "./chatState";
 import { newClientId, titleFrom } from "./ids";
 
 type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
@@ -56,11 +64,13 @@ const WHAT_TO_DO: Record<ErrorKind, string> = {
 export function toChatError(e: unknown, retry: Retry | null): ChatError {
   const err = e instanceof ApiError ? e : new ApiError("other", "Something went wrong.", 0);
   const retryAfterSeconds = err.retryAfterSeconds;
-  const hint = err.kind === "rate_limited" && retryAfterSeconds !== null ? "" : WHAT_TO_DO[err.kind];
+  // With a Retry-After the countdown says when; the server's sentence says what to resend.
+  const waitShown = retryAfterSeconds !== null && (err.kind === "rate_limited" || err.kind === "unavailable");
+  const hint = waitShown ? "" : WHAT_TO_DO[err.kind];
   // The server's words for a missing or foreign session address API clients (tokens,
   // headers); a person only needs to know the chat is gone.
   const said = err.kind === "expired" ? "This chat has expired or is not available in this browser." : err.message;
-  const message = hint && !said.includes(hint) ? `${said} ${hint}` : said;
+  const message = hint ? `${said} ${hint}` : said;
   const kept = err.kind === "too_long" || err.kind === "invalid" || err.kind === "busy" || err.kind === "storage_full";
   const noRetry = kept || (err.kind === "rate_limited" && retry?.type === "send");
   const action: Retry | null = err.kind === "expired" ? { type: "new-chat" } : noRetry ? null : retry;
@@ -71,15 +81,14 @@ const lost = () => new ApiError("network", "The connection was lost.", 0);
 
 /**
  * Owns the chat state (a small store React subscribes to), so async code always reads the
- * state as it is now: how much of a reply we have decides where a resume starts.
+ * state as it is now: how much of a reply we have decides where a resume starts. Every fact
+ * about the chat (which one is open, the reply being written, whether Stop was pressed) is
+ * in that state and nowhere else; the controller keeps only its open connection.
  */
 export class ChatController {
   private state: ChatState = initialChat;
   private readonly listeners = new Set<() => void>();
   private connection: AbortController | null = null;
-  private sessionId: string | null = null;
-  private replyId: string | null = null;
-  private stopPending = false;
 
   constructor(
     private readonly options: ChatOptions,
@@ -120,9 +129,6 @@ export class ChatController {
 
   async open(sessionId: string | null): Promise<void> {
     const signal = this.connect();
-    this.sessionId = sessionId;
-    this.replyId = null;
-    this.stopPending = false;
     this.dispatch({ type: "open", sessionId });
     if (sessionId) await this.recover(sessionId, signal);
   }
@@ -130,14 +136,13 @@ export class ChatController {
   async send(content: string, clientMessageId: string = newClientId()): Promise<void> {
     const retry: Retry = { type: "send", content, clientMessageId };
     this.dispatch({ type: "send", content, clientMessageId });
-    let sessionId = this.sessionId;
+    let sessionId = this.state.sessionId;
     if (!sessionId) {
       const signal = this.connect();
       try {
         const created = await this.api.createSession(titleFrom(content));
         if (signal.aborted) return;
         sessionId = created.session_id;
-        this.sessionId = sessionId;
         this.dispatch({ type: "created", sessionId, name: created.name });
         this.options.onListChanged();
       } catch (e) {
@@ -150,14 +155,14 @@ export class ChatController {
   }
 
   async regenerate(): Promise<void> {
-    const sid = this.sessionId;
+    const sid = this.state.sessionId;
     if (!sid) return;
     this.dispatch({ type: "regenerate" });
     await this.follow(sid, (signal) => this.api.regenerate(sid, signal), { type: "regenerate" });
   }
 
   async edit(messageId: string, content: string): Promise<void> {
-    const sid = this.sessionId;
+    const sid = this.state.sessionId;
     if (!sid) return;
     this.dispatch({ type: "edit", messageId, content });
     await this.follow(sid, (signal) => this.api.editMessage(sid, messageId, content, signal), { type: "regenerate" });
@@ -165,7 +170,7 @@ export class ChatController {
 
   /** Ask the model to go on from a reply that stopped short (length limit, stopped, interrupted). */
   async continueReply(messageId: string): Promise<void> {
-    const sid = this.sessionId;
+    const sid = this.state.sessionId;
     if (!sid) return;
     this.dispatch({ type: "continue", messageId });
     await this.follow(sid, (signal) => this.api.continueReply(sid, messageId, signal), { type: "continue", messageId });
@@ -173,7 +178,7 @@ export class ChatController {
 
   /** Read the page of history just older than the first message shown. */
   async loadOlder(): Promise<void> {
-    const sid = this.sessionId;
+    const sid = this.state.sessionId;
     const first = this.state.messages[0];
     if (!sid || !first || !this.state.hasMore || this.state.older === "loading") return;
     this.dispatch({ type: "olderLoading" });
@@ -187,9 +192,22 @@ export class ChatController {
   }
 
   stop(): void {
+    const { sessionId, replyId, started } = this.state;
     this.dispatch({ type: "stop" });
-    if (this.sessionId && this.replyId) this.cancel(this.sessionId, this.replyId);
-    else this.stopPending = true; // cancelled as soon as the reply has an id
+    // Before the server has begun the reply there is nothing to cancel yet: its start event
+    // cancels it (see `follow`).
+    if (sessionId && replyId && started) this.cancel(sessionId, replyId);
+  }
+
+  /**
+   * The model is ready again: a message this page sent, refused because the model was
+   * loading or unreachable, is sent again once by itself (its reply's note says so).
+   */
+  modelReady(): void {
+    const waiting = replyWaitingForModel(this.state);
+    if (!waiting?.autoRetry) return;
+    this.dispatch({ type: "autoRetried", userId: waiting.userId });
+    void this.regenerate();
   }
 
   retry(action: Retry): void {
@@ -204,7 +222,7 @@ export class ChatController {
         void this.continueReply(action.messageId);
         break;
       case "resume":
-        void this.open(this.sessionId);
+        void this.open(this.state.sessionId);
         break;
       case "new-chat":
         void this.open(null);
@@ -245,8 +263,6 @@ export class ChatController {
    */
   private async follow(sessionId: string, opener: Opener | null, retry: Retry, resumeId: string | null = null): Promise<void> {
     const signal = this.connect();
-    this.replyId = resumeId;
-    this.stopPending = false;
     let resuming = opener === null;
     let open: Opener = opener ?? this.resumer(sessionId, resumeId ?? "");
     if (resumeId) this.dispatch({ type: "resuming", messageId: resumeId });
@@ -257,10 +273,10 @@ export class ChatController {
           if (signal.aborted) return;
           received = true;
           attempt = 0;
+          const wasStarted = this.state.started;
           this.dispatch({ type: "event", event });
-          if (event.type === "start") this.started(sessionId, event.messageId);
+          if (event.type === "start" && !wasStarted && this.state.stopRequested) this.cancel(sessionId, event.messageId);
           if (event.type === "done" || event.type === "error") {
-            this.replyId = null;
             this.options.onListChanged();
             return;
           }
@@ -284,7 +300,7 @@ export class ChatController {
       }
       if (signal.aborted) return;
       // The connection ended before the reply did.
-      const replyId = this.replyId;
+      const replyId = this.state.started ? this.state.replyId : null;
       const delay = RESUME_DELAYS_MS[attempt];
       if (!replyId || delay === undefined) {
         // Cut before the reply had an id, a resend with the same client_message_id is
@@ -305,14 +321,6 @@ export class ChatController {
   /** Resume after the characters we have, read when the request is made. */
   private resumer(sessionId: string, replyId: string): Opener {
     return (signal) => this.api.resumeReply(sessionId, replyId, String(this.state.offset), signal);
-  }
-
-  private started(sessionId: string, replyId: string): void {
-    this.replyId = replyId;
-    if (this.stopPending) {
-      this.stopPending = false;
-      this.cancel(sessionId, replyId);
-    }
   }
 }
 

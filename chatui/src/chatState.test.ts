@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Message, SessionDetail, StreamEvent } from "./api";
-import { chatReducer, initialChat, isBusy, type ChatAction, type ChatState } from "./chatState";
+import { chatReducer, initialChat, isBusy, replyWaitingForModel, type ChatAction, type ChatState } from "./chatState";
 
 function run(state: ChatState, ...actions: ChatAction[]): ChatState {
   return actions.reduce(chatReducer, state);
@@ -194,6 +194,16 @@ describe("a reply refused because the model was not there", () => {
     const reply = loaded.messages[1];
     expect(reply).toMatchObject({ errorCode: "assistant_unavailable", errorText: "down" });
     expect(reply?.failedHere).toBeUndefined();
+  });
+
+  it("is sent again by itself once, and only when it failed on this page", () => {
+    const failed = run(sent(), ev({ type: "user", id: "0", message: msg("u1", "user", "hi") }), ev({ type: "error", id: "0", code: "assistant_not_ready", message: "loading" }));
+    expect(replyWaitingForModel(failed)).toMatchObject({ state: "loading", userId: "u1", autoRetry: true });
+    const retried = run(failed, { type: "autoRetried", userId: "u1" });
+    expect(replyWaitingForModel(retried)?.autoRetry).toBe(false);
+    const stored: Message = { ...msg("a1", "assistant", "", "error"), error: { code: "assistant_unavailable", message: "down" } };
+    const reloaded = run(initialChat, { type: "loaded", session: { session_id: "s1", name: "Chat", messages: [msg("u1", "user", "hi"), stored], has_more: false } });
+    expect(replyWaitingForModel(reloaded)).toMatchObject({ state: "unreachable", autoRetry: false });
   });
 });
 

@@ -11,7 +11,8 @@
  * only what lies beyond it: a replay that overlaps (or starts over) adds nothing twice.
  */
 
-import type { ErrorKind, Message, SessionDetail, StreamEvent } from "./api";
+import type { ErrorKind, Message, ModelState, SessionDetail, StreamEvent } from "./api";
+import { modelStateOf } from "./readiness";
 
 export interface ChatMessage extends Message {
   /** Stable React key: survives the server assigning the real id. */
@@ -58,8 +59,11 @@ export interface ChatState {
   name: string;
   messages: ChatMessage[];
   phase: Phase;
-  /** The reply being written (its server id). */
+  /** The reply being written (its server id; for Continue, known before the server begins). */
   replyId: string | null;
+  /** The server has begun writing that reply (its start event, or found streaming): Stop
+   * cancels it at once; before that, its start event does. */
+  started: boolean;
   /** Characters (code points) of that reply we have: what a resume sends as Last-Event-ID. */
   offset: number;
   stopRequested: boolean;
@@ -67,6 +71,8 @@ export interface ChatState {
   /** Older messages exist on the server than the first one shown. */
   hasMore: boolean;
   older: OlderState;
+  /** The user message already sent again by itself once the model was ready (one try only). */
+  autoRetried: string | null;
 }
 
 export type ChatAction =
@@ -86,7 +92,8 @@ export type ChatAction =
   | { type: "connectionLost" }
   | { type: "stop" }
   | { type: "failed"; error: ChatError }
-  | { type: "dismissError" };
+  | { type: "dismissError" }
+  | { type: "autoRetried"; userId: string };
 
 export const initialChat: ChatState = {
   sessionId: null,
@@ -94,11 +101,13 @@ export const initialChat: ChatState = {
   messages: [],
   phase: "idle",
   replyId: null,
+  started: false,
   offset: 0,
   stopRequested: false,
   error: null,
   hasMore: false,
   older: "idle",
+  autoRetried: null,
 };
 
 const PLACEHOLDER = "reply:";
@@ -128,7 +137,7 @@ function updateReply(state: ChatState, change: (m: ChatMessage) => ChatMessage):
   return state.messages.map((m, j) => (j === i ? change(m) : m));
 }
 
-const streamReset = { replyId: null, offset: 0, stopRequested: false };
+const streamReset = { replyId: null, started: false, offset: 0, stopRequested: false };
 
 export function charCount(text: string): number {
   let n = 0;
@@ -188,7 +197,7 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
     }
     case "start": {
       const messages = updateReply(state, (m) => ({ ...m, id: event.messageId, status: "streaming" }));
-      return { ...state, messages, replyId: event.messageId, phase: stopping ? "stopping" : "streaming" };
+      return { ...state, messages, replyId: event.messageId, started: true, phase: stopping ? "stopping" : "streaming" };
     }
     case "delta": {
       const { text, offset } = unseenText(event.text, event.id, state.offset);
@@ -246,7 +255,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       };
       if (last && last.role === "assistant" && last.status === "streaming") {
         // A reply still being written (page reloaded mid-reply): resume after what we have.
-        return { ...base, replyId: last.id, offset: charCount(last.content), phase: "reconnecting" };
+        return { ...base, replyId: last.id, started: true, offset: charCount(last.content), phase: "reconnecting" };
       }
       return base;
     }
@@ -291,7 +300,13 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case "event":
       return applyEvent(state, action.event);
     case "resuming":
-      return { ...state, replyId: action.messageId, phase: state.phase === "stopping" ? "stopping" : "reconnecting", error: null };
+      return {
+        ...state,
+        replyId: action.messageId,
+        started: true,
+        phase: state.phase === "stopping" ? "stopping" : "reconnecting",
+        error: null,
+      };
     case "connectionLost":
       return { ...state, phase: state.phase === "idle" ? "idle" : "reconnecting" };
     case "stop":
@@ -300,10 +315,33 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return { ...state, ...streamReset, messages: settleAfterFailure(state.messages), phase: "idle", error: action.error };
     case "dismissError":
       return { ...state, error: null };
+    case "autoRetried":
+      return { ...state, autoRetried: action.userId };
   }
 }
 
 /** Whether a reply is on its way (Stop is offered, sending is not). */
 export function isBusy(state: ChatState): boolean {
   return state.phase === "waiting" || state.phase === "streaming" || state.phase === "stopping" || state.phase === "reconnecting";
+}
+
+/** The open chat's last reply, when it failed because the model was loading or unreachable. */
+export interface WaitingForModel {
+  state: ModelState;
+  /** The failed reply's key: a new failure is a new wait. */
+  key: string;
+  /** The person's message it answered. */
+  userId: string;
+  /** It failed while this page followed it, and has not been sent again by itself yet. */
+  autoRetry: boolean;
+}
+
+export function replyWaitingForModel(chat: ChatState): WaitingForModel | null {
+  const last = chat.messages[chat.messages.length - 1];
+  if (isBusy(chat) || !last || last.role !== "assistant" || last.status !== "error") return null;
+  const state = modelStateOf(last.errorCode);
+  if (state === null) return null;
+  let userId = "";
+  for (const m of chat.messages) if (m.role === "user") userId = m.id;
+  return { state, key: last.key, userId, autoRetry: last.failedHere === true && userId !== chat.autoRetried };
 }
