@@ -214,9 +214,8 @@ class Turns:
     async def cancel(self, sid: str, message_id: str) -> StoredMessage:
         """Stop a reply wherever it is being written; returns the stored (partial) reply."""
         gen = self.hub.cancel_local(sid, message_id)
-        if gen is not None and gen.task is not None:
-            await asyncio.wait({gen.task})
-            return gen.reply
+        if gen is not None:
+            return await gen.finished()
         message = await self._reply(sid, message_id)
         if message.status != "streaming":
             return message
