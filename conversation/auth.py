@@ -2,10 +2,10 @@
 
 Redis keeps only SHA-256 digests of tokens and browser ids, so a leaked Redis dump does not
 hand out sessions; a request's digests are compared with them in constant time inside the
-Redis script that reads or changes the session (`scripts.authorized`), one round trip.
-Browsers authenticate with an HttpOnly, SameSite=Strict cookie instead of a token page
-scripts could read; cookie-authenticated requests that change state must prove they come
-from our own page (CSRF guard).
+Redis script that reads or changes the session (`redis_scripts.py`'s `authorized`), one
+round trip. Browsers authenticate with an HttpOnly, SameSite=Strict cookie instead of a
+token page scripts could read; cookie-authenticated requests that change state must prove
+they come from our own page (CSRF guard).
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ class Settings(BaseSettings):
     # Seconds an idle pooled connection to assistant is kept: below its server's idle
     # timeout (assistant runs with --timeout-keep-alive 75), so conversation never reuses one
     # the server is closing. (A request that meets one anyway is sent again once.) Long, so
-    # that a burst after a lull finds its connections open: with 4 s, chats 0.25-0.75 s apart
-    # reopened them, and the turns that waited for it had a 1.5-2x higher p99 (bench 1).
+    # that a burst after a lull finds its connections open instead of waiting for new ones.
     assistant_keepalive_timeout: float = Field(default=60.0, gt=0)
     # Replies this process writes at once; one more is refused at once with 503 + Retry-After
     # instead of queueing. The default matches the pool above: past it a turn would only wait

@@ -15,7 +15,7 @@ from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns
 
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
-# per dependency per request that showed up first in the profile of a chat turn.
+# per dependency per request.
 
 
 async def get_settings(conn: HTTPConnection) -> Settings:
