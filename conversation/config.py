@@ -48,9 +48,8 @@ class Settings(BaseSettings):
     history_page_size: int = Field(default=100, ge=1)
 
     stream_retention: int = Field(default=600, ge=1)
+    # When a reply's text is written to its stream, and why: conversation/flush_schedule.py.
     stream_flush_ms: int = Field(default=50, ge=1)
-    # While no one tails the stream from Redis (clients on the writing replica get every
-    # token from memory), text is written once it is this old: fewer, larger writes.
     stream_unwatched_flush_ms: int = Field(default=1000, ge=1)
     heartbeat_interval: float = Field(default=15.0, gt=0)
     generation_lease: float = Field(default=5.0, gt=0)
