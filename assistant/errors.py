@@ -197,7 +197,8 @@ def upstream_rejected(provider: str, status: int, detail: str) -> AssistantError
 def from_upstream_status(
     provider: str, status: int, detail: str, retry_after: int
 ) -> AssistantError:
-    """Map an upstream HTTP error status to ours (see issue 3's failure table)."""
+    """Map an upstream HTTP error status to ours: credentials, rate limits and refused
+    requests keep their meaning; the rest is the upstream failing (retried when 5xx)."""
     detail = f"HTTP {status}: {detail}"
     if status in (401, 403):
         error = upstream_auth(provider, status)

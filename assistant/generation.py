@@ -97,8 +97,8 @@ async def follow(provider: Provider, started: Started, policy: Policy) -> AsyncI
 
     The idle timeout covers only the wait for the upstream's next item, never the caller's
     handling of one at `yield`. It is one timeout context for the whole stream, re-armed
-    per token: entering a new `asyncio.timeout()` per token was ~20% of assistant's CPU
-    while streaming. The context belongs to the task that iterates this generator, which is
+    per token: entering a new `asyncio.timeout()` per token costs more than the token's
+    own handling. The context belongs to the task that iterates this generator, which is
     the same task throughout (the response's, or `collect`'s caller).
     """
     stream = started.stream

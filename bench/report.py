@@ -12,7 +12,7 @@ import orjson
 
 @dataclass(frozen=True)
 class Target:
-    """One target of issue 7 and what this run measured for it."""
+    """One target (bench/README.md's table) and what this run measured for it."""
 
     scenario: int
     name: str

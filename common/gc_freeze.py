@@ -2,8 +2,8 @@
 
 What a service imports and builds at startup (modules, routes, pydantic's validators: tens
 of thousands of objects) lives as long as the process. Left in the collector's oldest
-generation, every full collection walks all of it again: 25-55 ms pauses under load in
-bench scenario 1, every reply in flight held up meanwhile. Frozen, it is skipped, and a full
+generation, every full collection walks all of it again: pauses of tens of milliseconds
+under load, every reply in flight held up meanwhile. Frozen, it is skipped, and a full
 collection walks only what serving has created since.
 """
 

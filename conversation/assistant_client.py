@@ -176,10 +176,11 @@ def _unreadable(reason: object) -> AssistantCallError:
 def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
     """Append a chunk's text deltas to `texts`; note its usage and finish reason in `end`.
 
-    Plain orjson and dict look-ups, not pydantic: validating every chunk as a model was ~11%
-    of conversation's streaming CPU. Only what is used is checked (choices[].delta.content,
-    usage); anything else malformed is still an `assistant_protocol` error, never a crash.
-    Error and usage chunks come once per reply, so they keep their pydantic models.
+    Plain orjson and dict look-ups, not pydantic: this runs once per token, and a model's
+    validation costs several times the look-ups. Only what is used is checked
+    (choices[].delta.content, usage); anything else malformed is still an
+    `assistant_protocol` error, never a crash. Error and usage chunks come once per reply,
+    so they keep their pydantic models.
     """
     try:
         data = orjson.loads(payload)

@@ -2,10 +2,10 @@
 
 Redis keeps only SHA-256 digests of tokens and browser ids, so a leaked Redis dump does not
 hand out sessions; a request's digests are compared with them in constant time inside the
-Redis script that reads or changes the session (`scripts.authorized`), one round trip.
-Browsers authenticate with an HttpOnly, SameSite=Strict cookie instead of a token page
-scripts could read; cookie-authenticated requests that change state must prove they come
-from our own page (CSRF guard).
+Redis script that reads or changes the session (`redis_scripts.py`'s `authorized`), one
+round trip. Browsers authenticate with an HttpOnly, SameSite=Strict cookie instead of a
+token page scripts could read; cookie-authenticated requests that change state must prove
+they come from our own page (CSRF guard).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Response, status
+from fastapi import Response
 from starlette.requests import HTTPConnection
 
 from conversation.config import Settings
+from conversation.errors import AccessDenied
 from conversation.store import SESSION_ID, Claim, ClaimRefusal, SessionMeta, Store, digest
 
 BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -94,7 +95,7 @@ def same_origin(conn: HTTPConnection) -> bool:
 def check_same_origin(conn: HTTPConnection) -> None:
     """For requests that need no credentials but change state or spend the model."""
     if not same_origin(conn):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, FOREIGN_ORIGIN)
+        raise AccessDenied("forbidden", FOREIGN_ORIGIN)
 
 
 def csrf_safe(conn: HTTPConnection) -> bool:
@@ -105,9 +106,9 @@ def csrf_safe(conn: HTTPConnection) -> bool:
     return same_origin(conn) and (json_body or "x-requested-with" in conn.headers)
 
 
-def not_found(what: str = "Session") -> HTTPException:
-    return HTTPException(
-        status.HTTP_404_NOT_FOUND,
+def not_found(what: str = "Session") -> AccessDenied:
+    return AccessDenied(
+        "not_found",
         f"{what} not found, or your credentials do not grant access to it.",
     )
 
@@ -115,16 +116,12 @@ def not_found(what: str = "Session") -> HTTPException:
 def claim_of(conn: HTTPConnection, session_id: str, settings: Settings, token: str | None) -> Claim:
     """The credentials `conn` presents for `session_id`, digested; Redis checks them.
 
-    401 without a token or cookie; a session id that cannot exist gets the 404 any session
-    the credentials do not grant gets, without asking Redis.
+    `unauthorized` without a token or cookie; a session id that cannot exist gets the
+    `not_found` any session the credentials do not grant gets, without asking Redis.
     """
     cookie = browser_id(conn, settings)
     if token is None and cookie is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            MISSING_CREDENTIALS,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise AccessDenied("unauthorized", MISSING_CREDENTIALS)
     if not SESSION_ID.fullmatch(session_id):
         raise not_found()
     return Claim(
@@ -135,10 +132,11 @@ def claim_of(conn: HTTPConnection, session_id: str, settings: Settings, token: s
     )
 
 
-def refused(reason: ClaimRefusal) -> HTTPException:
-    """The same 404 for a wrong token and a missing session, so neither reveals the other."""
+def refused(reason: ClaimRefusal) -> AccessDenied:
+    """The same refusal for a wrong token and a missing session, so neither reveals the
+    other."""
     if reason == "csrf":
-        return HTTPException(status.HTTP_403_FORBIDDEN, CSRF_REFUSED)
+        return AccessDenied("forbidden", CSRF_REFUSED)
     return not_found()
 
 

@@ -30,8 +30,7 @@ class Settings(BaseSettings):
     # Seconds an idle pooled connection to assistant is kept: below its server's idle
     # timeout (assistant runs with --timeout-keep-alive 75), so conversation never reuses one
     # the server is closing. (A request that meets one anyway is sent again once.) Long, so
-    # that a burst after a lull finds its connections open: with 4 s, chats 0.25-0.75 s apart
-    # reopened them, and the turns that waited for it had a 1.5-2x higher p99 (bench 1).
+    # that a burst after a lull finds its connections open instead of waiting for new ones.
     assistant_keepalive_timeout: float = Field(default=60.0, gt=0)
     # Replies this process writes at once; one more is refused at once with 503 + Retry-After
     # instead of queueing. The default matches the pool above: past it a turn would only wait
@@ -49,9 +48,8 @@ class Settings(BaseSettings):
     history_page_size: int = Field(default=100, ge=1)
 
     stream_retention: int = Field(default=600, ge=1)
+    # When a reply's text is written to its stream, and why: conversation/flush_schedule.py.
     stream_flush_ms: int = Field(default=50, ge=1)
-    # While no one tails the stream from Redis (clients on the writing replica get every
-    # token from memory), text is written once it is this old: fewer, larger writes.
     stream_unwatched_flush_ms: int = Field(default=1000, ge=1)
     heartbeat_interval: float = Field(default=15.0, gt=0)
     generation_lease: float = Field(default=5.0, gt=0)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from conversation.assistant_client import AssistantClient
 from conversation.auth import authorize, bearer_token, check_same_origin, claim_of
 from conversation.config import Settings
+from conversation.errors import InvalidInput
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns
 
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
-# per dependency per request that showed up first in the profile of a chat turn.
+# per dependency per request.
 
 
 async def get_settings(conn: HTTPConnection) -> Settings:
@@ -57,13 +58,12 @@ SessionDep = Annotated[SessionMeta, Depends(session_access)]
 
 def check_length(value: str, limit: int, what: str) -> str:
     if len(value) > limit:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise InvalidInput(
             f"{what} is {len(value)} characters long; the limit is {limit}. "
             "Shorten it or split it into several messages.",
         )
     if not value.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{what} is empty.")
+        raise InvalidInput(f"{what} is empty.")
     return value
 
 

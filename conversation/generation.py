@@ -1,8 +1,8 @@
 """Reply generation: a task per reply, independent of the HTTP connection that asked for it.
 
 Each delta from assistant goes at once, in process, to the clients connected to this replica
-(one queue each). Separately and batched, at most one write per STREAM_FLUSH_MS, the new
-text is appended to the reply's Redis Stream, for resume and for the other replicas. The
+(one queue each). Separately and batched, the new text is appended to the reply's Redis
+Stream, for resume and for the other replicas (when: `conversation/flush_schedule.py`). The
 finished reply goes to the history; only then do local clients get `done`, so a client that
 reads the session right after `done` sees the stored reply.
 """
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from redis.exceptions import RedisError
 
@@ -26,6 +26,7 @@ from conversation.events import (
     delta_event,
     terminal_event,
 )
+from conversation.flush_schedule import FlushSchedule
 from conversation.limits import Admission, estimate_tokens
 from conversation.metrics import ConversationMetrics
 from conversation.models import ErrorInfo, StoredMessage
@@ -45,76 +46,132 @@ Outbox = SlimQueue[list[Event] | None]
 
 
 class Generation:
+    """One reply being written: asks assistant, fans the text out, streams and stores it."""
+
     def __init__(
         self,
-        hub: Hub,
         session_id: str,
         reply: StoredMessage,
         context: list[ChatMessage],
         admission: Admission,
+        *,
+        store: Store,
+        assistant: AssistantClient,
+        settings: Settings,
+        metrics: ConversationMetrics,
     ) -> None:
-        self.hub = hub
         self.session_id = session_id
-        self.reply = reply
-        self.context = context
-        self.admission = admission  # the client's slots this reply holds
+        self._reply = reply
+        self._context = context
+        self._admission = admission  # the client's slots this reply holds
+        self._store = store
+        self._assistant = assistant
+        self._settings = settings
+        self._metrics = metrics
         # A continued reply goes on from its text, which its stream already holds.
-        self.parts: list[str] = [reply.content] if reply.content else []
-        self.length = len(reply.content)
-        self.subscribers: set[Outbox] = set()
-        self.terminal: Event | None = None
-        self.cancel_requested = False
+        self._parts: list[str] = [reply.content] if reply.content else []
+        self._length = len(reply.content)
+        self._subscribers: set[Outbox] = set()
+        self._terminal: Event | None = None
+        self._cancel_requested = False
+        self._stopping = False  # the process is stopping: no more waiting on Redis
         self._unflushed: list[str] = []
-        self._flushed = self.length
+        self._flushed = self._length
         self._dirty = Flag()
         self._closing = Flag()
-        self.task: asyncio.Task[None] | None = None
-        self.first_text_at: float | None = None
-        self.deltas = 0  # the token count, for a model that reports no usage
+        self._task: asyncio.Task[None] | None = None
+        self._first_text_at: float | None = None
+        self._deltas = 0  # the token count, for a model that reports no usage
 
     @property
     def id(self) -> str:
-        return self.reply.id
+        return self._reply.id
+
+    @property
+    def reply(self) -> StoredMessage:
+        """The reply as it started, then as it was stored once finished."""
+        return self._reply
+
+    @property
+    def length(self) -> int:
+        """Characters of reply text so far: the id of the latest event."""
+        return self._length
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task writing the reply, once begun."""
+        return self._task
+
+    def begin(self, ended: Callable[[], None]) -> None:
+        """Write the reply in a task of its own; `ended` is called when it has ended."""
+
+        async def run() -> None:
+            try:
+                await self.run()
+            finally:
+                ended()
+
+        self._task = asyncio.create_task(run(), name=f"reply-{self.id}")
+
+    async def finished(self) -> StoredMessage:
+        """Wait for the reply to end; the reply as stored."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        return self._reply
+
+    def heartbeat(self) -> None:
+        """A heartbeat for each client following the reply."""
+        for outbox in self._subscribers:
+            outbox.put_nowait(None)
 
     def subscribe(self, offset: int = 0) -> Outbox:
         """A queue that gets the text after `offset`, then every event until the end."""
         outbox: Outbox = SlimQueue()
-        if offset < self.length:
-            outbox.put_nowait([delta_event("".join(self.parts)[offset:], self.length)])
-        if self.terminal is not None:
-            outbox.put_nowait([self.terminal])
+        if offset < self._length:
+            outbox.put_nowait([delta_event("".join(self._parts)[offset:], self._length)])
+        if self._terminal is not None:
+            outbox.put_nowait([self._terminal])
         else:
-            self.subscribers.add(outbox)
+            self._subscribers.add(outbox)
         return outbox
 
     def unsubscribe(self, outbox: Outbox) -> None:
-        self.subscribers.discard(outbox)
+        self._subscribers.discard(outbox)
 
     def cancel(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.cancel_requested = True
-            self.task.cancel()
+        """Stop at the client's request: the reply ends `cancelled`."""
+        if self._task is not None and not self._task.done():
+            self._cancel_requested = True
+            self._task.cancel()
+
+    def abandon(self) -> asyncio.Task[None] | None:
+        """The process is stopping: the reply ends `interrupted`, stored if Redis takes it at
+        once (without waiting for Redis to come back). Returns the task to wait for."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+        return self._task
 
     def _take_context(self) -> list[ChatMessage]:
         """The context, handed over once: the reply does not keep a long history alive."""
-        context, self.context = self.context, []
+        context, self._context = self._context, []
         return context
 
     def _publish(self, events: list[Event]) -> None:
-        for outbox in self.subscribers:
+        for outbox in self._subscribers:
             outbox.put_nowait(events)
 
     def _on_deltas(self, texts: list[str]) -> None:
         """Texts read together from assistant: each still its own event, with its offset."""
-        if self.first_text_at is None:
-            self.first_text_at = time.perf_counter()
-        self.deltas += len(texts)
-        self.parts.extend(texts)
+        if self._first_text_at is None:
+            self._first_text_at = time.perf_counter()
+        self._deltas += len(texts)
+        self._parts.extend(texts)
         self._unflushed.extend(texts)
         events = []
         for text in texts:
-            self.length += len(text)
-            events.append(delta_event(text, self.length))
+            self._length += len(text)
+            events.append(delta_event(text, self._length))
         self._publish(events)
         self._dirty.set()
 
@@ -126,7 +183,7 @@ class Generation:
         error: ErrorInfo | None = None
         status: str = "complete"
         try:
-            async for item in self.hub.assistant.stream(self._take_context()):
+            async for item in self._assistant.stream(self._take_context()):
                 if isinstance(item, list):
                     self._on_deltas(item)
                 else:
@@ -134,7 +191,7 @@ class Generation:
                     if item.finish_reason == "length":
                         status = "length"
         except asyncio.CancelledError:
-            if self.cancel_requested:
+            if self._cancel_requested:
                 status = "cancelled"
             else:
                 status, error = (
@@ -155,19 +212,19 @@ class Generation:
         self._dirty.set()
         await flusher
         await self._finish(status, usage, error)
-        self.hub.metrics.reply_ended(
+        self._metrics.reply_ended(
             status,
             time.perf_counter() - began,
-            None if self.first_text_at is None else self.first_text_at - began,
-            model or self.hub.settings.assistant_model or "unknown",
-            usage.completion_tokens if usage else self.deltas,
+            None if self._first_text_at is None else self._first_text_at - began,
+            model or self._settings.assistant_model or "unknown",
+            usage.completion_tokens if usage else self._deltas,
             error.code if error else None,
         )
 
     async def _finish(self, status: str, usage: Usage | None, error: ErrorInfo | None) -> None:
-        final = self.reply.model_copy(
+        final = self._reply.model_copy(
             update={
-                "content": "".join(self.parts),
+                "content": "".join(self._parts),
                 "status": status,
                 "usage": usage,
                 "tokens": usage.completion_tokens if usage else None,
@@ -177,28 +234,28 @@ class Generation:
         # The client's slots are free, and the reply's tokens counted, before anyone hears
         # `done`: a client that sends its next message at once finds its slot free.
         tokens = usage.completion_tokens if usage else estimate_tokens(len(final.content.encode()))
-        await asyncio.gather(self._store(final), self.admission.release(tokens))
-        self.reply = final
-        self.terminal = terminal_event(final)
-        self._publish([self.terminal])
-        self.subscribers.clear()
+        await asyncio.gather(self._store_reply(final), self._admission.release(tokens))
+        self._reply = final
+        self._terminal = terminal_event(final)
+        self._publish([self._terminal])
+        self._subscribers.clear()
 
-    async def _store(self, final: StoredMessage) -> None:
+    async def _store_reply(self, final: StoredMessage) -> None:
         """Write the finished reply to the history, trying again while Redis refuses.
 
         A restart or failover takes seconds; without retries every reply finishing then
-        would keep only the text its stream had (up to STREAM_UNWATCHED_FLUSH_MS behind).
+        would keep only the text its stream had (up to a second behind: flush_schedule.py).
         Not while the process stops: its replies are recovered as interrupted anyway.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.hub.settings.reply_store_retry_timeout
+        deadline = loop.time() + self._settings.reply_store_retry_timeout
         pause = RETRY_FIRST_PAUSE
         while True:
             try:
-                await self.hub.store.finish(self.session_id, final, self._flushed)
+                await self._store.finish(self.session_id, final, self._flushed)
                 return
             except RedisError as exc:
-                if self.hub.stopping or loop.time() + pause > deadline:
+                if self._stopping or loop.time() + pause > deadline:
                     log.exception("could not store reply %s; it will show as interrupted", self.id)
                     return
                 log.warning(
@@ -208,46 +265,20 @@ class Generation:
             pause = min(pause * 2, RETRY_MAX_PAUSE)
 
     async def _flush_loop(self) -> None:
-        """Append new text to the reply's Redis Stream; renew the generation's lease.
-
-        While a client elsewhere tails the stream (a resume on another replica, a cancel
-        waiting for the end), new text is written at once, at most once per STREAM_FLUSH_MS.
-        Otherwise only a history read mid-reply or a dead writer's recovery reads the stream,
-        and each write's envelope (script sha, key, offset: ~120 bytes) costs Redis more than
-        a quarter second of text: after the first text, written at once, new text is written
-        once its oldest part is STREAM_UNWATCHED_FLUSH_MS old, so those readers miss at most
-        that much of the newest text. The expiry and the lease renewal go only when due.
-        """
-        settings = self.hub.settings
-        watched_gap = settings.stream_flush_ms / 1000
-        unwatched_age = max(settings.stream_unwatched_flush_ms, settings.stream_flush_ms) / 1000
-        # What the store sets (a stream never outlives its session), again each half retention:
-        # a reply may stream longer than STREAM_RETENTION.
-        refresh_expire = min(settings.stream_retention, settings.session_ttl) / 2
-        renew_every = settings.generation_lease / 3
+        """Append new text to the reply's Redis Stream and renew the generation's lease, when
+        `FlushSchedule` says (why then: conversation/flush_schedule.py)."""
         loop = asyncio.get_running_loop()
-        watched, last_write = False, float("-inf")
-        # The turn's start has just taken the lease; the expiry goes with the first text.
-        expire_due, renew_due = loop.time(), loop.time() + renew_every
+        schedule = FlushSchedule.start(self._settings, loop.time())
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(renew_due):
+                async with asyncio.timeout_at(schedule.renew_due):
                     await self._dirty.wait()
             if self._closing.is_set():
                 return
             self._dirty.clear()
-            # Due within the next write's gap counts as due: timers may fire a hair early.
-            if not self._unflushed and loop.time() + watched_gap < renew_due:
-                continue  # woken for text an earlier write already carried
-            write_at = renew_due
-            if self._unflushed:
-                # The first text goes at once: a dead writer's reply keeps its start, and
-                # the writer learns at once whether someone already tails the stream.
-                hurry = watched or last_write == float("-inf")
-                write_at = min(write_at, loop.time() + (0 if hurry else unwatched_age))
-            # Never two writes less than STREAM_FLUSH_MS apart, counted from the end of the
-            # last one, so that Redis too sees them that far apart.
-            write_at = max(write_at, last_write + watched_gap)
+            write_at = schedule.next_write(loop.time(), bool(self._unflushed))
+            if write_at is None:
+                continue
             if write_at > loop.time():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(write_at):
@@ -255,30 +286,25 @@ class Generation:
             if self._closing.is_set():
                 return  # the final write carries the rest
             now = loop.time()
-            renew = now + watched_gap >= renew_due
-            text, end = "".join(self._unflushed), self.length
+            text, end = "".join(self._unflushed), self._length
             self._unflushed.clear()
-            expire = bool(text) and now >= expire_due
+            write = schedule.plan(now, bool(text))
             try:
-                flushed = self.hub.store.flush(self.session_id, self.id, end, text, expire, renew)
-                if renew:  # the client's slots too, on their own connection meanwhile
-                    watched, _ = await asyncio.gather(flushed, self.admission.renew())
+                flushed = self._store.flush(
+                    self.session_id, self.id, end, text, write.expire, write.renew
+                )
+                if write.renew:  # the client's slots too, on their own connection meanwhile
+                    watched, _ = await asyncio.gather(flushed, self._admission.renew())
                 else:
                     watched = await flushed
             except RedisError:
                 # The text stays in memory (the final write carries whatever was not stored).
-                # Try again, lease included, soon enough for the lease (it lasts three renewal
-                # periods) but not in a tight loop: Redis may be down.
                 self._unflushed.insert(0, text)
-                renew_due = now + min(renew_every, unwatched_age)
-                last_write = loop.time()  # spaced like writes, however fast text arrives
+                schedule.failed(now, loop.time())
                 log.warning("stream write for reply %s failed", self.id, exc_info=True)
                 continue
-            self._flushed, last_write = end, loop.time()
-            if expire:
-                expire_due = now + refresh_expire
-            if renew:
-                renew_due = now + renew_every
+            self._flushed = end
+            schedule.written(write, now, loop.time(), watched)
 
 
 class Hub:
@@ -304,7 +330,6 @@ class Hub:
         # overshoot MAX_ACTIVE_GENERATIONS.
         self._slots = 0
         self.draining = False  # the process is shutting down: no new turns
-        self.stopping = False  # the process is shutting down: no more waiting on Redis
 
     @property
     def full(self) -> bool:
@@ -331,20 +356,26 @@ class Hub:
     ) -> Generation:
         """Start a generation in a slot taken with `reserve()`; the slot ends with it, and
         so do the client's slots `admission` holds."""
-        gen = Generation(self, session_id, reply, context, admission)
+        gen = Generation(
+            session_id,
+            reply,
+            context,
+            admission,
+            store=self.store,
+            assistant=self.assistant,
+            settings=self.settings,
+            metrics=self.metrics,
+        )
         key = (session_id, reply.id)
         self._active[key] = gen
         self.metrics.active.inc()
 
-        async def run() -> None:
-            try:
-                await gen.run()
-            finally:
-                self._active.pop(key, None)
-                self._slots -= 1
-                self.metrics.active.dec()
+        def ended() -> None:
+            self._active.pop(key, None)
+            self._slots -= 1
+            self.metrics.active.dec()
 
-        gen.task = asyncio.create_task(run(), name=f"reply-{reply.id}")
+        gen.begin(ended)
         return gen
 
     def get(self, session_id: str, message_id: str) -> Generation | None:
@@ -373,13 +404,10 @@ class Hub:
             await asyncio.wait(tasks, timeout=grace)
 
     async def stop(self) -> None:
-        self.stopping = True
         for task in self._background:
             task.cancel()
-        for gen in list(self._active.values()):
-            if gen.task is not None:
-                gen.task.cancel()
-        pending = [t for t in [*self._background, *(g.task for g in self._active.values())] if t]
+        replies = [gen.abandon() for gen in list(self._active.values())]
+        pending = [t for t in [*self._background, *replies] if t is not None]
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _heartbeats(self) -> None:
@@ -387,8 +415,7 @@ class Hub:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             for gen in self._active.values():
-                for outbox in gen.subscribers:
-                    outbox.put_nowait(None)
+                gen.heartbeat()
 
     async def _listen_for_cancels(self) -> None:
         while True:

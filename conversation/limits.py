@@ -53,6 +53,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from conversation.config import Settings
+from conversation.errors import ConversationError
 from conversation.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,9 @@ WHO: dict[IdentityKind, str] = {
 }
 
 
-class LimitExceeded(Exception):
+class LimitExceeded(ConversationError):
     """A client is over one of its limits. `retry_after`: seconds until it is not (None: it
     will not pass by waiting, the client must make room first)."""
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 def wait_text(seconds: int) -> str:

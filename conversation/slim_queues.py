@@ -2,8 +2,8 @@
 
 conversation holds a few of these per open stream (its WebSocket server's receive queue and
 writable flag, each reply subscriber's outbox, a reply's flush signals): at 1,000 open
-streams, asyncio.Queue's three deques (~2.4 KiB) and asyncio.Event's one (~0.8 KiB) were a
-sizeable part of the memory per stream (bench scenario 4).
+streams, asyncio.Queue's three deques (~2.4 KiB) and asyncio.Event's one (~0.8 KiB) would
+be a sizeable part of the memory per stream (bench scenario 4 measures it).
 """
 
 from __future__ import annotations

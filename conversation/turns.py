@@ -8,11 +8,10 @@ import contextlib
 from dataclasses import dataclass
 from typing import cast
 
-from fastapi import HTTPException, status
-
 from common.protocol import ChatMessage
 from conversation.auth import not_found, refused
 from conversation.config import Settings
+from conversation.errors import ConversationError, TurnError
 from conversation.events import Event, start_event, user_event
 from conversation.generation import Hub, outbox_events
 from conversation.limits import Admission, Client, Limits, session_full
@@ -35,27 +34,27 @@ class Turn:
     events: Events | None
 
 
-def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
+def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> ConversationError:
     if outcome.reason == "busy":
-        return HTTPException(
-            status.HTTP_409_CONFLICT,
+        return TurnError(
+            "conflict",
             f"A reply is already being written in this session (message {outcome.holder}). "
             "Wait for it to finish, or stop it with "
             f"POST /api/sessions/{sid}/messages/{outcome.holder}/cancel, then try again.",
         )
     if outcome.reason == "empty":
-        return HTTPException(
-            status.HTTP_409_CONFLICT,
+        return TurnError(
+            "conflict",
             "There is no user message to answer in this session: send a message first.",
         )
     if outcome.reason == "not_last":
-        return HTTPException(
-            status.HTTP_409_CONFLICT,
+        return TurnError(
+            "conflict",
             "Only the last user message of a session can be edited.",
         )
     if outcome.reason == "not_continuable":
-        return HTTPException(
-            status.HTTP_409_CONFLICT,
+        return TurnError(
+            "conflict",
             "Only the last reply of a session can be continued, and only when it stopped "
             "early (cut at the length limit, stopped, or interrupted).",
         )
@@ -69,12 +68,12 @@ def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
 RETRY_AFTER = 1
 
 
-def overloaded() -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
+def overloaded() -> TurnError:
+    return TurnError(
+        "overloaded",
         "This server cannot start another reply right now (it is writing as many as it can, "
         f"or restarting); your message was not saved. Send it again in {RETRY_AFTER} s.",
-        headers={"Retry-After": str(RETRY_AFTER)},
+        RETRY_AFTER,
     )
 
 
@@ -215,9 +214,8 @@ class Turns:
     async def cancel(self, sid: str, message_id: str) -> StoredMessage:
         """Stop a reply wherever it is being written; returns the stored (partial) reply."""
         gen = self.hub.cancel_local(sid, message_id)
-        if gen is not None and gen.task is not None:
-            await asyncio.wait({gen.task})
-            return gen.reply
+        if gen is not None:
+            return await gen.finished()
         message = await self._reply(sid, message_id)
         if message.status != "streaming":
             return message

@@ -67,6 +67,14 @@ def build_stack(
 
 
 @pytest.fixture(scope="session")
+def redis_server() -> Iterator[Server]:
+    """A redis-server of its own for tests that wire their own services to it."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The whole product in front of a fake model that streams one word every 30 ms."""
     upstream = start_fake_upstream(FAKE_DELAY_MS=os.environ.get("TEST_FAKE_DELAY_MS", "30"))

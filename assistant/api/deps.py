@@ -14,8 +14,7 @@ from assistant.providers.base import Provider
 
 bearer = HTTPBearer(auto_error=False, description="ASSISTANT_API_KEY, when it is set")
 
-# Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a thread hop
-# per dependency per request (a fifth of assistant's CPU under load in py-spy's profile).
+# Async on purpose, as in conversation/deps.py.
 
 
 async def get_settings(request: Request) -> Settings:

@@ -1,1 +1,1 @@
-"""One module per scenario of issue 7; each has `async def run(bench) -> Outcome`."""
+"""One module per scenario (bench/README.md); each has `async def run(bench) -> Outcome`."""

@@ -29,8 +29,9 @@ from conversation.deps import (
     TurnsDep,
     check_length,
 )
+from conversation.errors import ConversationError
 from conversation.events import Event
-from conversation.limits import Admission, Client, LimitExceeded, estimate_tokens
+from conversation.limits import Admission, Client, estimate_tokens
 from conversation.models import AnyText
 from conversation.store import Claim, SessionMeta, Store
 from conversation.turns import Turns, final_event, overloaded
@@ -154,9 +155,7 @@ async def chat_socket(
             try:
                 check_length(text, settings.max_message_chars, "The message")
                 _, reply = await _reply(turns, claim, text, client)
-            except HTTPException as exc:
-                reply = str(exc.detail)
-            except LimitExceeded as exc:
+            except ConversationError as exc:
                 reply = exc.message
             await ws.send_text(reply)
     except WebSocketDisconnect:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from conversation.api.clients import session_client
-from conversation.api.errors import code_for, redis_failure
-from conversation.api.limit_errors import limit_frame
+from conversation.api.errors import code_for, error_frame, redis_failure, refused_socket
 from conversation.auth import authorize, claim_of, websocket_token
 from conversation.config import Settings
 from conversation.deps import check_length, get_settings, get_store, get_turns
+from conversation.errors import ConversationError
 from conversation.events import error_event
-from conversation.limits import Client, FrameBucket, LimitExceeded, frames_too_fast
+from conversation.limits import Client, FrameBucket, frames_too_fast
 from conversation.models import WsFrame, WsMessage
 from conversation.store import Claim
 from conversation.turns import Turn, Turns
@@ -28,7 +28,6 @@ from conversation.turns import Turn, Turns
 router = APIRouter(tags=["websocket"])
 
 FRAME = TypeAdapter[WsFrame](WsFrame)
-CODES = {404: "not_found", 409: "conflict", 422: "invalid", 503: "overloaded"}
 
 
 async def pump(ws: WebSocket, turn: Turn) -> None:
@@ -47,6 +46,11 @@ async def pump(ws: WebSocket, turn: Turn) -> None:
 async def send_error(ws: WebSocket, code: str, message: str) -> None:
     ws.app.state.metrics.count_error(code)
     await ws.send_text(error_event(code, message, 0).ws())
+
+
+async def send_refusal(ws: WebSocket, exc: ConversationError) -> None:
+    ws.app.state.metrics.count_error(exc.code)
+    await ws.send_text(error_frame(exc))
 
 
 class Chat:
@@ -72,10 +76,8 @@ class Chat:
                 await self.send(frame)
             elif self.reply_id:
                 await self.turns.cancel(self.claim.session_id, self.reply_id)
-        except HTTPException as exc:
-            await send_error(self.ws, CODES.get(exc.status_code, "error"), str(exc.detail))
-        except LimitExceeded as exc:
-            await self.ws.send_text(limit_frame(exc))
+        except ConversationError as exc:
+            await send_refusal(self.ws, exc)
         except RedisError as exc:
             status_code, message = redis_failure(exc)
             await send_error(self.ws, code_for(status_code), message)
@@ -130,7 +132,7 @@ class FrameGate:
             await self.ws.close(status.WS_1008_POLICY_VIOLATION, reason="too many frames")
             return None
         self.warned = True
-        await self.ws.send_text(limit_frame(frames_too_fast(self.bucket.rate, wait)))
+        await send_refusal(self.ws, frames_too_fast(self.bucket.rate, wait))
         return False
 
 
@@ -142,8 +144,9 @@ async def session_socket(ws: WebSocket) -> None:
     try:
         claim = claim_of(ws, session_id, settings, token)
         await authorize(claim, store)
-    except HTTPException as exc:
-        await ws.close(status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
+    except ConversationError as exc:
+        code, reason = refused_socket(exc)
+        await ws.close(code, reason=reason)
         return
     chat = Chat(ws, claim, session_client(ws, session_id, token), turns, settings.max_message_chars)
     gate = FrameGate(ws, settings)

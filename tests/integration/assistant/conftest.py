@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.fake_control import FakeControl, closed_port, start_hf_upstream, unaccepting_port
-from tests.support.servers import Server, start_assistant, start_fake_upstream
+from tests.support.servers import Server, running, start_assistant, start_fake_upstream
 
 SYSTEM_PROMPT = "You are the test assistant."
 OPENAI_MAX_TOKENS = 300
@@ -39,57 +39,6 @@ def openai_env(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def openai_upstream() -> Iterator[Server]:
-    server = start_fake_upstream()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def upstream(openai_upstream: Server) -> FakeControl:
-    control = FakeControl(openai_upstream)
-    control.reset()
-    return control
-
-
-@pytest.fixture(scope="session")
-def assistant(openai_upstream: Server) -> Iterator[Server]:
-    server = start_assistant(openai_env(f"{openai_upstream.url}/v1"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def secured_assistant(openai_upstream: Server) -> Iterator[Server]:
-    env = openai_env(
-        f"{openai_upstream.url}/v1",
-        ASSISTANT_API_KEY="s3cret",
-        ASSISTANT_MAX_MESSAGES="3",
-        ASSISTANT_MAX_INPUT_CHARS="200",
-        ASSISTANT_MAX_TOKENS="50",
-        ASSISTANT_MAX_BODY_BYTES="4096",
-    )
-    server = start_assistant(env)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def unreachable_assistant() -> Iterator[Server]:
-    server = start_assistant(openai_env(f"http://127.0.0.1:{closed_port()}/v1"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def blackhole_assistant() -> Iterator[Server]:
-    with unaccepting_port() as port:
-        server = start_assistant(openai_env(f"http://127.0.0.1:{port}/v1"))
-        yield server
-        server.stop()
-
-
 def hf_env_for(base_url: str, **extra: str) -> dict[str, str]:
     return {
         "ASSISTANT_PROVIDER": "huggingface",
@@ -103,64 +52,114 @@ def hf_env_for(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+def assistant_with(env: dict[str, str], timeout: float = 60) -> Iterator[Server]:
+    """A session fixture's body: assistant with `env`, stopped at the end of the session."""
+    with running(start_assistant(env, timeout=timeout)) as server:
+        yield server
+
+
+def control(upstream: Server) -> FakeControl:
+    """A test's control of a shared fake upstream, with the last test's script cleared."""
+    fake = FakeControl(upstream)
+    fake.reset()
+    return fake
+
+
+# OpenAI-compatible --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def openai_upstream() -> Iterator[Server]:
+    with running(start_fake_upstream()) as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(openai_upstream: Server) -> FakeControl:
+    return control(openai_upstream)
+
+
+@pytest.fixture(scope="session")
+def assistant(openai_upstream: Server) -> Iterator[Server]:
+    yield from assistant_with(openai_env(f"{openai_upstream.url}/v1"))
+
+
+@pytest.fixture(scope="session")
+def secured_assistant(openai_upstream: Server) -> Iterator[Server]:
+    yield from assistant_with(
+        openai_env(
+            f"{openai_upstream.url}/v1",
+            ASSISTANT_API_KEY="s3cret",
+            ASSISTANT_MAX_MESSAGES="3",
+            ASSISTANT_MAX_INPUT_CHARS="200",
+            ASSISTANT_MAX_TOKENS="50",
+            ASSISTANT_MAX_BODY_BYTES="4096",
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def unreachable_assistant() -> Iterator[Server]:
+    yield from assistant_with(openai_env(f"http://127.0.0.1:{closed_port()}/v1"))
+
+
+@pytest.fixture(scope="session")
+def blackhole_assistant() -> Iterator[Server]:
+    with unaccepting_port() as port:
+        yield from assistant_with(openai_env(f"http://127.0.0.1:{port}/v1"))
+
+
+# Hugging Face -------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def hf_upstream_server() -> Iterator[Server]:
     """Text generation only, like the classic Inference API models."""
-    server = start_hf_upstream()
-    yield server
-    server.stop()
+    with running(start_hf_upstream()) as server:
+        yield server
 
 
 @pytest.fixture
 def hf_upstream(hf_upstream_server: Server) -> FakeControl:
-    control = FakeControl(hf_upstream_server)
-    control.reset()
-    return control
+    return control(hf_upstream_server)
 
 
 @pytest.fixture(scope="session")
 def hf_assistant(hf_upstream_server: Server) -> Iterator[Server]:
-    server = start_assistant(hf_env_for(hf_upstream_server.url))
-    yield server
-    server.stop()
+    yield from assistant_with(hf_env_for(hf_upstream_server.url))
 
 
 @pytest.fixture(scope="session")
 def hf_gptj_assistant(hf_upstream_server: Server) -> Iterator[Server]:
     """A base model without a chat template: the built-in transcript prompt."""
-    env = hf_env_for(
-        hf_upstream_server.url, HF_MODEL="EleutherAI/gpt-j-6b", HF_TASK="text-generation"
+    yield from assistant_with(
+        hf_env_for(
+            hf_upstream_server.url, HF_MODEL="EleutherAI/gpt-j-6b", HF_TASK="text-generation"
+        )
     )
-    server = start_assistant(env)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
 def hf_chat_upstream_server() -> Iterator[Server]:
-    server = start_hf_upstream(FAKE_HF_CHAT="1")
-    yield server
-    server.stop()
+    with running(start_hf_upstream(FAKE_HF_CHAT="1")) as server:
+        yield server
 
 
 @pytest.fixture
 def hf_chat_upstream(hf_chat_upstream_server: Server) -> FakeControl:
-    control = FakeControl(hf_chat_upstream_server)
-    control.reset()
-    return control
+    return control(hf_chat_upstream_server)
 
 
 @pytest.fixture(scope="session")
 def hf_chat_assistant(hf_chat_upstream_server: Server) -> Iterator[Server]:
-    server = start_assistant(hf_env_for(hf_chat_upstream_server.url, HF_TASK="chat"))
-    yield server
-    server.stop()
+    yield from assistant_with(hf_env_for(hf_chat_upstream_server.url, HF_TASK="chat"))
+
+
+# The embedded model -------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def local_assistant() -> Iterator[Server]:
     """The real embedded SmolLM2; one request at a time, none queued."""
     env = {"ASSISTANT_PROVIDER": "local", "LOCAL_QUEUE_SIZE": "0", "LOCAL_MAX_TOKENS": "1000"}
-    server = start_assistant(env, timeout=180)
-    yield server
-    server.stop()
+    yield from assistant_with(env, timeout=180)

@@ -1,4 +1,5 @@
-"""Every upstream failure from issue 3, as the caller sees it: status code and message.
+"""Every way an upstream fails (refused, rate limited, erroring, stalling, dropping), as the
+caller sees it: status code and message.
 
 Before the first token a failure is an HTTP error (retried first when it may pass); after
 it, the stream ends with an error event and no `[DONE]`. A caller that goes away cancels

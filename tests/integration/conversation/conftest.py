@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.conversation import start_assistant_for, start_replica
-from tests.support.servers import Server, start_fake_upstream, start_redis
+from tests.support.servers import Server, start_fake_upstream
 
 SLOW_TOKENS = 80
 SLOW_DELAY_MS = 40
@@ -35,13 +35,6 @@ class Slow:
     assistant: Server
     a: Server
     b: Server
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[Server]:
-    server = start_redis()
-    yield server
-    server.stop()
 
 
 @contextlib.contextmanager

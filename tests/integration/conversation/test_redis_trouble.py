@@ -22,8 +22,10 @@ from tests.support.conversation import (
     start_replica,
     text_of,
 )
+from tests.support.metrics import scrape
 from tests.support.servers import Server, start_redis, wait_until
 
+FINISH_CALLS = "chatstack_redis_latency_seconds_count"
 # Tokens that must reach the client while Redis answers nothing: ~0.8 s of the slow
 # upstream's pace.
 DURING_STALL = 20
@@ -81,8 +83,9 @@ def test_a_reply_finishing_while_redis_refuses_writes_is_stored_once_it_takes_th
             try:
                 while text_of(seen) != slow_reply(SLOW_TOKENS):
                     seen.append(next(events))
+                # Each attempt is timed, refused or not: one means the store was refused.
                 wait_until(
-                    lambda: "could not store reply" in conversation.log(),
+                    lambda: scrape(conversation).value(FINISH_CALLS, command="finish") >= 1,
                     10,
                     "conversation trying to store the finished reply",
                 )

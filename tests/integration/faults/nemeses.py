@@ -16,8 +16,9 @@ from tests.integration.faults.checker import CrashWindow
 from tests.integration.faults.history import Recorder
 from tests.integration.faults.stack import FaultStack
 from tests.support.conversation import kill
+from tests.support.metrics import scrape
 from tests.support.processes import pause, reload_nginx, restart, resume
-from tests.support.servers import wait_until
+from tests.support.servers import Server, wait_until
 
 # AOF `appendfsync everysec`: what a crash may lose is the last second of writes.
 AOF_WINDOW = 1.0
@@ -27,9 +28,16 @@ KILL_AFTER_DELTAS = 10
 
 
 DONE = ("complete", "cancelled", "length")
-# What conversation logs when a reply's stream write, or its final write, meets a dead Redis.
-WRITE_FAILED = "stream write for reply"
-STORE_FAILED = "could not store reply"
+# Conversation times each Redis call by script, failed or not: a reply's stream writes and
+# its final write.
+REDIS_CALLS = "chatstack_redis_latency_seconds_count"
+REPLY_WRITES = ("flush", "finish")
+
+
+def reply_writes(replica: Server) -> float:
+    """The reply writes (stream and final) a replica has sent Redis, answered or not."""
+    found = scrape(replica)
+    return sum(found.value(REDIS_CALLS, command=c) for c in REPLY_WRITES)
 
 
 def echo(message: str) -> str:
@@ -128,13 +136,13 @@ class RedisCrash(Nemesis):
 
     def inject(self, stack: FaultStack, recorder: Recorder) -> None:
         replicas = (stack.a, stack.b)
-        seen = [len(r.log()) for r in replicas]
         self.crash = CrashWindow(time.monotonic(), AOF_WINDOW)
         kill(stack.redis)
+        # Counted once Redis is dead: every reply write counted from here on has failed.
+        before = [reply_writes(r) for r in replicas]
 
         def reply_write_failed() -> bool:
-            news = (r.log()[n:] for r, n in zip(replicas, seen, strict=True))
-            return any(WRITE_FAILED in text or STORE_FAILED in text for text in news)
+            return any(reply_writes(r) > n for r, n in zip(replicas, before, strict=True))
 
         try:
             wait_until(reply_write_failed, 20, "a replica to fail writing a reply")

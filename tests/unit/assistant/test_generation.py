@@ -1,4 +1,9 @@
-"""The idle timeout of `generation.follow`: it bounds the upstream's silence, not the caller's."""
+"""The idle timeout of `generation.follow`: it bounds the upstream's silence, not the caller's.
+
+The upstream is scripted by the test: its tokens are there at once, or it falls silent for
+good. Nothing depends on how fast the machine is: a token that is there is never late, and a
+silence has no end the timeout could race.
+"""
 
 from __future__ import annotations
 
@@ -12,51 +17,63 @@ from assistant.errors import AssistantError
 from assistant.providers.base import Finish, GenerationParams, Provider, StreamItem, TokenStream
 from common.protocol import ChatMessage
 
-POLICY = generation.Policy(first_token_timeout=1, idle_timeout=0.05, attempts=1, backoff=0)
+IDLE = 0.05
+POLICY = generation.Policy(first_token_timeout=1, idle_timeout=IDLE, attempts=1, backoff=0)
+# For the test of a cancel: no timeout may fire while the caller is cancelled.
+PATIENT = generation.Policy(first_token_timeout=60, idle_timeout=60, attempts=1, backoff=0)
 
 
 class Scripted(Provider):
-    """Yields each token after its delay, then a Finish."""
+    """Yields `tokens` at once; then a Finish, or, `silent`, nothing ever again."""
 
     name = "scripted"
 
-    def __init__(self, delays: list[float]) -> None:
+    def __init__(self, tokens: int, silent: bool = False) -> None:
         super().__init__("scripted-model")
-        self.delays = delays
+        self.tokens, self.silent = tokens, silent
+        self.fell_silent = asyncio.Event()
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
         return self._stream()
 
     async def _stream(self) -> AsyncGenerator[StreamItem, None]:
-        for i, delay in enumerate(self.delays):
-            await asyncio.sleep(delay)  # the upstream's pace, scripted
+        for i in range(self.tokens):
             yield [f"t{i}"]
+        if self.silent:
+            self.fell_silent.set()
+            await asyncio.Event().wait()  # an upstream that never sends again
         yield Finish("stop")
 
 
-async def items(provider: Provider, caller_delay: float = 0) -> list[StreamItem]:
-    started = await generation.start(provider, [], GenerationParams(), POLICY)
+async def items(
+    provider: Provider, policy: generation.Policy = POLICY, busy: float = 0
+) -> list[StreamItem]:
+    """Follow the stream; `busy`: seconds the caller spends on each item (its socket write)."""
+    started = await generation.start(provider, [], GenerationParams(), policy)
     found = []
-    async for item in generation.follow(provider, started, POLICY):
+    async for item in generation.follow(provider, started, policy):
         found.append(item)
-        await asyncio.sleep(caller_delay)  # the caller's own work while the stream waits
+        if busy:
+            await asyncio.sleep(busy)  # the caller's own work, not a wait for the upstream
     return found
 
 
 async def test_a_slow_caller_is_not_an_idle_upstream() -> None:
-    found = await items(Scripted([0, 0, 0]), caller_delay=0.1)
+    # Each token is there at once, however long the caller took with the one before.
+    found = await items(Scripted(3), busy=IDLE * 2)
     assert found == [["t0"], ["t1"], ["t2"], Finish("stop")]
 
 
 async def test_an_idle_upstream_ends_the_stream_with_a_timeout() -> None:
     with pytest.raises(AssistantError) as raised:
-        await items(Scripted([0, 0.01, 0.2]))
+        await items(Scripted(2, silent=True))
     assert raised.value.status == 504
 
 
 async def test_cancelling_the_caller_is_not_a_timeout() -> None:
-    task = asyncio.ensure_future(items(Scripted([0, 10])))
-    await asyncio.sleep(0.01)
+    provider = Scripted(1, silent=True)
+    task = asyncio.ensure_future(items(provider, PATIENT))
+    await provider.fell_silent.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -21,6 +21,7 @@ from conversation.assistant_client import (
     create_http_session,
 )
 from conversation.config import Settings
+from tests.support.scripted_assistant import read_request
 
 BODY = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
 ANSWER = (
@@ -41,13 +42,8 @@ class FakeAssistant:
         self.connections += 1
         conn, n = self.connections, 0
         try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
+            while True:
+                await read_request(reader)
                 n += 1
                 self.requests.append((conn, n))
                 if self.drop(conn, n):
