@@ -36,7 +36,7 @@ export function App() {
   // A message the person just sent, refused because the model was not there, is sent again
   // once by itself when the model is ready (the reply's note says so); after that, Retry.
   const [autoRetriedFor, setAutoRetriedFor] = useState<string | null>(null);
-  const autoRetry = waiting !== null && waiting.failedHere && waiting.userId !== autoRetriedFor;
+  const autoRetry = waiting?.failedHere === true && waiting.userId !== autoRetriedFor;
   useEffect(() => {
     if (!waiting || !autoRetry || model.reply !== "ready") return;
     setAutoRetriedFor(waiting.userId);

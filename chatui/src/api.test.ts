@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toStreamEvent, type StreamEvent } from "./api";
+import { type ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toStreamEvent, type StreamEvent } from "./api";
 
 describe("messageOf", () => {
   it("reads FastAPI's detail string, validation list and nested error objects", () => {

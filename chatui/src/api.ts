@@ -176,7 +176,9 @@ async function errorFrom(res: Response): Promise<ApiError> {
 async function request(method: string, path: string, body?: unknown, extra?: HeadersInit, signal?: AbortSignal): Promise<Response> {
   const headers = new Headers(HEADERS);
   if (body !== undefined) headers.set("Content-Type", "application/json");
-  if (extra) new Headers(extra).forEach((v, k) => headers.set(k, v));
+  if (extra) {
+    for (const [k, v] of new Headers(extra)) headers.set(k, v);
+  }
   let res: Response;
   try {
     res = await fetch(path, {
