@@ -6,7 +6,9 @@
 The document comes from `create_app().openapi()`, without starting a server or reaching
 Redis. A reply stream's events are `text/event-stream`, which OpenAPI cannot describe, so
 their payload models are added to its schemas from the same pydantic models.
-openapi-typescript (chatui's pinned dev dependency) turns it into TypeScript; it runs offline.
+openapi-typescript (chatui's pinned dev dependency) turns it into TypeScript, offline. It is
+version 6: version 7 builds its output with TypeScript 5's compiler API, which the TypeScript 7
+that chatui compiles with no longer has.
 Run it after changing a route or a model that the UI reads.
 """
 
