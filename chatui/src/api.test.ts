@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toStreamEvent, type StreamEvent } from "./api";
+import { type ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toStreamEvent, type StreamEvent } from "./api";
 
 describe("messageOf", () => {
-  it("reads FastAPI's detail string, validation list and nested error objects", () => {
+  it("reads the detail string or FastAPI's validation list, and the code", () => {
     expect(messageOf({ detail: "The message is 9000 characters long; the limit is 8000." }, "x").message).toContain("limit is 8000");
     expect(messageOf({ detail: [{ msg: "Field required", type: "missing" }] }, "x")).toEqual({ message: "Field required", code: "missing" });
-    expect(messageOf({ error: { message: "Slow down", code: "rate_limited" } }, "x")).toEqual({ message: "Slow down", code: "rate_limited" });
     expect(messageOf({ detail: "Too many requests", code: "rate_limited" }, "x")).toEqual({ message: "Too many requests", code: "rate_limited" });
   });
 

@@ -110,6 +110,7 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
 
   return (
     <div className="thread-wrap">
+      {/* biome-ignore lint/a11y/noStaticElementInteractions: the handlers only watch the person scroll, to stop following the reply */}
       <div className="thread" ref={scroller} onScroll={onScroll} onWheel={onWheel} onKeyDown={onKeyDown} onTouchMove={stopFollowing}>
         {chat.phase === "loading" ? (
           <div className="thread-loading" role="status">
