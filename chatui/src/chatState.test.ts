@@ -196,6 +196,8 @@ describe("regenerate and edit", () => {
       ["", "assistant"],
     ]);
     expect(s.messages[1]).toMatchObject({ sibling_index: 2, sibling_count: 2 });
+    const done = run(s, ev({ type: "start", id: "0", messageId: "a2" }), ev({ type: "done", id: "5", message: msg("a2", "assistant", "again") }));
+    expect(done.messages[1]).toMatchObject({ id: "a2", content: "again", sibling_index: 2, sibling_count: 2 });
   });
 
   it("a new reply counts its characters from zero", () => {

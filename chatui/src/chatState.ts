@@ -207,7 +207,9 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
     case "done": {
       const stored = event.message;
       const messages = updateReply(state, (m) => {
-        if (stored && stored.content !== "") return { ...stored, key: m.key, role: "assistant" };
+        // The event does not say which version the reply is: the page counted it.
+        const place = m.sibling_count ? { sibling_index: m.sibling_index, sibling_count: m.sibling_count } : {};
+        if (stored && stored.content !== "") return { ...stored, ...place, key: m.key, role: "assistant" };
         const status = stored?.status ?? (state.stopRequested ? "cancelled" : "complete");
         return { ...m, id: stored?.id || m.id, status: status === "streaming" ? "complete" : status };
       });
