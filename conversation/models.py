@@ -62,7 +62,7 @@ class EditMessage(Request):
 
 class Regenerate(Request):
     # The reply to write again, on the active path (none: the last reply).
-    message_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    message_id: Annotated[AnyText, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class SwitchBranch(Request):

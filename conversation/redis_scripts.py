@@ -364,12 +364,21 @@ end
 return redis.call('EXISTS', W)
 """
 
-# KEYS: M (P:m), S (the reply's stream), G (P:g).
-# ARGV: reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
-FINISH = r"""
-local M, S, G = KEYS[1], KEYS[2], KEYS[3]
-local mid, final, kind, text_id, text, terminal_id, retention =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+FINISH_ARGV = (
+    "mid",  # the reply
+    "final",  # its JSON
+    "kind",  # its status, the stream's last entry
+    "text_id",  # the entry id of the text not written yet
+    "text",
+    "terminal_id",
+    "retention",
+)
+
+# KEYS: M (P:m), S (the reply's stream), G (P:g). ARGV: FINISH_ARGV.
+FINISH = (
+    "local M, S, G = KEYS[1], KEYS[2], KEYS[3]\n"
+    + argv_locals(FINISH_ARGV)
+    + r"""
 if redis.call('HEXISTS', M, mid) == 0 then return 0 end
 redis.call('HSET', M, mid, final)
 if text ~= '' then redis.pcall('XADD', S, text_id, 'x', text) end
@@ -378,6 +387,7 @@ redis.call('EXPIRE', S, retention)
 if redis.call('GET', G) == mid then redis.call('DEL', G) end
 return 1
 """
+)
 
 # KEYS: the session's FAMILY, then the reply's stream. ARGV: reply_id, retention.
 # Returns the message JSON (marked interrupted when its writer is gone), or nil when it does
@@ -537,8 +547,8 @@ return out
 # KEYS: P. ARGV: ttl, then the meta hash's fields and values. A new session's hash, with its
 # expiry in the same step: no moment without one.
 CREATE = r"""
-local ttl = ARGV[1]
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local ttl, fields = ARGV[1], {unpack(ARGV, 2)}
+redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ttl)
 """
 

@@ -470,15 +470,18 @@ class Store:
         end = len(reply.content)
         key = self.keys.session(sid)
         keys = [f"{key}:m", self.keys.stream(sid, reply.id), f"{key}:g"]
-        args: list[ScriptArg] = [
-            reply.id,
-            reply.model_dump_json(exclude_none=True),
-            reply.status,
-            f"{end}-0",
-            reply.content[flushed:],
-            f"{end}-1",
-            self._retention,
-        ]
+        args = argv(
+            redis_scripts.FINISH_ARGV,
+            {
+                "mid": reply.id,
+                "final": reply.model_dump_json(exclude_none=True),
+                "kind": reply.status,
+                "text_id": f"{end}-0",
+                "text": reply.content[flushed:],
+                "terminal_id": f"{end}-1",
+                "retention": self._retention,
+            },
+        )
         await self._finish(keys=keys, args=args)
 
     async def get_message(self, sid: str, mid: str) -> StoredMessage | None:
