@@ -332,8 +332,9 @@ class Store:
     async def history(
         self, sid: str, limit: int = 0, before: str | None = None
     ) -> HistoryPage | None:
-        """The session's messages in order: the newest `limit` (0: all) older than message
-        `before` (None: the newest); renews the session. None when the session is gone.
+        """The active path's messages in order, each with its place among its siblings: the
+        newest `limit` (0: all) older than message `before` (None: the newest); renews the
+        session. None when the session is gone.
 
         A reply still being written shows the text stored so far.
         """
