@@ -527,14 +527,16 @@ return {'ok'}
 """
 )
 
-# KEYS: the session's FAMILY. ARGV: ttl, token_hash, owner_hash, cookie_allowed.
+READ_META_ARGV = ("ttl", "token_hash", "owner_hash", "cookie_allowed")
+
+# KEYS: the session's FAMILY. ARGV: READ_META_ARGV.
 # Returns {'ok', the session's meta hash as a flat list...} | {'denied'} | {'csrf'}. Every
 # request but a turn's start reads it first, so this is where a session's expiry is renewed,
 # once the caller is authorized.
 READ_META = (
     _COMMON
+    + argv_locals(READ_META_ARGV)
     + r"""
-local ttl, token_hash, owner_hash, cookie_allowed = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local access = authorized(token_hash, owner_hash, cookie_allowed)
 if access ~= 'ok' then return {access} end
 renew(ttl)

@@ -264,7 +264,9 @@ class Store:
         """The session's settings if `claim` grants it; renews its expiry then, as every
         authorized request does."""
         sid = claim.session_id
-        args = [self.settings.session_ttl, *claim.script_args().values()]
+        args = argv(
+            redis_scripts.READ_META_ARGV, {"ttl": self.settings.session_ttl, **claim.script_args()}
+        )
         out = cast(list[str], await self._read_meta(keys=self.keys.family(sid), args=args))
         if out[0] != "ok":
             return cast(ClaimRefusal, out[0])
