@@ -124,7 +124,8 @@ export function App() {
         <Thread
           chat={chat}
           onEdit={(id, content) => void controller.edit(id, content)}
-          onRegenerate={() => void controller.regenerate()}
+          onRegenerate={(id) => void controller.regenerate(id)}
+          onSwitch={(id, index) => void controller.switchBranch(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}
           empty={<EmptyState onPick={send} />}

@@ -52,9 +52,20 @@ export interface paths {
   "/api/sessions/{session_id}/messages/{message_id}": {
     /**
      * Edit Message
-     * @description Edit the last user message and regenerate its reply (events: user, start, ...).
+     * @description A new version of a user message on the active path, and a reply to it; the old
+     * version is kept as its sibling (events: user, start, ...).
      */
     patch: operations["edit_message_api_sessions__session_id__messages__message_id__patch"];
+  };
+  "/api/sessions/{session_id}/messages/{message_id}/active": {
+    /**
+     * Switch Branch
+     * @description Show another version of a message: its sibling at `sibling_index` (none: the message
+     * itself). The active path then runs through it and, below it, through the versions last
+     * shown there. Answers with the new active path's first page, as `GET` does. 409 while a
+     * reply is being written.
+     */
+    patch: operations["switch_branch_api_sessions__session_id__messages__message_id__active_patch"];
   };
   "/api/sessions/{session_id}/messages/{message_id}/cancel": {
     /**
@@ -83,7 +94,8 @@ export interface paths {
   "/api/sessions/{session_id}/regenerate": {
     /**
      * Regenerate
-     * @description Replace the last reply with a new one (events: start, delta..., done).
+     * @description A new version of a reply on the active path (`message_id`; none: the last), the old
+     * one kept as its sibling (events: start, delta..., done).
      */
     post: operations["regenerate_api_sessions__session_id__regenerate_post"];
   };
@@ -242,7 +254,10 @@ export interface components {
       status: "ready" | "starting" | "unavailable";
     };
     /** Regenerate */
-    Regenerate: Record<string, never>;
+    Regenerate: {
+      /** Message Id */
+      message_id?: string | null;
+    };
     /** RenameSession */
     RenameSession: {
       /** Name */
@@ -325,6 +340,16 @@ export interface components {
        */
       role: "user" | "assistant";
       /**
+       * Sibling Count
+       * @default 1
+       */
+      sibling_count?: number;
+      /**
+       * Sibling Index
+       * @default 1
+       */
+      sibling_index?: number;
+      /**
        * Status
        * @enum {string}
        */
@@ -351,6 +376,15 @@ export interface components {
     StartEvent: {
       /** Message Id */
       message_id: string;
+    };
+    /**
+     * SwitchBranch
+     * @description Which version to show: the message's sibling at this 1-based position (as
+     * `sibling_index` counts them); none: the message in the path itself.
+     */
+    SwitchBranch: {
+      /** Sibling Index */
+      sibling_index?: number | null;
     };
     /** TokenOut */
     TokenOut: {
@@ -620,7 +654,8 @@ export interface operations {
   };
   /**
    * Edit Message
-   * @description Edit the last user message and regenerate its reply (events: user, start, ...).
+   * @description A new version of a user message on the active path, and a reply to it; the old
+   * version is kept as its sibling (events: user, start, ...).
    */
   edit_message_api_sessions__session_id__messages__message_id__patch: {
     parameters: {
@@ -640,6 +675,40 @@ export interface operations {
         content: {
           "application/json": unknown;
           "text/event-stream": unknown;
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /**
+   * Switch Branch
+   * @description Show another version of a message: its sibling at `sibling_index` (none: the message
+   * itself). The active path then runs through it and, below it, through the versions last
+   * shown there. Answers with the new active path's first page, as `GET` does. 409 while a
+   * reply is being written.
+   */
+  switch_branch_api_sessions__session_id__messages__message_id__active_patch: {
+    parameters: {
+      path: {
+        message_id: string;
+        session_id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["SwitchBranch"] | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["SessionDetail"];
         };
       };
       /** @description Validation Error */
@@ -741,7 +810,8 @@ export interface operations {
   };
   /**
    * Regenerate
-   * @description Replace the last reply with a new one (events: start, delta..., done).
+   * @description A new version of a reply on the active path (`message_id`; none: the last), the old
+   * one kept as its sibling (events: start, delta..., done).
    */
   regenerate_api_sessions__session_id__regenerate_post: {
     parameters: {

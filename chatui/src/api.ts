@@ -218,8 +218,18 @@ export async function createSession(name: string): Promise<SessionSummary> {
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
   const query = new URLSearchParams({ limit: String(page.limit) });
   if (page.before) query.set("before", page.before);
-  const body = await json<Wire["SessionDetail"]>("GET", `${base(id)}?${query.toString()}`);
+  return toDetail(await json<Wire["SessionDetail"]>("GET", `${base(id)}?${query.toString()}`));
+}
+
+function toDetail(body: Wire["SessionDetail"]): SessionDetail {
   return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true };
+}
+
+/** Show another version of a message (its sibling at `siblingIndex`, 1-based); answers with the new active path's first page. */
+export async function switchBranch(id: string, messageId: string, siblingIndex: number): Promise<SessionDetail> {
+  const path = `${base(id)}/messages/${encodeURIComponent(messageId)}/active`;
+  const request: Wire["SwitchBranch"] = { sibling_index: siblingIndex };
+  return toDetail(await json<Wire["SessionDetail"]>("PATCH", path, request));
 }
 
 export async function renameSession(id: string, name: string): Promise<void> {
@@ -283,8 +293,9 @@ export function sendMessage(id: string, content: string, clientMessageId: string
   return stream("POST", `${base(id)}/messages`, request, signal);
 }
 
-export function regenerate(id: string, signal: AbortSignal) {
-  const request: Wire["Regenerate"] = {};
+/** A new version of reply `messageId` (none: the last); the old one stays as its sibling. */
+export function regenerate(id: string, signal: AbortSignal, messageId?: string) {
+  const request: Wire["Regenerate"] = messageId ? { message_id: messageId } : {};
   return stream("POST", `${base(id)}/regenerate`, request, signal);
 }
 
