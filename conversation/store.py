@@ -56,7 +56,7 @@ class SessionMeta:
 class Claim:
     """A claim to a session: the digests of the credentials a request presented, unchecked.
 
-    Redis checks them in the script that reads or changes the session (scripts.authorized),
+    Redis checks them in the script that reads or changes the session (redis_scripts.authorized),
     so an authorized read or turn start is one round trip. Digests only: the token and the
     browser id never leave this process.
     """
