@@ -54,6 +54,7 @@ export interface HistoryPage {
 export type StreamEvent =
   | { type: "user"; id: string | null; message: Message }
   | { type: "start"; id: string | null; messageId: string }
+  | { type: "queued"; id: string | null; position: number }
   | { type: "delta"; id: string | null; text: string }
   | { type: "done"; id: string | null; message: Message | null }
   | { type: "error"; id: string | null; code: string; message: string; retryAfterSeconds?: number | null };
@@ -281,6 +282,8 @@ export function toStreamEvent(event: string, data: string, id: string | null): S
       return { type: "user", id, message: toMessage({ role: "user", ...(d.message as object ?? d) }) };
     case "start":
       return { type: "start", id, messageId: str(d.message_id ?? d.id) };
+    case "queued":
+      return typeof d.position === "number" ? { type: "queued", id, position: d.position } : null;
     case "delta":
       return { type: "delta", id, text: str(d.text ?? d.content) };
     case "done": {
