@@ -26,6 +26,7 @@ from bench.scenarios import (
     concurrency,
     first_token,
     history,
+    local_concurrency,
     model,
     redis_cost,
     routing,
@@ -49,6 +50,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     7: ("history", history.run),
     8: ("model", model.run),
     12: ("routing", routing.run),
+    13: ("local_concurrency", local_concurrency.run),
 }
 
 SHARING = (

@@ -163,6 +163,12 @@ class StartEvent(BaseModel):
     message_id: str
 
 
+class QueuedEvent(BaseModel):
+    """The reply waits for the model: `position` requests are ahead of it (0: next)."""
+
+    position: int
+
+
 class DeltaEvent(BaseModel):
     text: str
 

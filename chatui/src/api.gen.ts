@@ -236,6 +236,14 @@ export interface components {
       status: "complete" | "streaming" | "cancelled" | "error" | "interrupted" | "length";
     };
     /**
+     * QueuedEvent
+     * @description The reply waits for the model: `position` requests are ahead of it (0: next).
+     */
+    QueuedEvent: {
+      /** Position */
+      position: number;
+    };
+    /**
      * Readiness
      * @description `GET /api/health/ready`: whether a message sent now would get a reply.
      */

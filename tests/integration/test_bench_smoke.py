@@ -28,6 +28,7 @@ SCENARIOS = {
     7: "history",
     8: "model",
     12: "routing",
+    13: "local_concurrency",
 }
 PLOTTED = {1, 2, 3, 4, 5, 7, 8}
 
