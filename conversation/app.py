@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from common import logs
 from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe
-from conversation.api import compat, errors, health, messages, sessions, ws
+from conversation.api import compat, errors, exports, health, messages, sessions, ws
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
-    for module in (health, sessions, messages, ws, compat):
+    for module in (health, sessions, messages, ws, compat, exports):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=metrics)
     return app

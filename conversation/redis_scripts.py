@@ -367,3 +367,18 @@ if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
 return live
 """
 )
+
+# KEYS: the session's FAMILY. ARGV: ttl, then message id and JSON pairs, oldest first.
+# Appends finished messages (an import, a copy of a shared chat); HSETNX makes a retried run
+# add nothing twice. Returns 0 when the session does not exist, else 1.
+APPEND = (
+    _COMMON
+    + r"""
+if redis.call('EXISTS', P) == 0 then return 0 end
+for i = 2, #ARGV, 2 do
+  if redis.call('HSETNX', M, ARGV[i], ARGV[i + 1]) == 1 then redis.call('RPUSH', O, ARGV[i]) end
+end
+renew(ARGV[1])
+return 1
+"""
+)

@@ -156,6 +156,7 @@ class Store:
         self._create: AsyncScript = redis.register_script(redis_scripts.CREATE)
         self._index: AsyncScript = redis.register_script(redis_scripts.INDEX)
         self._delete: AsyncScript = redis.register_script(redis_scripts.DELETE)
+        self._append: AsyncScript = redis.register_script(redis_scripts.APPEND)
 
     # Key names -----------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class Store:
     # Sessions ------------------------------------------------------------------------
 
     async def create_session(
-        self, name: str, system_prompt: str, owner: str
+        self, name: str, system_prompt: str, owner: str, created_at: datetime | None = None
     ) -> tuple[SessionMeta, str]:
         """A new session and its token. Two steps, in two slots of a Redis Cluster: the
         browser's index (which may refuse: too many sessions), then the session. A crash
@@ -179,7 +180,7 @@ class Store:
         meta = SessionMeta(
             session_id=sid,
             name=name,
-            created_at=utcnow(),
+            created_at=created_at or utcnow(),
             token_hash=digest(token),
             owner=owner,
             system_prompt=system_prompt,
@@ -354,6 +355,18 @@ class Store:
         if kind == "bad" and out[1] in ("empty", "not_last", "not_continuable"):
             return TurnRefused(reason=cast(Literal["empty", "not_last", "not_continuable"], out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
+
+    async def append_messages(self, sid: str, messages: list[StoredMessage]) -> bool:
+        """Add finished messages after the session's last (imports and copies of shared
+        chats); False when the session is gone. Batched, so no one script call carries a
+        whole large chat."""
+        for start in range(0, len(messages), 100):
+            args: list[ScriptArg] = [self.settings.session_ttl]
+            for m in messages[start : start + 100]:
+                args += [m.id, m.model_dump_json(exclude_none=True)]
+            if not await self._append(keys=self.keys.family(sid), args=args):
+                return False
+        return True
 
     async def flush(
         self, sid: str, mid: str, end: int, text: str, expire: bool = True, renew: bool = True
