@@ -262,6 +262,10 @@ class Store:
             await self.redis.zrem(self.keys.owner(meta.owner), sid)
         return live
 
+    async def owned_ids(self, owner: str) -> list[str]:
+        """The ids in a browser's index, newest first; some may be of sessions that expired."""
+        return cast(list[str], await self.redis.zrevrange(self.keys.owner(owner), 0, -1))
+
     async def owned_sessions(self, owner: str, limit: int = 200) -> list[tuple[SessionMeta, int]]:
         """A browser's sessions, newest first, each with its seconds to live."""
         owned = self.keys.owner(owner)

@@ -8,16 +8,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.requests import HTTPConnection
 
+from conversation.api.callers import credentials, token_session
 from conversation.api.clients import LimitsDep, client_of
 from conversation.auth import (
-    MISSING_CREDENTIALS,
-    bearer_token,
     browser_id,
     new_browser_id,
     not_found,
-    same_origin,
     set_browser_cookie,
 )
+from conversation.config import Settings
 from conversation.deps import SameOrigin, SessionDep, SettingsDep, StoreDep
 from conversation.exports import bundle, chat_document, markdown
 from conversation.import_formats import ImportInvalid, ImportTooLarge, parse
@@ -63,24 +62,16 @@ async def export_session(
 
 
 async def callers_sessions(
-    conn: HTTPConnection, store: Store, browser: str | None
+    conn: HTTPConnection, store: Store, settings: Settings
 ) -> list[SessionMeta]:
-    """The browser's sessions (cookie) and the Bearer token's session, without repeats."""
-    token = bearer_token(conn)
-    if token is None and browser is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            MISSING_CREDENTIALS,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """The browser's sessions and the Bearer token's session, without repeats."""
+    token, browser = credentials(conn, settings)
     found: dict[str, SessionMeta] = {}
     if browser is not None:
         for meta, _ in await store.owned_sessions(digest(browser)):
             found[meta.session_id] = meta
     if token is not None:
-        own = await store.session_for_token(token)
-        if own is None:
-            raise not_found()
+        own = await token_session(store, token)
         found.setdefault(own.session_id, own)
     return list(found.values())
 
@@ -88,9 +79,7 @@ async def callers_sessions(
 @router.get("/api/export")
 async def export_all(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     """Every chat of the calling browser (cookie) or Bearer token, as one JSON file."""
-    # A page on another site cannot read the answer anyway; refusing keeps the work undone.
-    browser = browser_id(request, settings) if same_origin(request) else None
-    sessions = await callers_sessions(request, store, browser)
+    sessions = await callers_sessions(request, store, settings)
     doc = await bundle(store, sessions)
     name = f"chats-{utcnow():%Y-%m-%d}.json"
     return download(doc.model_dump_json(by_alias=True, indent=2), name, "application/json")
