@@ -41,6 +41,8 @@ MOST_QUERY_WORDS = 8
 # Chats read to find matching messages, at most, per query: a word every chat holds must
 # not make one query read them all.
 CANDIDATES_READ = 50
+# Word lists rebuilt side by side.
+REBUILDS_AT_ONCE = 8
 # Characters of context around the first match in a snippet.
 BEFORE, AFTER = 60, 140
 
@@ -176,6 +178,15 @@ class Search:
         text = word_list(version, name, page.messages)
         await self.redis.set(self.key(sid), text, ex=self.settings.session_ttl)
 
+    async def _rebuild_all(self, stale: list[Probe]) -> None:
+        """A few at a time: a browser's first search may find hundreds of chats to list,
+        and must not take every pooled connection to Redis meanwhile."""
+        for start in range(0, len(stale), REBUILDS_AT_ONCE):
+            batch = stale[start : start + REBUILDS_AT_ONCE]
+            await asyncio.gather(
+                *(self._rebuild(p.session_id, cast(str, p.stale_version)) for p in batch)
+            )
+
     async def forget(self, sid: str) -> None:
         await self.redis.delete(self.key(sid))
 
@@ -185,9 +196,7 @@ class Search:
         probes = await self._probe(sids, terms)
         stale = [p for p in probes if p.stale_version is not None]
         if stale:
-            await asyncio.gather(
-                *(self._rebuild(p.session_id, cast(str, p.stale_version)) for p in stale)
-            )
+            await self._rebuild_all(stale)
             again = await self._probe([p.session_id for p in stale], terms)
             found = {p.session_id for p in probes if p.candidate} | {
                 p.session_id for p in again if p.candidate
