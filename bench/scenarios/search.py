@@ -107,7 +107,7 @@ async def run(bench: Bench) -> Outcome:
     }
     target = at_most(
         9,
-        f"search p99 per query, {chats:,} chats × {messages} messages",
+        f"search p99 per query, {chats:,} chats of {messages} messages",
         50,
         float(overall["p99"]),
         "ms",
