@@ -3,6 +3,7 @@ import { isBusy, type ChatState } from "./chatState";
 import { Composer, type ComposerHandle } from "./components/Composer";
 import { EmptyState } from "./components/EmptyState";
 import { ErrorNotice } from "./components/ErrorNotice";
+import { ChatMenu } from "./components/ChatMenu";
 import { MenuIcon, PlusIcon } from "./components/Icons";
 import { Sidebar } from "./components/Sidebar";
 import { ModelBanner } from "./components/ModelBanner";
@@ -79,6 +80,25 @@ export function App() {
   const continueReply = useCallback((messageId: string) => void controller.continueReply(messageId), [controller]);
   const loadOlder = useCallback(() => void controller.loadOlder(), [controller]);
 
+  // A search result opens its chat at the message that matched (also /c/<id>#m-<message id>).
+  const [target, setTarget] = useState<string | null>(() => messageIdFromHash(window.location.hash));
+  const openAt = useCallback(
+    (id: string, messageId: string | null) => {
+      setTarget(messageId);
+      if (id !== chat.sessionId) select(id);
+      else setSidebarOpen(false);
+    },
+    [select, chat.sessionId],
+  );
+  useEffect(() => {
+    if (!target || chat.phase === "loading") return;
+    const node = document.querySelector(`[data-message-id="${CSS.escape(target)}"]`);
+    if (!(node instanceof HTMLElement)) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("is-found");
+    setTarget(null);
+  }, [target, chat.phase, chat.messages]);
+
   const rename = useCallback(
     (id: string, name: string) => {
       void sessions.rename(id, name);
@@ -125,6 +145,8 @@ export function App() {
         onSelect={select}
         onRename={rename}
         onDelete={remove}
+        onOpenAt={openAt}
+        onImported={() => void sessions.refresh()}
       />
       {sidebarOpen ? <div className="scrim" onClick={() => setSidebarOpen(false)} aria-hidden="true" /> : null}
       <main className="main">
@@ -133,6 +155,7 @@ export function App() {
             <MenuIcon />
           </button>
           <h1 className="chat-title">{chat.name || "New chat"}</h1>
+          {chat.sessionId ? <ChatMenu key={chat.sessionId} sessionId={chat.sessionId} /> : null}
           <button type="button" className="icon-button only-narrow" aria-label="New chat" onClick={() => select(null)}>
             <PlusIcon />
           </button>
@@ -166,6 +189,11 @@ export function App() {
       </main>
     </div>
   );
+}
+
+function messageIdFromHash(hash: string): string | null {
+  const m = /^#m-(.+)$/.exec(hash);
+  return m?.[1] ? decodeURIComponent(m[1]) : null;
 }
 
 /** What a screen reader hears as a reply progresses (the reply text itself is in the log). */

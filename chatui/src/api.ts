@@ -360,3 +360,105 @@ export async function getReadiness(signal: AbortSignal): Promise<ModelState> {
   const assistant = typeof body === "object" && body !== null ? (body as Record<string, unknown>).assistant : null;
   return assistant === "loading" ? "loading" : "unreachable";
 }
+
+/** A read-only snapshot of a chat, as a share link shows it. */
+export interface SharedChat {
+  share_id: string;
+  name: string;
+  created_at: string;
+  expires_at: string;
+  messages: Message[];
+}
+
+export interface ShareLink {
+  share_id: string;
+  /** The page that shows it: /s/<id>. */
+  path: string;
+  created_at: string;
+  expires_at: string;
+}
+
+const share = (shareId: string) => `/api/shares/${encodeURIComponent(shareId)}`;
+
+/** Read without credentials: the link is the permission, and this page sends no cookie. */
+export async function getShare(shareId: string): Promise<SharedChat> {
+  let res: Response;
+  try {
+    res = await fetch(share(shareId), { headers: { Accept: "application/json" }, credentials: "omit", cache: "no-store" });
+  } catch {
+    throw new ApiError("network", "The chat service could not be reached. Check your connection.", 0);
+  }
+  if (!res.ok) throw await errorFrom(res);
+  const body = (await res.json()) as Record<string, unknown>;
+  return {
+    share_id: str(body.share_id),
+    name: str(body.name),
+    created_at: str(body.created_at),
+    expires_at: str(body.expires_at),
+    messages: Array.isArray(body.messages) ? body.messages.map(toMessage) : [],
+  };
+}
+
+/** Copy a shared chat into this browser's own chats; returns the new chat. */
+export async function continueShare(shareId: string): Promise<SessionSummary> {
+  return toSummary(await json<unknown>("POST", `${share(shareId)}/continue`, {}));
+}
+
+export async function createShare(id: string, expiresIn: number | null): Promise<ShareLink> {
+  return json<ShareLink>("POST", `${base(id)}/shares`, expiresIn === null ? {} : { expires_in: expiresIn });
+}
+
+export async function listShares(id: string): Promise<ShareLink[]> {
+  return (await json<{ shares: ShareLink[] }>("GET", `${base(id)}/shares`)).shares;
+}
+
+export async function revokeShare(id: string, shareId: string): Promise<void> {
+  await json<unknown>("DELETE", `${base(id)}/shares/${encodeURIComponent(shareId)}`);
+}
+
+/** Where a chat's export downloads from (the browser's cookie authorizes it). */
+export function exportUrl(id: string, format: "md" | "json"): string {
+  return `${base(id)}/export?format=${format}`;
+}
+
+export const EXPORT_ALL_URL = "/api/export";
+
+export interface ImportReport {
+  imported: { session_id: string; name: string; messages: number }[];
+  skipped: { name: string; reason: string }[];
+}
+
+/** Import a file of chats (our export or ChatGPT's conversations.json) as this browser's. */
+export async function importChats(file: Blob): Promise<ImportReport> {
+  const res = await fetch("/api/import", {
+    method: "POST",
+    headers: { ...HEADERS, "Content-Type": "application/json" },
+    body: file,
+    credentials: "same-origin",
+    cache: "no-store",
+  }).catch(() => {
+    throw new ApiError("network", "The chat service could not be reached. Check your connection.", 0);
+  });
+  if (!res.ok) throw await errorFrom(res);
+  return (await res.json()) as ImportReport;
+}
+
+/** A piece of a search snippet; `hit` marks where the query matched. Text only, never HTML. */
+export interface Segment {
+  text: string;
+  hit: boolean;
+}
+
+export interface SearchResult {
+  session_id: string;
+  /** null: the chat's title matched. */
+  message_id: string | null;
+  title: string;
+  role: Role | null;
+  snippet: Segment[];
+}
+
+export async function searchChats(q: string, signal: AbortSignal): Promise<SearchResult[]> {
+  const res = await request("GET", `/api/search?${new URLSearchParams({ q }).toString()}`, undefined, undefined, signal);
+  return ((await res.json()) as { results: SearchResult[] }).results;
+}

@@ -63,7 +63,7 @@ export function UserMessage({ message, canEdit, onEdit }: Props) {
   }
 
   return (
-    <article className={`msg msg-user${message.status === "pending" ? " is-pending" : ""}`} aria-label="You">
+    <article className={`msg msg-user${message.status === "pending" ? " is-pending" : ""}`} aria-label="You" data-message-id={message.id}>
       <div className="bubble">{message.content}</div>
       <div className="msg-actions">
         <CopyButton text={message.content} label="Copy message" />
