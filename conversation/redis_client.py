@@ -26,8 +26,8 @@ REDIS_COMMANDS = (
     *("del", "expire", "pexpire", "pttl", "hdel", "hexists", "hmget", "hsetnx"),
     *("incr", "incrby", "lindex", "llen", "lpos", "lrange", "rpop", "rpush"),
     *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),
-    # search (conversation.search_scripts)
-    "hstrlen",
+    # search (conversation.search, conversation.search_scripts)
+    *("hstrlen", "hincrby", "sadd", "srem", "scard", "smembers", "zrangebylex"),
 )
 
 

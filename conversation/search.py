@@ -1,18 +1,21 @@
 """Search the caller's own chats by title and message text, on any Redis (7 has no query
 engine; the same code serves Redis 8, whose FT.SEARCH is not used).
 
-Each chat has a word list: `<prefix>:x:{<session id>}`, a string "<version>\\n <word> <word>
-... " of the distinct words (Unicode word characters, case-folded) of its name and messages,
-sorted. It expires like a session (SESSION_TTL after it was written) and goes with the chat.
-The version is read from the chat itself (search_scripts.VERSION: its name, message count,
-last message id and that message's stored length), which changes whenever anything that can
-change does: a message is only ever added, or replaced as the last one. A query
-(search_scripts.SEARCH, one round trip for all the caller's chats) finds the chats whose list
-holds a word starting with each query word, and those whose list is missing or outdated; an
-outdated list is rebuilt from the chat (its version read before its messages, so a change in
-between only makes it outdated again) and the query runs again. Only the chats it named are
-then read, newest first, to find the matching messages and cut their snippets, until enough
-results are found or CANDIDATES_READ chats were read.
+An inverted index per owner (a browser; a chat without one is its own owner), all under
+`<prefix>:x:{<owner>}` (one hash tag: one Redis Cluster slot): `:w:<word>` the set of the
+numbers of the chats holding that word, `:v` the owner's words (sorted, read by prefix),
+`:l:<number>` a chat's own words (so a rebuild changes only the difference), `:c` chat id ->
+"<number> <indexed at> <busy> <version>", `:n` number -> chat id. Words are runs of Unicode
+word characters, case-folded, from the chat's name and messages. Every key expires
+COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
+
+Nothing is indexed when a chat is written (the turn's scripts stay as they are): a query
+first checks the caller's chats (search_scripts.CHECK, one round trip for all of them, which
+compares only the chats touched since they were indexed), rebuilds the few that changed
+from the chat itself (search_scripts.READ then INDEX), then asks the index which chats hold
+a word beginning with each query word (QUERY). Only those chats are then read, newest
+first, to find the matching messages and cut their snippets, until enough results are
+found or CANDIDATES_READ chats were read. Deleting a chat takes it out of the index.
 
 A query word matches the words it begins: "warm" finds "warmer"; every word of the query must
 be in the one message (or the title) that is a result.
@@ -25,13 +28,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from pydantic import BaseModel
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from conversation import search_scripts
-from conversation.models import StoredMessage
-from conversation.store import Store
+from conversation.store import SessionMeta, Store
 
 WORD = re.compile(r"\w+")
 # Longer "words" are not indexed: base64 blobs, hashes, runs of one letter.
@@ -41,8 +44,12 @@ MOST_QUERY_WORDS = 8
 # Chats read to find matching messages, at most, per query: a word every chat holds must
 # not make one query read them all.
 CANDIDATES_READ = 50
-# Word lists rebuilt side by side.
+# Chats indexed side by side, and chats read side by side for snippets.
 REBUILDS_AT_ONCE = 8
+READS_AT_ONCE = 8
+# Index words one query word may stand for ("a" begins thousands): past it, the result is
+# marked partial.
+WORDS_PER_QUERY_WORD = 200
 # Characters of context around the first match in a snippet.
 BEFORE, AFTER = 60, 140
 
@@ -118,21 +125,17 @@ def snippet(text: str, terms: list[str]) -> list[Segment]:
     return segments
 
 
-def word_list(version: str, name: str, messages: list[StoredMessage]) -> str:
-    found = words(name)
-    for m in messages:
-        found |= words(m.content)
-    return f"{version}\n {' '.join(sorted(found))} "
-
-
 @dataclass(frozen=True, slots=True)
-class Probe:
-    """What SEARCH said of one chat: its version when its word list is outdated, else
-    whether all query words are in its list."""
+class Scope:
+    """Chats the caller may search, with the owner whose index holds them (newest first)."""
 
-    session_id: str
-    stale_version: str | None
-    candidate: bool
+    owner: str
+    session_ids: list[str]
+
+
+def owner_of(meta: SessionMeta) -> str:
+    """Whose index holds a chat: its browser's, or its own for a chat without one."""
+    return meta.owner or f"s{meta.session_id}"
 
 
 class Search:
@@ -140,87 +143,110 @@ class Search:
         self.store = store
         self.redis = store.redis
         self.settings = store.settings
-        self._search: AsyncScript = self.redis.register_script(search_scripts.SEARCH)
+        self._check: AsyncScript = self.redis.register_script(search_scripts.CHECK)
+        self._read: AsyncScript = self.redis.register_script(search_scripts.READ)
+        self._index: AsyncScript = self.redis.register_script(search_scripts.INDEX)
+        self._forget: AsyncScript = self.redis.register_script(search_scripts.FORGET)
+        self._query: AsyncScript = self.redis.register_script(search_scripts.QUERY)
 
-    def key(self, sid: str) -> str:
-        return f"{self.store.keys.prefix}:x:{{{sid}}}"
+    def prefix(self, owner: str) -> str:
+        return f"{self.store.keys.prefix}:x:{{{owner}}}"
 
-    def _keys(self, sid: str) -> list[str]:
-        session, messages, order = self.store.keys.family(sid)[:3]
-        return [session, messages, order, self.key(sid)]
+    def _owner_keys(self, owner: str) -> list[str]:
+        p = self.prefix(owner)
+        return [f"{p}:c", f"{p}:n", f"{p}:v"]
 
-    async def _probe(self, sids: list[str], terms: list[str]) -> list[Probe]:
-        """One SEARCH over every chat (a Redis Cluster: one per chat, side by side, since
-        each chat has its own slot)."""
-        if isinstance(self.redis, RedisCluster):
-            parts = await asyncio.gather(*(self._probe_some([sid], terms) for sid in sids))
-            return [probe for part in parts for probe in part]
-        return await self._probe_some(sids, terms)
+    def _chat_keys(self, sid: str) -> list[str]:
+        session, messages, order, _, lock = self.store.keys.family(sid)
+        return [session, messages, order, lock]
 
-    async def _probe_some(self, sids: list[str], terms: list[str]) -> list[Probe]:
-        keys = [key for sid in sids for key in self._keys(sid)]
-        out = cast(list[Any], await self._search(keys=keys, args=terms))
-        probes: list[Probe] = []
-        for i in range(0, len(out), 2):
-            sid = sids[int(out[i]) - 1]
-            kind = out[i + 1]
-            if kind == "hit":
-                probes.append(Probe(sid, None, True))
-            else:
-                probes.append(Probe(sid, str(kind)[1:], False))
-        return probes
-
-    async def _rebuild(self, sid: str, version: str) -> None:
-        page = await self.store.history(sid)
-        if page is None:
-            return
-        name = version.split(":", 3)[3]
-        text = word_list(version, name, page.messages)
-        await self.redis.set(self.key(sid), text, ex=self.settings.session_ttl)
-
-    async def _rebuild_all(self, stale: list[Probe]) -> None:
-        """A few at a time: a browser's first search may find hundreds of chats to list,
-        and must not take every pooled connection to Redis meanwhile."""
-        for start in range(0, len(stale), REBUILDS_AT_ONCE):
-            batch = stale[start : start + REBUILDS_AT_ONCE]
-            await asyncio.gather(
-                *(self._rebuild(p.session_id, cast(str, p.stale_version)) for p in batch)
-            )
-
-    async def forget(self, sid: str) -> None:
-        await self.redis.delete(self.key(sid))
-
-    async def search(self, sids: list[str], query: str, limit: int) -> SearchResults:
-        """Results from the chats `sids` (the caller's, newest first) only."""
+    async def search(self, scopes: list[Scope], query: str, limit: int) -> SearchResults:
+        """Results from the scopes' chats only, newest chat first."""
         terms = query_words(query)
-        probes = await self._probe(sids, terms)
-        stale = [p for p in probes if p.stale_version is not None]
-        if stale:
-            await self._rebuild_all(stale)
-            again = await self._probe([p.session_id for p in stale], terms)
-            found = {p.session_id for p in probes if p.candidate} | {
-                p.session_id for p in again if p.candidate
-            }
-        else:
-            found = {p.session_id for p in probes if p.candidate}
-        candidates = [sid for sid in sids if sid in found]
+        found: set[str] = set()
+        cut = False
+        for scope in scopes:
+            await self._refresh(scope)
+            keys = self._owner_keys(scope.owner)[1:]
+            args: list[str | int] = [self.prefix(scope.owner), WORDS_PER_QUERY_WORD, *terms]
+            out = cast(list[str], await self._query(keys=keys, args=args))
+            cut = cut or out[0] == "1"
+            found |= set(out[1:]) & set(scope.session_ids)
+        ordered = dict.fromkeys(
+            sid for scope in scopes for sid in scope.session_ids if sid in found
+        )
+        candidates = list(ordered)[:CANDIDATES_READ]
         results: list[SearchResult] = []
-        read = 0
-        for sid in candidates:
-            if len(results) >= limit or read >= CANDIDATES_READ:
+        for start in range(0, len(candidates), READS_AT_ONCE):
+            batch = candidates[start : start + READS_AT_ONCE]
+            for found_here in await asyncio.gather(*(self._results_in(s, terms) for s in batch)):
+                results += found_here
+            if len(results) >= limit:
                 break
-            read += 1
-            results += await self._results_in(sid, terms, limit - len(results))
-        return SearchResults(results=results, partial=read < len(candidates))
+        partial = cut or len(ordered) > len(candidates)
+        return SearchResults(results=results[:limit], partial=partial)
 
-    async def _results_in(self, sid: str, terms: list[str], most: int) -> list[SearchResult]:
-        page = await self.store.history(sid)
-        name = cast(str | None, await self.redis.hget(self.store.keys.session(sid), "name"))
-        if page is None or name is None:
+    async def _refresh(self, scope: Scope) -> None:
+        """Bring the index up to date with the scope's chats: rebuild what changed, take
+        out what is gone."""
+        sids = scope.session_ids
+        if not sids:
+            return
+        held = cast(
+            list[str | None], await self.redis.hmget(self._owner_keys(scope.owner)[0], sids)
+        )
+        states = [h or "" for h in held]
+        ttl_ms = self.settings.session_ttl * 1000
+        if isinstance(self.redis, RedisCluster):
+            # Each chat has its own slot: one CHECK per chat, side by side.
+            parts = await asyncio.gather(
+                *(
+                    self._check(keys=[self.store.keys.session(sid)], args=[ttl_ms, state])
+                    for sid, state in zip(sids, states, strict=True)
+                )
+            )
+            out: list[Any] = []
+            for i, part in enumerate(parts):
+                for j in range(0, len(part), 2):
+                    out += [i + 1, part[j + 1]]
+        else:
+            keys = [self.store.keys.session(sid) for sid in sids]
+            out = cast(list[Any], await self._check(keys=keys, args=[ttl_ms, *states]))
+        work = [(sids[int(out[i]) - 1], str(out[i + 1])) for i in range(0, len(out), 2)]
+        for start in range(0, len(work), REBUILDS_AT_ONCE):
+            batch = work[start : start + REBUILDS_AT_ONCE]
+            await asyncio.gather(*(self._update(scope.owner, sid, what) for sid, what in batch))
+
+    async def _update(self, owner: str, sid: str, what: str) -> None:
+        if what == "gone":
+            await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), sid])
+            return
+        out = cast(list[str] | None, await self._read(keys=self._chat_keys(sid)))
+        if out is None:
+            return
+        busy, version, name = out[0], out[1], out[2]
+        found = words(name)
+        for raw in out[3:]:
+            found |= words(orjson.loads(raw).get("content", ""))
+        ttl = self.settings.cookie_max_age
+        args: list[str | int] = [self.prefix(owner), sid, busy, version, ttl, *sorted(found)]
+        await self._index(keys=self._owner_keys(owner), args=args)
+
+    async def forget(self, meta: SessionMeta) -> None:
+        """Take a chat out of its owner's index (it is being deleted)."""
+        owner = owner_of(meta)
+        await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), meta.session_id])
+
+    async def _results_in(self, sid: str, terms: list[str]) -> list[SearchResult]:
+        # Read as the index reads, not as a person does: the chat's expiry is not renewed
+        # (CHECK would otherwise compare every chat a search showed, at every query).
+        out = cast(list[str] | None, await self._read(keys=self._chat_keys(sid)))
+        if out is None:
             return []
-        out: list[SearchResult] = []
+        name = out[2]
+        found: list[SearchResult] = []
         if matches(name, terms):
-            out.append(
+            found.append(
                 SearchResult(
                     session_id=sid,
                     message_id=None,
@@ -229,17 +255,19 @@ class Search:
                     snippet=snippet(name, terms),
                 )
             )
-        for m in page.messages:
-            if len(out) >= most:
-                break
-            if matches(m.content, terms):
-                out.append(
+        for raw in out[3:]:
+            m = orjson.loads(raw)
+            content = m.get("content", "")
+            # Most messages hold none of the words: a substring test rules them out cheaply.
+            folded = content.casefold()
+            if all(t in folded for t in terms) and matches(content, terms):
+                found.append(
                     SearchResult(
                         session_id=sid,
-                        message_id=m.id,
+                        message_id=m["id"],
                         title=name,
-                        role=m.role,
-                        snippet=snippet(m.content, terms),
+                        role=m["role"],
+                        snippet=snippet(content, terms),
                     )
                 )
-        return out[:most]
+        return found

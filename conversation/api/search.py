@@ -10,7 +10,14 @@ from starlette.requests import HTTPConnection
 from conversation.api.callers import credentials, token_session
 from conversation.config import Settings
 from conversation.deps import SettingsDep, StoreDep
-from conversation.search import MOST_QUERY_WORDS, NothingToSearch, Search, SearchResults
+from conversation.search import (
+    MOST_QUERY_WORDS,
+    NothingToSearch,
+    Scope,
+    Search,
+    SearchResults,
+    owner_of,
+)
 from conversation.store import Store, digest
 
 router = APIRouter(tags=["search"])
@@ -36,25 +43,29 @@ async def search(
     to open, with a snippet in segments (`hit`: a query word matched; never HTML)."""
     if len(q) > settings.search_max_query_chars:
         raise invalid_query(f"at most {settings.search_max_query_chars} characters")
-    sids = await callers_ids(request, store, settings)
+    scopes = await callers_scopes(request, store, settings)
     most = min(limit or settings.search_max_results, settings.search_max_results)
     try:
-        return await searcher.search(sids, q, most)
+        return await searcher.search(scopes, q, most)
     except NothingToSearch:
         raise invalid_query(
             f"give between 1 and {MOST_QUERY_WORDS} words (letters or digits)"
         ) from None
 
 
-async def callers_ids(conn: HTTPConnection, store: Store, settings: Settings) -> list[str]:
-    """Newest first. Ids only: the search script skips sessions that expired."""
+async def callers_scopes(conn: HTTPConnection, store: Store, settings: Settings) -> list[Scope]:
+    """The browser's chats (cookie) and the Bearer token's chat, newest first. Ids only from
+    the browser's list: the search's own check skips chats that expired."""
     token, browser = credentials(conn, settings)
-    sids = await store.owned_ids(digest(browser)) if browser is not None else []
+    scopes: list[Scope] = []
+    if browser is not None:
+        owner = digest(browser)
+        scopes.append(Scope(owner, await store.owned_ids(owner)))
     if token is not None:
         own = await token_session(store, token)
-        if own.session_id not in sids:
-            sids.append(own.session_id)
-    return sids
+        if not any(own.session_id in scope.session_ids for scope in scopes):
+            scopes.append(Scope(owner_of(own), [own.session_id]))
+    return scopes
 
 
 def invalid_query(msg: str) -> HTTPException:

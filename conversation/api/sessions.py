@@ -137,7 +137,7 @@ async def delete_session(
     """Every key of the session goes, its share links and search word list with it; a reply
     being written is stopped, wherever it runs."""
     await shares.revoke_all(session.session_id)
-    await search.forget(session.session_id)
+    await search.forget(session)
     live = await store.delete(session)
     if live:
         await turns.stop(session.session_id, live)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Any
 
@@ -111,8 +112,10 @@ def test_results_follow_new_messages_renames_and_deletes(fast: Fast) -> None:
         [sid] = add_chats(browser, chat("Garden", "tomatoes ripen late"))
         assert len(search(browser, "tomatoes")) == 1
         r = redis.Redis(port=fast.redis.port, decode_responses=True)
-        words_key = f"chat:x:{{{sid}}}"
-        assert r.ttl(words_key) > 0
+        owner = hashlib.sha256(browser.cookies["chat_browser"].encode()).hexdigest()
+        index = r.keys(f"chat:x:{{{owner}}}:*")
+        assert index and all(r.ttl(key) > 0 for key in index)
+        assert r.sismember(f"chat:x:{{{owner}}}:w:tomatoes", "1")
         assert search(browser, "cucumbers") == []
         sent = browser.post(f"/api/sessions/{sid}/messages", json={"content": "and cucumbers?"})
         assert sent.status_code == 200
@@ -123,7 +126,7 @@ def test_results_follow_new_messages_renames_and_deletes(fast: Fast) -> None:
         gone = browser.delete(f"/api/sessions/{sid}", headers={"X-Requested-With": "test"})
         assert gone.status_code == 204
         assert search(browser, "tomatoes") == []
-        assert not r.exists(words_key)
+        assert not r.exists(f"chat:x:{{{owner}}}:w:tomatoes")
 
 
 def test_the_result_count_is_bounded(fast: Fast) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversation.search import NothingToSearch, matches, query_words, snippet, word_list
+from conversation.search import NothingToSearch, matches, query_words, snippet
 
 
 def test_query_words_are_case_folded_and_deduplicated() -> None:
@@ -38,18 +38,3 @@ def test_a_long_text_is_cut_around_the_first_match_at_word_boundaries() -> None:
     assert inner in text and inner.startswith("alpha") and "needle" in inner
     assert len(inner) <= 200
     assert [s.text for s in segments if s.hit] == ["needle"]
-
-
-def test_the_word_list_holds_the_name_and_every_message_word_once() -> None:
-    from conversation.models import StoredMessage
-
-    m = StoredMessage.model_validate(
-        {
-            "id": "a",
-            "role": "user",
-            "content": "Bread, bread!",
-            "status": "complete",
-            "created_at": "2026-01-01T00:00:00Z",
-        }
-    )
-    assert word_list("v1", "My Bread", [m]) == "v1\n bread my "
