@@ -44,9 +44,13 @@ MOST_QUERY_WORDS = 8
 # Chats read to find matching messages, at most, per query: a word every chat holds must
 # not make one query read them all.
 CANDIDATES_READ = 50
-# Chats indexed side by side, and chats read side by side for snippets.
+# ASCII that case folding makes of other letters (ß -> ss, ligatures -> ff, fi, fl, st):
+# a query word holding them may match text that does not hold them as such, so the
+# CANDIDATES script, which only lowers ASCII, must not filter on it.
+FOLDED_FROM_OTHERS = re.compile("ss|ff|fi|fl|st")
+# Chats indexed side by side, and chats read at once (one script) for snippets.
 REBUILDS_AT_ONCE = 8
-READS_AT_ONCE = 8
+READS_AT_ONCE = 20
 # Index words one query word may stand for ("a" begins thousands): past it, the result is
 # marked partial.
 WORDS_PER_QUERY_WORD = 200
@@ -148,6 +152,7 @@ class Search:
         self._index: AsyncScript = self.redis.register_script(search_scripts.INDEX)
         self._forget: AsyncScript = self.redis.register_script(search_scripts.FORGET)
         self._query: AsyncScript = self.redis.register_script(search_scripts.QUERY)
+        self._candidates: AsyncScript = self.redis.register_script(search_scripts.CANDIDATES)
 
     def prefix(self, owner: str) -> str:
         return f"{self.store.keys.prefix}:x:{{{owner}}}"
@@ -155,10 +160,6 @@ class Search:
     def _owner_keys(self, owner: str) -> list[str]:
         p = self.prefix(owner)
         return [f"{p}:c", f"{p}:n", f"{p}:v"]
-
-    def _chat_keys(self, sid: str) -> list[str]:
-        session, messages, order, _, lock = self.store.keys.family(sid)
-        return [session, messages, order, lock]
 
     async def search(self, scopes: list[Scope], query: str, limit: int) -> SearchResults:
         """Results from the scopes' chats only, newest chat first."""
@@ -178,9 +179,7 @@ class Search:
         candidates = list(ordered)[:CANDIDATES_READ]
         results: list[SearchResult] = []
         for start in range(0, len(candidates), READS_AT_ONCE):
-            batch = candidates[start : start + READS_AT_ONCE]
-            for found_here in await asyncio.gather(*(self._results_in(s, terms) for s in batch)):
-                results += found_here
+            results += await self._results_in(candidates[start : start + READS_AT_ONCE], terms)
             if len(results) >= limit:
                 break
         partial = cut or len(ordered) > len(candidates)
@@ -221,7 +220,7 @@ class Search:
         if what == "gone":
             await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), sid])
             return
-        out = cast(list[str] | None, await self._read(keys=self._chat_keys(sid)))
+        out = cast(list[str] | None, await self._read(keys=[self.store.keys.session(sid)]))
         if out is None:
             return
         busy, version, name = out[0], out[1], out[2]
@@ -237,37 +236,45 @@ class Search:
         owner = owner_of(meta)
         await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), meta.session_id])
 
-    async def _results_in(self, sid: str, terms: list[str]) -> list[SearchResult]:
-        # Read as the index reads, not as a person does: the chat's expiry is not renewed
-        # (CHECK would otherwise compare every chat a search showed, at every query).
-        out = cast(list[str] | None, await self._read(keys=self._chat_keys(sid)))
-        if out is None:
-            return []
-        name = out[2]
-        found: list[SearchResult] = []
-        if matches(name, terms):
-            found.append(
-                SearchResult(
-                    session_id=sid,
-                    message_id=None,
-                    title=name,
-                    role=None,
-                    snippet=snippet(name, terms),
-                )
+    async def _results_in(self, sids: list[str], terms: list[str]) -> list[SearchResult]:
+        """The chats' matching titles and messages, in the order of `sids`. Read as the
+        index reads, not as a person does: the chats' expiry is not renewed (CHECK would
+        otherwise compare every chat a search showed, at every query)."""
+        ascii_terms = [t for t in terms if t.isascii() and not FOLDED_FROM_OTHERS.search(t)]
+        keys = [self.store.keys.session(sid) for sid in sids]
+        if isinstance(self.redis, RedisCluster):
+            parts = await asyncio.gather(
+                *(self._candidates(keys=[key], args=ascii_terms) for key in keys)
             )
-        for raw in out[3:]:
-            m = orjson.loads(raw)
-            content = m.get("content", "")
-            # Most messages hold none of the words: a substring test rules them out cheaply.
-            folded = content.casefold()
-            if all(t in folded for t in terms) and matches(content, terms):
+            chats = [part[0] for part in parts]
+        else:
+            chats = cast(list[list[str]], await self._candidates(keys=keys, args=ascii_terms))
+        found: list[SearchResult] = []
+        for sid, chat in zip(sids, chats, strict=True):
+            if not chat:
+                continue
+            name = chat[0]
+            if matches(name, terms):
                 found.append(
                     SearchResult(
                         session_id=sid,
-                        message_id=m["id"],
+                        message_id=None,
                         title=name,
-                        role=m["role"],
-                        snippet=snippet(content, terms),
+                        role=None,
+                        snippet=snippet(name, terms),
                     )
                 )
+            for raw in chat[1:]:
+                m = orjson.loads(raw)
+                content = m.get("content", "")
+                if matches(content, terms):
+                    found.append(
+                        SearchResult(
+                            session_id=sid,
+                            message_id=m["id"],
+                            title=name,
+                            role=m["role"],
+                            snippet=snippet(content, terms),
+                        )
+                    )
         return found

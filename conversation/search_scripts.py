@@ -1,26 +1,42 @@
 """Lua for search (conversation/search.py explains the index).
 
-CHECK reads session keys laid out as redis_scripts.py's docstring says (P, P:m, P:o, P:g)
-and writes nothing; the others touch one owner's index only, every key of which carries the
-owner's hash tag (the word sets' names are built here from the index's prefix: same tag,
-same slot).
+CHECK, READ and CANDIDATES read session keys laid out as redis_scripts.py's docstring says
+(P, P:m, P:o, P:g) and write nothing; INDEX, FORGET and QUERY touch one owner's index only,
+every key of which carries the owner's hash tag (the word sets' names are built here from
+the index's prefix: same tag, same slot).
 """
 
 from __future__ import annotations
+
+# A chat's version (a digest of its message count, last message id, that message's stored
+# length and its name: whatever a write changes, it changes), its name, and whether a reply
+# is being written (P:g holds its lease); nil when the chat does not exist. P's other keys
+# are P plus their suffix: the same hash tag, the same slot.
+_VERSION = r"""
+local function version_of(P)
+  local M, O = P .. ':m', P .. ':o'
+  local name = redis.call('HGET', P, 'name')
+  if not name then return nil end
+  local last = redis.call('LINDEX', O, -1) or ''
+  local size = last ~= '' and redis.call('HSTRLEN', M, last) or 0
+  local digest = redis.sha1hex(redis.call('LLEN', O) .. ':' .. last .. ':' .. size .. ':' .. name)
+  return string.sub(digest, 1, 16), name, redis.call('EXISTS', P .. ':g') == 1 and '1' or '0'
+end
+"""
 
 # KEYS: each chat's P (its other keys are P plus their suffix: the same hash tag, the same
 # slot; one key a chat keeps the call small, and it is made at every query).
 # ARGV: SESSION_TTL in ms, then for each chat what the index holds of it ('' when nothing):
 # "<number> <indexed at, ms> <busy 0|1> <version>".
 # Returns a flat list of pairs for the chats that need work: {position (from 1), 'gone'}
-# when the chat no longer exists; {position, 'v'..busy..version} when the index is missing
-# or older than the chat. A chat is compared (four reads) only when it may have changed
-# since it was indexed: every write to a chat renews its expiry, so its last renewal
-# (now + PTTL - SESSION_TTL) tells when it was last touched; a reply still being written
-# when the chat was indexed (busy) changes it without renewing it, so such a chat is
-# compared every time. The version: message count, last message id, that message's stored
-# length, name; 'busy' is whether a reply is being written (P:g holds its lease).
-CHECK = r"""
+# when the chat no longer exists; {position, 'stale'} when the index is missing or older
+# than the chat. A chat is compared (five reads) only when it may have changed since it was
+# indexed: every write to a chat renews its expiry, so its last renewal (now + PTTL -
+# SESSION_TTL) tells when it was last touched; a reply still being written when the chat
+# was indexed (busy) changes it without renewing it, so such a chat is compared every time.
+CHECK = (
+    _VERSION
+    + r"""
 local ttl_ms = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,21 +55,17 @@ for c = 1, #KEYS do
     local renewed = now + pttl - ttl_ms
     -- Two seconds of slack: a rename lands just after the read that renewed the chat.
     if not at or busy == '1' or renewed >= tonumber(at) - 2000 then
-      local M, O, G = P .. ':m', P .. ':o', P .. ':g'
-      local name = redis.call('HGET', P, 'name') or ''
-      local last = redis.call('LINDEX', O, -1) or ''
-      local size = last ~= '' and redis.call('HSTRLEN', M, last) or 0
-      local now_version = redis.call('LLEN', O) .. ':' .. last .. ':' .. size .. ':' .. name
-      local now_busy = redis.call('EXISTS', G) == 1 and '1' or '0'
+      local now_version, _, now_busy = version_of(P)
       if now_version ~= version or now_busy ~= busy then
         out[#out + 1] = c
-        out[#out + 1] = 'v' .. now_busy .. now_version
+        out[#out + 1] = 'stale'
       end
     end
   end
 end
 return out
 """
+)
 
 # Chat number n no longer has word w: out of the word's set, and a word no chat has any
 # more leaves the owner's words.
@@ -74,7 +86,9 @@ end
 # Word sets <prefix>:w:<word> hold the numbers of the chats that have the word; a chat's
 # own words are kept in <prefix>:l:<number>, so a rebuild adds and removes only the
 # difference. Every key written gets the ttl.
-INDEX = _DROP + r"""
+INDEX = (
+    _DROP
+    + r"""
 local C, N, V = KEYS[1], KEYS[2], KEYS[3]
 local prefix, sid, busy, version, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local held = redis.call('HGET', C, sid)
@@ -109,9 +123,12 @@ redis.call('HSET', C, sid, n .. ' ' .. now .. ' ' .. busy .. ' ' .. version)
 for _, k in ipairs({C, N, V}) do redis.call('EXPIRE', k, ttl) end
 return n
 """
+)
 
 # KEYS: C, N, V as for INDEX. ARGV: the index's prefix, the chat id. Takes the chat out.
-FORGET = _DROP + r"""
+FORGET = (
+    _DROP
+    + r"""
 local C, N, V = KEYS[1], KEYS[2], KEYS[3]
 local prefix, sid = ARGV[1], ARGV[2]
 local held = redis.call('HGET', C, sid)
@@ -124,6 +141,7 @@ redis.call('HDEL', C, sid)
 redis.call('HDEL', N, n)
 return 1
 """
+)
 
 # KEYS: N, V. ARGV: the index's prefix, the most words one query word may stand for, then
 # the query's words (case-folded). Returns {'1' when a query word began more words than
@@ -161,22 +179,57 @@ end
 return out
 """
 
-# KEYS: P, P:m, P:o, P:g of one chat. Returns {busy, version, name, message JSON...} as
-# CHECK computes them, read at once, or nil when the chat does not exist. Reads without
-# renewing the chat: indexing is not the person using it (CHECK relies on that).
-READ = r"""
-local P, M, O, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local name = redis.call('HGET', P, 'name')
-if not name then return nil end
-local last = redis.call('LINDEX', O, -1) or ''
-local size = last ~= '' and redis.call('HSTRLEN', M, last) or 0
-local version = redis.call('LLEN', O) .. ':' .. last .. ':' .. size .. ':' .. name
-local out = {redis.call('EXISTS', G) == 1 and '1' or '0', version, name}
-local ids = redis.call('LRANGE', O, 0, -1)
+# KEYS: one chat's P. Returns {busy, version, name, message JSON...} as version_of gives
+# them, read at once, or nil when the chat does not exist. Reads without renewing the chat:
+# indexing is not the person using it (CHECK relies on that).
+READ = (
+    _VERSION
+    + r"""
+local P = KEYS[1]
+local version, name, busy = version_of(P)
+if not version then return nil end
+local out = {busy, version, name}
+local ids = redis.call('LRANGE', P .. ':o', 0, -1)
 for i = 1, #ids, 500 do
-  for _, raw in ipairs(redis.call('HMGET', M, unpack(ids, i, math.min(i + 499, #ids)))) do
+  for _, raw in ipairs(redis.call('HMGET', P .. ':m', unpack(ids, i, math.min(i + 499, #ids)))) do
     if raw then out[#out + 1] = raw end
   end
+end
+return out
+"""
+)
+
+# KEYS: the P of each chat to show results from. ARGV: query words to filter messages by
+# (ASCII ones only: Lua lowers ASCII letters alone, so another word could miss a message
+# whose case differs). Returns, for each chat, {name, JSON of each message whose text,
+# lowered, holds every one of those words...} ({} when the chat is gone); a cheap first cut,
+# done where the messages are, and checked again by the caller. Reads without renewing.
+CANDIDATES = r"""
+local out = {}
+for c = 1, #KEYS do
+  local P = KEYS[c]
+  local name = redis.call('HGET', P, 'name')
+  local found = {}
+  if name then
+    found[1] = name
+    local ids = redis.call('LRANGE', P .. ':o', 0, -1)
+    for i = 1, #ids, 500 do
+      local raws = redis.call('HMGET', P .. ':m', unpack(ids, i, math.min(i + 499, #ids)))
+      for _, raw in ipairs(raws) do
+        if raw then
+          local lowered, all = string.lower(raw), true
+          for _, word in ipairs(ARGV) do
+            if not string.find(lowered, word, 1, true) then
+              all = false
+              break
+            end
+          end
+          if all then found[#found + 1] = raw end
+        end
+      end
+    end
+  end
+  out[c] = found
 end
 return out
 """

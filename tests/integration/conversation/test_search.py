@@ -156,3 +156,14 @@ def test_bad_queries_name_the_field(fast: Fast) -> None:
             "/api/search", params={"q": "y"}, headers={"Origin": "https://evil.example"}
         )
         assert cross.status_code == 401
+
+
+def test_case_and_unicode_folding(fast: Fast) -> None:
+    with httpx.Client(base_url=fast.conversation.url) as browser:
+        [sid] = add_chats(browser, chat("Reise", "Die Große Straße ist ÜBERFÜLLT", "Café OK"))
+        found = search(browser, "strasse über")
+        assert [(r["session_id"], r["message_id"]) for r in found] == [
+            (sid, found[0]["message_id"])
+        ]
+        assert hits(found[0]) == ["Straße", "ÜBERFÜLLT"]
+        assert [hits(r) for r in search(browser, "CAFÉ")] == [["Café"]]
