@@ -131,10 +131,12 @@ def snippet(text: str, terms: list[str]) -> list[Segment]:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Chats the caller may search, with the owner whose index holds them (newest first)."""
+    """Chats the caller may search, with the owner whose index holds them: `session_ids`
+    (newest first), or, for `browser`, the owner's own list of chats."""
 
     owner: str
     session_ids: list[str]
+    browser: bool = False
 
 
 def owner_of(meta: SessionMeta) -> str:
@@ -143,16 +145,22 @@ def owner_of(meta: SessionMeta) -> str:
 
 
 class Search:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, one_round_trip: bool | None = None) -> None:
         self.store = store
         self.redis = store.redis
         self.settings = store.settings
+        # One script for a browser's whole query needs one server: a Cluster spreads the
+        # chats over slots (None: decide by the client).
+        self.one_round_trip = (
+            not isinstance(self.redis, RedisCluster) if one_round_trip is None else one_round_trip
+        )
         self._check: AsyncScript = self.redis.register_script(search_scripts.CHECK)
         self._read: AsyncScript = self.redis.register_script(search_scripts.READ)
         self._index: AsyncScript = self.redis.register_script(search_scripts.INDEX)
         self._forget: AsyncScript = self.redis.register_script(search_scripts.FORGET)
         self._query: AsyncScript = self.redis.register_script(search_scripts.QUERY)
         self._candidates: AsyncScript = self.redis.register_script(search_scripts.CANDIDATES)
+        self._one_server: AsyncScript = self.redis.register_script(search_scripts.SEARCH_ONE_SERVER)
 
     def prefix(self, owner: str) -> str:
         return f"{self.store.keys.prefix}:x:{{{owner}}}"
@@ -164,18 +172,16 @@ class Search:
     async def search(self, scopes: list[Scope], query: str, limit: int) -> SearchResults:
         """Results from the scopes' chats only, newest chat first."""
         terms = query_words(query)
-        found: set[str] = set()
+        matching: list[str] = []
         cut = False
         for scope in scopes:
-            await self._refresh(scope)
-            keys = self._owner_keys(scope.owner)[1:]
-            args: list[str | int] = [self.prefix(scope.owner), WORDS_PER_QUERY_WORD, *terms]
-            out = cast(list[str], await self._query(keys=keys, args=args))
-            cut = cut or out[0] == "1"
-            found |= set(out[1:]) & set(scope.session_ids)
-        ordered = dict.fromkeys(
-            sid for scope in scopes for sid in scope.session_ids if sid in found
-        )
+            if scope.browser and self.one_round_trip:
+                found, cut_here = await self._search_browser(scope.owner, terms)
+            else:
+                found, cut_here = await self._search_scope(scope, terms)
+            matching += found
+            cut = cut or cut_here
+        ordered = dict.fromkeys(matching)
         candidates = list(ordered)[:CANDIDATES_READ]
         results: list[SearchResult] = []
         for start in range(0, len(candidates), READS_AT_ONCE):
@@ -184,6 +190,33 @@ class Search:
                 break
         partial = cut or len(ordered) > len(candidates)
         return SearchResults(results=results[:limit], partial=partial)
+
+    async def _search_browser(self, owner: str, terms: list[str]) -> tuple[list[str], bool]:
+        """A browser's chats on one server: one round trip when its index is up to date."""
+        keys = [*self._owner_keys(owner), self.store.keys.owner(owner)]
+        before, _, after = self.store.keys.session("\0").partition("\0")
+        ttl_ms = self.settings.session_ttl * 1000
+        args: list[str | int] = [ttl_ms, self.prefix(owner), WORDS_PER_QUERY_WORD, before, after]
+        args += terms
+        for _ in range(3):
+            out = cast(list[str], await self._one_server(keys=keys, args=args))
+            if out[0] == "ok":
+                return out[2:], out[1] == "1"
+            await self._work(owner, list(zip(out[1::2], out[2::2], strict=True)))
+        # Chats that keep changing (replies being written as we index): search what is there.
+        return await self._search_scope(Scope(owner, await self.store.owned_ids(owner)), terms)
+
+    async def _search_scope(self, scope: Scope, terms: list[str]) -> tuple[list[str], bool]:
+        """Any Redis, a Cluster too: bring the index up to date, then ask it."""
+        sids = scope.session_ids
+        if scope.browser:
+            sids = await self.store.owned_ids(scope.owner)
+        await self._refresh(Scope(scope.owner, sids))
+        keys = self._owner_keys(scope.owner)[1:]
+        args: list[str | int] = [self.prefix(scope.owner), WORDS_PER_QUERY_WORD, *terms]
+        out = cast(list[str], await self._query(keys=keys, args=args))
+        found = set(out[1:])
+        return [sid for sid in sids if sid in found], out[0] == "1"
 
     async def _refresh(self, scope: Scope) -> None:
         """Bring the index up to date with the scope's chats: rebuild what changed, take
@@ -212,9 +245,13 @@ class Search:
             keys = [self.store.keys.session(sid) for sid in sids]
             out = cast(list[Any], await self._check(keys=keys, args=[ttl_ms, *states]))
         work = [(sids[int(out[i]) - 1], str(out[i + 1])) for i in range(0, len(out), 2)]
+        await self._work(scope.owner, work)
+
+    async def _work(self, owner: str, work: list[tuple[str, str]]) -> None:
+        """Rebuild the stale chats, take out the gone ones, a few at a time."""
         for start in range(0, len(work), REBUILDS_AT_ONCE):
             batch = work[start : start + REBUILDS_AT_ONCE]
-            await asyncio.gather(*(self._update(scope.owner, sid, what) for sid, what in batch))
+            await asyncio.gather(*(self._update(owner, sid, what) for sid, what in batch))
 
     async def _update(self, owner: str, sid: str, what: str) -> None:
         if what == "gone":

@@ -34,33 +34,37 @@ end
 # indexed: every write to a chat renews its expiry, so its last renewal (now + PTTL -
 # SESSION_TTL) tells when it was last touched; a reply still being written when the chat
 # was indexed (busy) changes it without renewing it, so such a chat is compared every time.
+# What a chat needs: nil, 'gone' or 'stale' (see CHECK). held: what the index holds of it.
+_NEEDS = r"""
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function needs(P, held, now, ttl_ms)
+  local pttl = redis.call('PTTL', P)
+  if pttl < 0 then return held ~= '' and 'gone' or nil end
+  local at, busy, version = string.match(held, '^%d+ (%d+) ([01]) (.*)$')
+  local renewed = now + pttl - ttl_ms
+  -- Two seconds of slack: a rename lands just after the read that renewed the chat.
+  if at and busy == '0' and renewed < tonumber(at) - 2000 then return nil end
+  local now_version, _, now_busy = version_of(P)
+  if now_version ~= version or now_busy ~= busy then return 'stale' end
+  return nil
+end
+"""
+
 CHECK = (
     _VERSION
+    + _NEEDS
     + r"""
-local ttl_ms = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl_ms, now = tonumber(ARGV[1]), clock_ms()
 local out = {}
 for c = 1, #KEYS do
-  local P = KEYS[c]
-  local held = ARGV[c + 1]
-  local pttl = redis.call('PTTL', P)
-  if pttl < 0 then
-    if held ~= '' then
-      out[#out + 1] = c
-      out[#out + 1] = 'gone'
-    end
-  else
-    local at, busy, version = string.match(held, '^%d+ (%d+) ([01]) (.*)$')
-    local renewed = now + pttl - ttl_ms
-    -- Two seconds of slack: a rename lands just after the read that renewed the chat.
-    if not at or busy == '1' or renewed >= tonumber(at) - 2000 then
-      local now_version, _, now_busy = version_of(P)
-      if now_version ~= version or now_busy ~= busy then
-        out[#out + 1] = c
-        out[#out + 1] = 'stale'
-      end
-    end
+  local what = needs(KEYS[c], ARGV[c + 1], now, ttl_ms)
+  if what then
+    out[#out + 1] = c
+    out[#out + 1] = what
   end
 end
 return out
@@ -147,37 +151,89 @@ return 1
 # the query's words (case-folded). Returns {'1' when a query word began more words than
 # that (the rest were not looked at), the ids of the chats holding, for every query word, a
 # word it begins...}.
-QUERY = r"""
-local N, V = KEYS[1], KEYS[2]
-local prefix, most = ARGV[1], tonumber(ARGV[2])
-local cut = '0'
-local found = nil
-for i = 3, #ARGV do
-  local term = ARGV[i]
-  local words = redis.call('ZRANGEBYLEX', V, '[' .. term, '[' .. term .. '\255',
-    'LIMIT', 0, most + 1)
-  if #words > most then
-    cut = '1'
-    words[#words] = nil
+_FIND = r"""
+-- The ids of the chats holding, for every query word (ARGV from `first`), a word it begins;
+-- and '1' when a query word began more than `most` words (the rest were not looked at).
+local function find(N, V, prefix, most, first)
+  local cut = '0'
+  local found = nil
+  for i = first, #ARGV do
+    local term = ARGV[i]
+    local words = redis.call('ZRANGEBYLEX', V, '[' .. term, '[' .. term .. '\255',
+      'LIMIT', 0, most + 1)
+    if #words > most then
+      cut = '1'
+      words[#words] = nil
+    end
+    local these = {}
+    for _, w in ipairs(words) do
+      for _, n in ipairs(redis.call('SMEMBERS', prefix .. ':w:' .. w)) do
+        if not found or found[n] then these[n] = true end
+      end
+    end
+    found = these
+    if next(found) == nil then return cut, {} end
   end
-  local these = {}
-  for _, w in ipairs(words) do
-    for _, n in ipairs(redis.call('SMEMBERS', prefix .. ':w:' .. w)) do
-      if not found or found[n] then these[n] = true end
+  local numbers = {}
+  for n in pairs(found) do numbers[#numbers + 1] = n end
+  local ids = {}
+  for i = 1, #numbers, 500 do
+    for _, sid in ipairs(redis.call('HMGET', N, unpack(numbers, i, math.min(i + 499, #numbers)))) do
+      if sid then ids[sid] = true end
     end
   end
-  found = these
-  if next(found) == nil then return {cut} end
+  return cut, ids
 end
-local numbers = {}
-for n in pairs(found) do numbers[#numbers + 1] = n end
+"""
+
+QUERY = (
+    _FIND
+    + r"""
+local cut, ids = find(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), 3)
 local out = {cut}
-for i = 1, #numbers, 500 do
-  local ids = redis.call('HMGET', N, unpack(numbers, i, math.min(i + 499, #numbers)))
-  for _, sid in ipairs(ids) do if sid then out[#out + 1] = sid end end
+for sid in pairs(ids) do out[#out + 1] = sid end
+return out
+"""
+)
+
+# One server, not a Cluster: the whole query in one round trip while the index is up to
+# date (the chats of one browser are in many slots; a single server has none).
+# KEYS: the owner's C, N, V, then the browser's list of chats (chat:b:<owner>).
+# ARGV: SESSION_TTL in ms, the index's prefix, the most words a query word may stand for,
+# the session key's parts before and after the id ("chat:s:{", "}"), then the query words.
+# Returns {'work', chat id, 'gone'|'stale', ...} when chats need work first (do it, then
+# call again), else {'ok', cut, the ids of the matching chats, newest first...}.
+SEARCH_ONE_SERVER = (
+    _VERSION
+    + _NEEDS
+    + _FIND
+    + r"""
+local C, N, V, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ttl_ms, prefix, most = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local before, after = ARGV[4], ARGV[5]
+local sids = redis.call('ZREVRANGE', B, 0, -1)
+local now = clock_ms()
+local work = {'work'}
+for i = 1, #sids, 500 do
+  local part = {unpack(sids, i, math.min(i + 499, #sids))}
+  local held = redis.call('HMGET', C, unpack(part))
+  for j, sid in ipairs(part) do
+    local what = needs(before .. sid .. after, held[j] or '', now, ttl_ms)
+    if what then
+      work[#work + 1] = sid
+      work[#work + 1] = what
+    end
+  end
+end
+if #work > 1 then return work end
+local cut, ids = find(N, V, prefix, most, 6)
+local out = {'ok', cut}
+for _, sid in ipairs(sids) do
+  if ids[sid] then out[#out + 1] = sid end
 end
 return out
 """
+)
 
 # KEYS: one chat's P. Returns {busy, version, name, message JSON...} as version_of gives
 # them, read at once, or nil when the chat does not exist. Reads without renewing the chat:

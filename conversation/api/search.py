@@ -54,17 +54,14 @@ async def search(
 
 
 async def callers_scopes(conn: HTTPConnection, store: Store, settings: Settings) -> list[Scope]:
-    """The browser's chats (cookie) and the Bearer token's chat, newest first. Ids only from
-    the browser's list: the search's own check skips chats that expired."""
+    """The browser's chats (cookie) and the Bearer token's chat."""
     token, browser = credentials(conn, settings)
     scopes: list[Scope] = []
     if browser is not None:
-        owner = digest(browser)
-        scopes.append(Scope(owner, await store.owned_ids(owner)))
+        scopes.append(Scope(digest(browser), [], browser=True))
     if token is not None:
         own = await token_session(store, token)
-        if not any(own.session_id in scope.session_ids for scope in scopes):
-            scopes.append(Scope(owner_of(own), [own.session_id]))
+        scopes.append(Scope(owner_of(own), [own.session_id]))
     return scopes
 
 
