@@ -12,6 +12,7 @@ from common import logs
 from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe
 from conversation.api import (
+    branches,
     compat,
     errors,
     exports,
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
-    for module in (health, sessions, messages, ws, compat, exports, shares, search):
+    for module in (health, sessions, messages, branches, ws, compat, exports, shares, search):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=metrics)
     return app

@@ -42,7 +42,7 @@ class ChatMessage(Strict):
         """As kept in Redis. A reply exported mid-stream has no writer any more."""
         status: Status = "interrupted" if self.status == "streaming" else self.status
         fields = self.model_dump(exclude={"parent_id"}, exclude_none=True)
-        return StoredMessage.model_validate({**fields, "status": status})
+        return StoredMessage.model_validate({**fields, "status": status, "parent": self.parent_id})
 
 
 class ChatDocument(Strict):
@@ -79,23 +79,32 @@ def message_of(stored: StoredMessage, parent_id: str | None) -> ChatMessage:
     )
 
 
-def linear_document(
+def tree_document(
     session_id: str,
     name: str,
     created_at: datetime,
     system_prompt: str,
-    path: list[StoredMessage],
+    messages: dict[str, StoredMessage],
+    children: dict[str, list[str]],
+    active: list[str],
 ) -> ChatDocument:
-    """A chat whose messages form one path, oldest first: each message's parent is the one
-    before it."""
-    messages = [message_of(m, path[i - 1].id if i else None) for i, m in enumerate(path)]
+    """A chat's every message, parents before children (each parent's children oldest
+    first), from its tree: `children` maps a parent id ("" for the first messages) to its
+    children's ids."""
+    ordered: list[ChatMessage] = []
+    todo = [("", kid) for kid in reversed(children.get("", []))]
+    while todo:
+        parent, mid = todo.pop()
+        if mid in messages:
+            ordered.append(message_of(messages[mid], parent or None))
+            todo += [(mid, kid) for kid in reversed(children.get(mid, []))]
     return ChatDocument(
         session_id=session_id,
         name=name,
         created_at=created_at,
         system_prompt=system_prompt,
-        current_id=path[-1].id if path else None,
-        messages=messages,
+        current_id=active[-1] if active else None,
+        messages=ordered,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conversation.chat_documents import ChatDocument, ExportBundle, active_path, linear_document
+from conversation.chat_documents import ChatDocument, ExportBundle, active_path, tree_document
 from conversation.store import SessionMeta, Store, utcnow
 
 # What a reply's status means to a reader, for replies that did not end normally.
@@ -15,18 +15,22 @@ STOPPED = {
 }
 
 
-async def chat_document(store: Store, meta: SessionMeta) -> ChatDocument | None:
-    """The session as a document; None when it is gone."""
-    page = await store.history(meta.session_id)
-    if page is None:
-        return None
-    return linear_document(
-        meta.session_id, meta.name, meta.created_at, meta.system_prompt, page.messages
+async def chat_document(store: Store, meta: SessionMeta) -> ChatDocument:
+    """The session as a document, every branch of it."""
+    tree = await store.read_tree(meta.session_id)
+    return tree_document(
+        meta.session_id,
+        meta.name,
+        meta.created_at,
+        meta.system_prompt,
+        tree.messages,
+        tree.children,
+        tree.active,
     )
 
 
 async def bundle(store: Store, sessions: list[SessionMeta]) -> ExportBundle:
-    chats = [doc for meta in sessions if (doc := await chat_document(store, meta)) is not None]
+    chats = [await chat_document(store, meta) for meta in sessions]
     return ExportBundle(exported_at=utcnow(), chats=chats)
 
 

@@ -3,9 +3,8 @@
 Everything is validated and bounded here, before anything is stored: the file as a whole
 (its size, its shape, how many chats) is refused with ImportInvalid naming the field; a chat
 that fails on its own becomes a Candidate with a `problem`, reported as skipped while the
-others are imported. The store is linear until chats become trees: a chat is imported as
-the path it shows (`current_id`, ChatGPT's `current_node`), and messages on other branches
-are counted in `left_out`.
+others are imported. A chat is imported whole, every branch of it, showing the path it showed
+(`current_id`, ChatGPT's `current_node`).
 """
 
 from __future__ import annotations
@@ -59,8 +58,8 @@ class Candidate:
     title: str
     created_at: datetime
     system_prompt: str = ""
-    messages: list[StoredMessage] = field(default_factory=list)
-    left_out: int = 0  # messages on branches other than the one shown
+    messages: list[StoredMessage] = field(default_factory=list)  # parents before children
+    active: list[str] = field(default_factory=list)  # the path shown, oldest first
     problem: str | None = None
 
 
@@ -104,10 +103,12 @@ def check_count(count: int, settings: Settings) -> None:
 
 
 def bound_messages(c: Candidate, settings: Settings) -> Candidate:
-    """Per-chat bounds: the session's message limit, the length of each message."""
-    most = settings.max_messages_per_session
-    if most and len(c.messages) > most:
-        c.problem = f"{len(c.messages)} messages; a chat keeps at most {most}"
+    """Per-chat bounds: the session's message limits, the length of each message."""
+    most, stored = settings.max_messages_per_session, settings.max_stored_messages_per_session
+    if most and len(c.active) > most:
+        c.problem = f"{len(c.active)} messages; a chat keeps at most {most}"
+    if stored and len(c.messages) > stored:
+        c.problem = f"{len(c.messages)} messages in all; a chat stores at most {stored}"
     longest = max((len(m.content) for m in c.messages), default=0)
     if longest > settings.import_max_message_chars:
         c.problem = (
@@ -166,9 +167,8 @@ def document_candidate(doc: ChatDocument, settings: Settings) -> Candidate:
     if problem := tree_problem(doc):
         candidate.problem = problem
         return candidate
-    path = active_path(doc)
-    candidate.messages = [m.stored() for m in path]
-    candidate.left_out = len(doc.messages) - len(path)
+    candidate.messages = [m.stored() for m in doc.messages]
+    candidate.active = [m.id for m in active_path(doc)]
     if len(doc.name) > settings.max_name_chars:
         candidate.problem = (
             f"name is {len(doc.name)} characters long; the limit is {settings.max_name_chars}"
@@ -276,25 +276,47 @@ def chatgpt_candidate(item: Any, index: int, settings: Settings) -> Candidate:
             f"mapping holds {len(conv.mapping)} nodes; the limit is {settings.import_max_nodes}"
         )
         return candidate
-    path = chatgpt_path(conv)
+    tree = chatgpt_tree(conv, created)
+    if isinstance(tree, str):
+        candidate.problem = tree
+        return candidate
+    candidate.messages, ids = tree
+    candidate.active = [ids[n.id] for n in chatgpt_path(conv) if n.id in ids]
+    return bound_messages(candidate, settings)
+
+
+def chatgpt_tree(
+    conv: GptConversation, created: datetime
+) -> tuple[list[StoredMessage], dict[str, str]] | str:
+    """The messages ChatGPT shows, parents before children, each naming as its parent the
+    nearest shown message above it; and node id -> message id. A message that cannot be
+    read: why. Each node is visited once, so a cycle in the mapping ends the walk."""
+    nodes = conv.mapping
+    roots = [n.id for n in nodes.values() if n.parent is None or n.parent not in nodes]
+    todo: list[tuple[str, str | None]] = [(root, None) for root in reversed(roots)]
+    seen: set[str] = set()
     shown: list[StoredMessage] = []
+    ids: dict[str, str] = {}
     used: set[str] = set()
-    for node in path:
+    while todo:
+        node_id, parent = todo.pop()
+        if node_id in seen or node_id not in nodes:
+            continue
+        seen.add(node_id)
+        node = nodes[node_id]
         message = shown_message(node, created)
         if isinstance(message, str):
-            candidate.problem = message
-            return candidate
+            return message
+        here = parent
         if message is not None:
             if message.id in used:
                 message.id = new_id()
             used.add(message.id)
+            message.parent = parent
+            ids[node_id] = here = message.id
             shown.append(message)
-    candidate.messages = shown
-    on_path = {n.id for n in path}
-    candidate.left_out = sum(
-        1 for n in conv.mapping.values() if n.message is not None and n.id not in on_path
-    )
-    return bound_messages(candidate, settings)
+        todo += [(kid, here) for kid in reversed(node.children)]
+    return shown, ids
 
 
 def chatgpt_path(conv: GptConversation) -> list[GptNode]:

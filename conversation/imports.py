@@ -24,7 +24,6 @@ class Imported(BaseModel):
     name: str
     source: str
     messages: int
-    left_out: int  # messages on branches other than the one shown, not imported
 
 
 class Skipped(BaseModel):
@@ -69,7 +68,7 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
             full = exc.message
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
-        await store.append_messages(meta.session_id, c.messages)
+        await store.append_messages(meta.session_id, c.messages, c.active)
         await store.redis.hset(index, source_key, meta.session_id)
         await store.redis.expire(index, store.settings.cookie_max_age)
         imported.append(
@@ -79,7 +78,6 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
                 name=c.title,
                 source=c.source,
                 messages=len(c.messages),
-                left_out=c.left_out,
             )
         )
     return ImportResult(imported=imported, skipped=skipped)

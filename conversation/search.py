@@ -301,8 +301,10 @@ class Search:
                         snippet=snippet(name, terms),
                     )
                 )
-            for raw in chat[1:]:
-                m = orjson.loads(raw)
+            # Every branch's messages, in the order they were written (ids break ties, so
+            # the order does not depend on how Redis lists a hash).
+            by_time = sorted(map(orjson.loads, chat[1:]), key=lambda m: (m["created_at"], m["id"]))
+            for m in by_time:
                 content = m.get("content", "")
                 if matches(content, terms):
                     found.append(

@@ -236,8 +236,8 @@ return out
 )
 
 # KEYS: one chat's P. Returns {busy, version, name, message JSON...} as version_of gives
-# them, read at once, or nil when the chat does not exist. Reads without renewing the chat:
-# indexing is not the person using it (CHECK relies on that).
+# them, every message of every branch, read at once, or nil when the chat does not exist.
+# Reads without renewing the chat: indexing is not the person using it (CHECK relies on it).
 READ = (
     _VERSION
     + r"""
@@ -245,17 +245,14 @@ local P = KEYS[1]
 local version, name, busy = version_of(P)
 if not version then return nil end
 local out = {busy, version, name}
-local ids = redis.call('LRANGE', P .. ':o', 0, -1)
-for i = 1, #ids, 500 do
-  for _, raw in ipairs(redis.call('HMGET', P .. ':m', unpack(ids, i, math.min(i + 499, #ids)))) do
-    if raw then out[#out + 1] = raw end
-  end
-end
+local all = redis.call('HGETALL', P .. ':m')
+for i = 2, #all, 2 do out[#out + 1] = all[i] end
 return out
 """
 )
 
-# KEYS: the P of each chat to show results from. ARGV: query words to filter messages by
+# KEYS: the P of each chat to show results from (every branch of it). ARGV: query words to
+# filter messages by
 # (ASCII ones only: Lua lowers ASCII letters alone, so another word could miss a message
 # whose case differs). Returns, for each chat, {name, JSON of each message whose text,
 # lowered, holds every one of those words...} ({} when the chat is gone); a cheap first cut,
@@ -268,21 +265,16 @@ for c = 1, #KEYS do
   local found = {}
   if name then
     found[1] = name
-    local ids = redis.call('LRANGE', P .. ':o', 0, -1)
-    for i = 1, #ids, 500 do
-      local raws = redis.call('HMGET', P .. ':m', unpack(ids, i, math.min(i + 499, #ids)))
-      for _, raw in ipairs(raws) do
-        if raw then
-          local lowered, all = string.lower(raw), true
-          for _, word in ipairs(ARGV) do
-            if not string.find(lowered, word, 1, true) then
-              all = false
-              break
-            end
-          end
-          if all then found[#found + 1] = raw end
+    local raws = redis.call('HGETALL', P .. ':m')
+    for i = 2, #raws, 2 do
+      local lowered, all = string.lower(raws[i]), true
+      for _, word in ipairs(ARGV) do
+        if not string.find(lowered, word, 1, true) then
+          all = false
+          break
         end
       end
+      if all then found[#found + 1] = raws[i] end
     end
   end
   out[c] = found

@@ -48,10 +48,19 @@ def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
             status.HTTP_409_CONFLICT,
             "There is no user message to answer in this session: send a message first.",
         )
-    if outcome.reason == "not_last":
+    if outcome.reason == "not_on_path":
         return HTTPException(
-            status.HTTP_409_CONFLICT,
-            "Only the last user message of a session can be edited.",
+            status.HTTP_404_NOT_FOUND,
+            "message_id: no such message on the chat's active path (reload the chat: "
+            "another branch may be shown).",
+        )
+    if outcome.reason == "not_user":
+        return HTTPException(
+            status.HTTP_409_CONFLICT, "message_id: only a user message can be edited."
+        )
+    if outcome.reason == "not_reply":
+        return HTTPException(
+            status.HTTP_409_CONFLICT, "message_id: only a reply can be regenerated."
         )
     if outcome.reason == "not_continuable":
         return HTTPException(
@@ -61,6 +70,8 @@ def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Exception:
         )
     if outcome.reason == "full":
         return session_full(settings.max_messages_per_session)
+    if outcome.reason == "full_tree":
+        return session_full(settings.max_stored_messages_per_session, versions=True)
     return refused(outcome.reason)
 
 
@@ -101,13 +112,16 @@ class Turns:
         user = new_message("user", content, "complete")
         return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim, client: Client) -> Turn:
+    async def regenerate(self, claim: Claim, client: Client, reply_id: str = "") -> Turn:
+        """A new version of a reply on the active path ("": the last); the old one is kept."""
         user = new_message("user", "", "complete")
-        return await self._begin(claim, "regenerate", user, None, client)
+        return await self._begin(claim, "regenerate", user, None, client, target=reply_id)
 
     async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
-        target = new_message("user", content, "complete").model_copy(update={"id": message_id})
-        return await self._begin(claim, "edit", target, None, client)
+        """A new version of a user message on the active path, and a reply to it; the old
+        version and what followed it are kept on their branch."""
+        version = new_message("user", content, "complete")
+        return await self._begin(claim, "edit", version, None, client, target=message_id)
 
     async def extend(self, claim: Claim, message_id: str, client: Client) -> Turn:
         """Continue the last reply where it stopped; its events go on from its length."""
@@ -122,6 +136,7 @@ class Turns:
         client_message_id: str | None,
         client: Client | Admission,
         reply_id: str | None = None,
+        target: str = "",
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
@@ -136,7 +151,7 @@ class Turns:
             if admission is None:
                 admission = await self.limits.admit(cast(Client, client))
             turn, started = await self._begin_reserved(
-                claim, mode, user, client_message_id, admission, reply_id
+                claim, mode, user, client_message_id, admission, reply_id, target
             )
         finally:
             if not started:
@@ -154,6 +169,7 @@ class Turns:
         client_message_id: str | None,
         admission: Admission,
         reply_id: str | None,
+        target: str,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
         sid = claim.session_id
@@ -161,7 +177,13 @@ class Turns:
         if reply_id is not None:
             reply.id = reply_id
         outcome = await self.store.begin_turn(
-            claim, mode, user, reply, client_message_id, self.settings.context_token_budget
+            claim,
+            mode,
+            user,
+            reply,
+            client_message_id,
+            self.settings.context_token_budget,
+            target,
         )
         if isinstance(outcome, TurnRefused):
             raise _refusal(sid, outcome, self.settings)
@@ -176,6 +198,8 @@ class Turns:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
         if mode == "continue":
             reply = outcome.user  # the reply itself, with the text it has
+        else:
+            reply.parent = outcome.user.id  # as stored: the finished reply is stored whole
         gen = self.hub.start(sid, reply, history, admission)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(gen.length)

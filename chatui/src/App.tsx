@@ -81,23 +81,32 @@ export function App() {
   const loadOlder = useCallback(() => void controller.loadOlder(), [controller]);
 
   // A search result opens its chat at the message that matched (also /c/<id>#m-<message id>).
-  const [target, setTarget] = useState<string | null>(() => messageIdFromHash(window.location.hash));
+  const [target, setTarget] = useState<{ sessionId: string | null; messageId: string } | null>(() => {
+    const messageId = messageIdFromHash(window.location.hash);
+    return messageId ? { sessionId: sessionIdFromPath(window.location.pathname), messageId } : null;
+  });
   const openAt = useCallback(
     (id: string, messageId: string | null) => {
-      setTarget(messageId);
+      setTarget(messageId ? { sessionId: id, messageId } : null);
       if (id !== chat.sessionId) select(id);
       else setSidebarOpen(false);
     },
     [select, chat.sessionId],
   );
+  // A message on another branch than the one shown: show its branch, once.
+  const switchedTo = useRef<string | null>(null);
   useEffect(() => {
-    if (!target || chat.phase === "loading") return;
-    const node = document.querySelector(`[data-message-id="${CSS.escape(target)}"]`);
-    if (!(node instanceof HTMLElement)) return;
-    node.scrollIntoView({ block: "center" });
-    node.classList.add("is-found");
-    setTarget(null);
-  }, [target, chat.phase, chat.messages]);
+    if (!target || chat.phase !== "idle" || chat.sessionId !== target.sessionId) return;
+    const node = document.querySelector(`[data-message-id="${CSS.escape(target.messageId)}"]`);
+    if (node instanceof HTMLElement) {
+      node.scrollIntoView({ block: "center" });
+      node.classList.add("is-found");
+      setTarget(null);
+    } else if (switchedTo.current !== target.messageId) {
+      switchedTo.current = target.messageId;
+      void controller.switchBranch(target.messageId);
+    }
+  }, [target, chat.phase, chat.sessionId, chat.messages, controller]);
 
   const rename = useCallback(
     (id: string, name: string) => {
@@ -164,7 +173,8 @@ export function App() {
         <Thread
           chat={chat}
           onEdit={(id, content) => void controller.edit(id, content)}
-          onRegenerate={() => void controller.regenerate()}
+          onRegenerate={(id) => void controller.regenerate(id)}
+          onSwitch={(id, index) => void controller.switchBranch(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}
           empty={<EmptyState onPick={send} />}

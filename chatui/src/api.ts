@@ -27,6 +27,9 @@ export interface Message {
   created_at?: string;
   /** Why a reply failed (its `error` event), kept by the server so a reload knows too. */
   error?: { code: string; message: string } | null;
+  /** Which version of this message it is (1-based) of how many: edits and regenerations add versions. */
+  sibling_index?: number;
+  sibling_count?: number;
 }
 
 export interface SessionSummary {
@@ -220,6 +223,9 @@ export function toMessage(raw: unknown): Message {
     status: (str(m.status, "complete") as MessageStatus) || "complete",
     created_at: str(m.created_at) || undefined,
     ...(error ? { error } : {}),
+    ...(typeof m.sibling_count === "number" && typeof m.sibling_index === "number"
+      ? { sibling_index: m.sibling_index, sibling_count: m.sibling_count }
+      : {}),
   };
 }
 
@@ -250,9 +256,22 @@ export async function createSession(name: string): Promise<SessionSummary> {
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
   const query = new URLSearchParams({ limit: String(page.limit) });
   if (page.before) query.set("before", page.before);
-  const body = await json<Record<string, unknown>>("GET", `${base(id)}?${query.toString()}`);
+  return toDetail(id, await json<Record<string, unknown>>("GET", `${base(id)}?${query.toString()}`));
+}
+
+function toDetail(id: string, body: Record<string, unknown>): SessionDetail {
   const messages = Array.isArray(body.messages) ? body.messages.map(toMessage) : [];
   return { ...toSummary({ session_id: id, ...body }), messages, has_more: body.has_more === true };
+}
+
+/**
+ * Show another version of a message (its sibling at `siblingIndex`, 1-based; none: the
+ * message itself, with the branch it is on); answers with the new active path's first page.
+ */
+export async function switchBranch(id: string, messageId: string, siblingIndex?: number): Promise<SessionDetail> {
+  const path = `${base(id)}/messages/${encodeURIComponent(messageId)}/active`;
+  const body = siblingIndex === undefined ? {} : { sibling_index: siblingIndex };
+  return toDetail(id, await json<Record<string, unknown>>("PATCH", path, body));
 }
 
 export async function renameSession(id: string, name: string): Promise<void> {
@@ -317,8 +336,9 @@ export function sendMessage(id: string, content: string, clientMessageId: string
   return stream("POST", `${base(id)}/messages`, { content, client_message_id: clientMessageId }, signal);
 }
 
-export function regenerate(id: string, signal: AbortSignal) {
-  return stream("POST", `${base(id)}/regenerate`, {}, signal);
+/** A new version of reply `messageId` (none: the last); the old one stays as its sibling. */
+export function regenerate(id: string, signal: AbortSignal, messageId?: string) {
+  return stream("POST", `${base(id)}/regenerate`, messageId ? { message_id: messageId } : {}, signal);
 }
 
 export function editMessage(id: string, messageId: string, content: string, signal: AbortSignal) {

@@ -9,7 +9,7 @@
 
 import * as realApi from "./api";
 import { ApiError, type ErrorKind, type StreamEvent } from "./api";
-import { chatReducer, initialChat, type ChatAction, type ChatError, type ChatState, type Retry } from "./chatState";
+import { chatReducer, initialChat, isBusy, type ChatAction, type ChatError, type ChatState, type Retry } from "./chatState";
 import { newClientId, titleFrom } from "./ids";
 
 type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
@@ -17,7 +17,7 @@ type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
 /** The part of the API the controller uses: the real module, or a fake in unit tests. */
 export type ChatApi = Pick<
   typeof realApi,
-  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply"
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "switchBranch"
 >;
 
 export interface ChatOptions {
@@ -149,11 +149,28 @@ export class ChatController {
     await this.follow(sid, (signal) => this.api.sendMessage(sid, content, clientMessageId, signal), retry);
   }
 
-  async regenerate(): Promise<void> {
+  /** A new version of reply `messageId` (none: the last); the old one stays on its branch. */
+  async regenerate(messageId?: string): Promise<void> {
     const sid = this.sessionId;
     if (!sid) return;
-    this.dispatch({ type: "regenerate" });
-    await this.follow(sid, (signal) => this.api.regenerate(sid, signal), { type: "regenerate" });
+    this.dispatch({ type: "regenerate", messageId });
+    await this.follow(sid, (signal) => this.api.regenerate(sid, signal, messageId), { type: "regenerate" });
+  }
+
+  /**
+   * Show another version of a message: its sibling at `siblingIndex` (1-based; none: the
+   * message itself, as a search result found it), and the branch below it.
+   */
+  async switchBranch(messageId: string, siblingIndex?: number): Promise<void> {
+    const sid = this.sessionId;
+    if (!sid || isBusy(this.state)) return;
+    const signal = this.connect();
+    try {
+      const session = await this.api.switchBranch(sid, messageId, siblingIndex);
+      if (!signal.aborted) this.dispatch({ type: "loaded", session });
+    } catch (e) {
+      if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, null) });
+    }
   }
 
   async edit(messageId: string, content: string): Promise<void> {

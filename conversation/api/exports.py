@@ -13,7 +13,6 @@ from conversation.api.clients import LimitsDep, client_of
 from conversation.auth import (
     browser_id,
     new_browser_id,
-    not_found,
     set_browser_cookie,
 )
 from conversation.config import Settings
@@ -51,8 +50,6 @@ async def export_session(
     ),
 ) -> Response:
     doc = await chat_document(store, session)
-    if doc is None:
-        raise not_found()
     stem = file_stem(session.name)
     if format == "md":
         return download(markdown(doc), f"{stem}.md", "text/markdown; charset=utf-8")

@@ -82,8 +82,10 @@ async def continue_reply(
 async def regenerate(
     claim: ClaimDep, client: ClientDep, turns: TurnsDep, body: Regenerate | None = None
 ) -> EventStreamResponse:
-    """Replace the last reply with a new one (events: start, delta..., done)."""
-    return stream(await turns.regenerate(claim, client))
+    """A new version of a reply on the active path (`message_id`; none: the last), the old
+    one kept as its sibling (events: start, delta..., done)."""
+    target = body.message_id if body is not None and body.message_id else ""
+    return stream(await turns.regenerate(claim, client, target))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)
@@ -95,6 +97,7 @@ async def edit_message(
     turns: TurnsDep,
     settings: SettingsDep,
 ) -> EventStreamResponse:
-    """Edit the last user message and regenerate its reply (events: user, start, ...)."""
+    """A new version of a user message on the active path, and a reply to it; the old
+    version is kept as its sibling (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
     return stream(await turns.edit(claim, message_id, content, client))

@@ -136,7 +136,11 @@ def test_search_opens_the_chat_at_the_message(stack: Stack, context: BrowserCont
     chat = Chat(context.new_page(), stack.url).open()
     pairs = [(f"question {i}", f"answer {i}") for i in range(12)]
     pairs[2] = ("where is the quokka?", "The quokka lives on Rottnest Island.")
-    doc = json.dumps(document("Animal facts", pairs))
+    tree = document("Animal facts", pairs)
+    # Another version of the fourth question, on a branch not shown.
+    other = {**tree["messages"][6], "id": "other", "content": "and wombat burrows?"}
+    tree["messages"].append(other)
+    doc = json.dumps(tree)
     with chat.page.expect_response("**/api/import"):
         chat.page.get_by_label("Import chats from a file").set_input_files(
             files=[FilePayload(name="chat.json", mimeType="application/json", buffer=doc.encode())]
@@ -152,6 +156,12 @@ def test_search_opens_the_chat_at_the_message(stack: Stack, context: BrowserCont
     expect(found).to_have_class("msg msg-assistant is-found")
     expect(found).to_be_in_viewport()
     screenshot(chat.page, "21-search-result")
+    # A message on another branch: its branch is shown, then the message.
+    chat.page.get_by_label("Search your chats").fill("wombat")
+    expect(results).to_have_count(1)
+    results.first.click()
+    expect(chat.page.locator('[data-message-id="other"]')).to_have_class("msg msg-user is-found")
+    expect(chat.page.get_by_text("question 3")).to_have_count(0)
     # The chat's menu offers its exports; the list's foot offers all of them.
     chat.page.get_by_text("Share or export").click()
     with chat.page.expect_download() as markdown:

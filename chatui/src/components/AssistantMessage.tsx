@@ -5,6 +5,7 @@ import { CopyButton } from "./CopyButton";
 import { RetryCountdown } from "./RetryCountdown";
 import { RetryIcon } from "./Icons";
 import { Markdown } from "./Markdown";
+import { SiblingSwitch } from "./SiblingSwitch";
 import { useLongWait } from "./useLongWait";
 
 interface Props {
@@ -16,6 +17,9 @@ interface Props {
   canRegenerate: boolean;
   onRegenerate: () => void;
   onContinue: () => void;
+  /** Show another version of this reply; `canSwitch` while nothing is being written. */
+  canSwitch?: boolean;
+  onSwitch?: (siblingIndex: number) => void;
   /** The model's state now, for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
   /** The page sends the message again by itself once the model is ready. */
@@ -57,7 +61,18 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: Mo
   }
 }
 
-export function AssistantMessage({ message, live, phase, canRegenerate, onRegenerate, onContinue, model = null, autoRetry = false }: Props) {
+export function AssistantMessage({
+  message,
+  live,
+  phase,
+  canRegenerate,
+  onRegenerate,
+  onContinue,
+  canSwitch = false,
+  onSwitch = () => undefined,
+  model = null,
+  autoRetry = false,
+}: Props) {
   const waiting = live && message.content === "";
   const longWait = useLongWait(waiting && (phase === "waiting" || phase === "streaming"), 4000);
   const note = statusNote(message, live, phase, model, autoRetry);
@@ -113,8 +128,9 @@ export function AssistantMessage({ message, live, phase, canRegenerate, onRegene
             </span>
           </div>
         ) : null}
-        {!live && (message.content !== "" || (canRegenerate && !failed)) ? (
+        {!live && (message.content !== "" || (canRegenerate && !failed) || (message.sibling_count ?? 1) > 1) ? (
           <div className="msg-actions">
+            <SiblingSwitch message={message} disabled={!canSwitch} onSwitch={onSwitch} />
             {message.content !== "" ? <CopyButton text={message.content} label="Copy reply" /> : null}
             {canRegenerate && !failed ? (
               <button type="button" className="icon-button" aria-label="Regenerate reply" title="Regenerate" onClick={onRegenerate}>

@@ -8,7 +8,10 @@ import { UserMessage } from "./UserMessage";
 interface Props {
   chat: ChatState;
   onEdit: (messageId: string, content: string) => void;
-  onRegenerate: () => void;
+  /** A new version of this reply. */
+  onRegenerate: (messageId: string) => void;
+  /** Show the message's sibling at this position instead. */
+  onSwitch?: (messageId: string, siblingIndex: number) => void;
   onContinue: (messageId: string) => void;
   /** Read the page of history before the first message shown. */
   onLoadOlder: () => void;
@@ -23,7 +26,7 @@ const FOLLOW_SLACK_PX = 48;
 /** How close to the top asks for older messages: early enough that they are usually there in time. */
 const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, empty, model = null, autoRetry = false }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, onSwitch = () => undefined, onContinue, onLoadOlder, empty, model = null, autoRetry = false }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -105,7 +108,6 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
     if (el && canLoadOlder && el.scrollHeight <= el.clientHeight) onLoadOlder();
   }, [chat.messages, canLoadOlder, onLoadOlder]);
 
-  const lastUser = findLast(chat.messages, (m) => m.role === "user");
   const last = chat.messages[chat.messages.length - 1];
 
   return (
@@ -137,8 +139,9 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
                   <UserMessage
                     key={m.key}
                     message={m}
-                    canEdit={!busy && m === lastUser && m.id !== ""}
+                    canEdit={!busy && m.id !== ""}
                     onEdit={(content) => onEdit(m.id, content)}
+                    onSwitch={(index) => onSwitch(m.id, index)}
                   />
                 ) : (
                   <AssistantMessage
@@ -147,8 +150,10 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
                     live={busy && m === last}
                     phase={chat.phase}
                     canRegenerate={!busy && m === last}
-                    onRegenerate={onRegenerate}
+                    onRegenerate={() => onRegenerate(m.id)}
                     onContinue={() => onContinue(m.id)}
+                    canSwitch={!busy && m.id !== ""}
+                    onSwitch={(index) => onSwitch(m.id, index)}
                     model={m === last ? model : null}
                     autoRetry={m === last && autoRetry}
                   />
@@ -165,12 +170,4 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
       ) : null}
     </div>
   );
-}
-
-function findLast<T>(list: T[], test: (t: T) => boolean): T | undefined {
-  for (let i = list.length - 1; i >= 0; i--) {
-    const item = list[i];
-    if (item !== undefined && test(item)) return item;
-  }
-  return undefined;
 }

@@ -7,6 +7,7 @@ import type { MessageStatus } from "../api";
 import { initialChat, type ChatMessage, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { ErrorNotice } from "./ErrorNotice";
+import { SiblingSwitch } from "./SiblingSwitch";
 import { Thread } from "./Thread";
 
 // React's act() outside a test renderer: tell it this is a test environment.
@@ -160,5 +161,35 @@ describe("older messages", () => {
     const none = vi.fn();
     show(thread(chat({ hasMore: false }), none));
     expect(none).not.toHaveBeenCalled();
+  });
+});
+
+describe("the versions of a message", () => {
+  const message = (index: number, count: number): ChatMessage => ({
+    key: "u1",
+    id: "u1",
+    role: "user",
+    content: "hi",
+    status: "complete",
+    sibling_index: index,
+    sibling_count: count,
+  });
+
+  it("shows ‹ 2 / 3 › and asks for the neighbour it points to", () => {
+    const onSwitch = vi.fn();
+    const el = show(<SiblingSwitch message={message(2, 3)} disabled={false} onSwitch={onSwitch} />);
+    expect(el.textContent).toBe("‹2 / 3›");
+    act(() => el.querySelector<HTMLButtonElement>('[aria-label="Next version"]')?.click());
+    act(() => el.querySelector<HTMLButtonElement>('[aria-label="Previous version"]')?.click());
+    expect(onSwitch.mock.calls).toEqual([[3], [1]]);
+  });
+
+  it("shows nothing for a message with one version, and cannot go past the ends", () => {
+    expect(show(<SiblingSwitch message={message(1, 1)} disabled={false} onSwitch={() => undefined} />).textContent).toBe("");
+    act(() => root?.unmount());
+    container.remove();
+    const el = show(<SiblingSwitch message={message(1, 2)} disabled={false} onSwitch={() => undefined} />);
+    expect(el.querySelector<HTMLButtonElement>('[aria-label="Previous version"]')?.disabled).toBe(true);
+    expect(el.querySelector<HTMLButtonElement>('[aria-label="Next version"]')?.disabled).toBe(false);
   });
 });

@@ -85,7 +85,7 @@ def test_round_trip_keeps_every_message(fast: Fast) -> None:
         report = response.json()
         assert report["skipped"] == []
         [imported] = report["imported"]
-        assert imported["messages"] == 4 and imported["left_out"] == 0
+        assert imported["messages"] == 4
         copy = Session(fast.conversation.url, imported["session_id"], imported["token"], {})
         again = export_json(copy)
         # The same chat under a new session id: everything else survives unchanged.
@@ -96,6 +96,43 @@ def test_round_trip_keeps_every_message(fast: Fast) -> None:
         assert [s["session_id"] for s in listed] == [copy.session_id]
         send(copy, "and a third")
         assert len(get_session(copy)["messages"]) == 6
+
+
+def edit(session: Session, message_id: str, content: str) -> None:
+    with httpx.stream(
+        "PATCH",
+        session.url(f"/messages/{message_id}"),
+        json={"content": content},
+        headers=session.auth,
+        timeout=60,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        response.read()
+
+
+def test_a_chat_with_branches_survives_export_and_import_unchanged(fast: Fast) -> None:
+    session = chat_with_history(fast.conversation)
+    first = get_session(session)["messages"][0]
+    edit(session, first["id"], "first question, asked again")
+    original = export_json(session)
+    assert len(original["messages"]) == 6  # the first question's two versions, each answered
+    roots = [m for m in original["messages"] if m["parent_id"] is None]
+    assert [m["content"] for m in roots] == ["first question", "first question, asked again"]
+    with httpx.Client(base_url=fast.conversation.url) as browser:
+        [imported] = import_file(browser, original).json()["imported"]
+        copy = Session(fast.conversation.url, imported["session_id"], imported["token"], {})
+        again = export_json(copy)
+        assert again.pop("session_id") != original.pop("session_id")
+        assert again == original
+        shown = get_session(copy)["messages"]
+        assert shown[0]["content"] == "first question, asked again"
+        assert (shown[0]["sibling_index"], shown[0]["sibling_count"]) == (2, 2)
+        # The other version is there to switch to, with its answer.
+        switched = httpx.patch(
+            copy.url(f"/messages/{roots[0]['id']}/active"), json={}, headers=copy.auth
+        )
+        assert switched.status_code == 200, switched.text
+        assert get_session(copy)["messages"][0]["content"] == "first question"
 
 
 def test_importing_the_same_file_twice_adds_nothing(fast: Fast) -> None:
@@ -121,13 +158,15 @@ def test_chatgpt_export_sample(fast: Fast) -> None:
         [imported] = report["imported"]
         assert imported["name"] == "Sourdough starter help"
         assert imported["source"] == "chatgpt:c0ffee00-1111-4222-8333-444455556666"
-        # The regenerated answer is on another branch; the hidden system message, the
-        # browsing call and its result are not shown by ChatGPT either.
-        assert imported["messages"] == 4 and imported["left_out"] == 1
+        # The regenerated answer comes along, on its own branch; the hidden system message,
+        # the browsing call and its result are not shown by ChatGPT, nor here.
+        assert imported["messages"] == 5
         reasons = {s["name"]: s["reason"] for s in report["skipped"]}
         assert reasons["Empty chat"] == "no messages to import"
         assert reasons["Broken conversation"].startswith("body.2.mapping")
         detail = browser.get(f"/api/sessions/{imported['session_id']}").json()
+        answer = detail["messages"][1]
+        assert (answer["sibling_index"], answer["sibling_count"]) == (2, 2)
         assert [(m["role"], m["content"][:12]) for m in detail["messages"]] == [
             ("user", "My sourdough"),
             ("assistant", "No, it is **"),

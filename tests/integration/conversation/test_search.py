@@ -167,3 +167,15 @@ def test_case_and_unicode_folding(fast: Fast) -> None:
         ]
         assert hits(found[0]) == ["Straße", "ÜBERFÜLLT"]
         assert [hits(r) for r in search(browser, "CAFÉ")] == [["Café"]]
+
+
+def test_messages_on_branches_not_shown_are_found_too(fast: Fast) -> None:
+    with httpx.Client(base_url=fast.conversation.url) as browser:
+        doc = chat("Versions", "first try with kiwis", "an answer")
+        doc["messages"].append({**doc["messages"][0], "id": "retry", "content": "bananas instead"})
+        [sid] = add_chats(browser, doc)
+        shown = browser.get(f"/api/sessions/{sid}").json()["messages"]
+        assert "retry" not in [m["id"] for m in shown]
+        assert [(r["session_id"], r["message_id"]) for r in search(browser, "banana")] == [
+            (sid, "retry")
+        ]

@@ -73,17 +73,18 @@ def test_a_reply_being_written_when_indexed_is_compared_until_it_is_done(
         try:
             store = Store(redis, settings)
             owner = digest("busy")
-            quiet, busy = (await seed(store, owner))[:2]
+            quiet = (await seed(store, owner))[0]
+            busy = (await store.create_session("busy chat", "", owner))[0].session_id
+            reply = new_message("assistant", "", "streaming")
+            await store.append_messages(busy, [new_message("user", "alphabet", "complete"), reply])
             search = Search(store)
             scope = [Scope(owner, [], browser=True)]
-            reply = new_message("assistant", "", "streaming")
-            await store.append_messages(busy, [reply])
             ttl_ms = settings.session_ttl * 1000
             for sid in (quiet, busy):
                 # Last touched a minute ago, as far as the chats' expiry tells.
                 await redis.pexpire(store.keys.session(sid), ttl_ms - 60_000)
             await redis.set(f"{store.keys.session(busy)}:g", reply.id, px=60_000)
-            assert len((await search.search(scope, "alpha", 20)).results) == 2
+            assert len((await search.search(scope, "alpha", 20)).results) == 3
             # The reply ends (FINISH: the text stored, the lock gone, no renewal) ...
             done = reply.model_copy(update={"content": "zebra", "status": "complete"})
             await redis.hset(f"{store.keys.session(busy)}:m", reply.id, done.model_dump_json())
