@@ -13,6 +13,7 @@ from typing import cast
 
 from pydantic import BaseModel
 
+from conversation.expiring_hash import hset_expiring
 from conversation.import_formats import Candidate
 from conversation.limits import LimitExceeded
 from conversation.store import Store, digest
@@ -69,8 +70,8 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
         await store.append_messages(meta.session_id, c.messages, c.active)
-        await store.redis.hset(index, source_key, meta.session_id)
-        await store.redis.expire(index, store.settings.cookie_max_age)
+        ttl = store.settings.cookie_max_age
+        await hset_expiring(store.redis, index, source_key, meta.session_id, ttl)
         imported.append(
             Imported(
                 session_id=meta.session_id,

@@ -21,6 +21,7 @@ from typing import cast
 
 from pydantic import BaseModel
 
+from conversation.expiring_hash import hset_expiring
 from conversation.models import Message, StoredMessage
 from conversation.store import SessionMeta, Store, utcnow
 
@@ -108,9 +109,9 @@ class Shares:
         )
         await self.redis.set(self.key(new.share_id), snapshot.model_dump_json(), ex=ttl)
         times = new.model_dump_json(include={"created_at", "expires_at"})
-        await self.redis.hset(self.index(sid), new.share_id, times)
         last = max([new.expires_at, *(s.expires_at for s in live.values())])
-        await self.redis.expire(self.index(sid), int((last - now).total_seconds()) + 1)
+        ttl_left = int((last - now).total_seconds()) + 1
+        await hset_expiring(self.redis, self.index(sid), new.share_id, times, ttl_left)
         return new
 
     async def list(self, sid: str) -> list[ShareLink]:
