@@ -6,16 +6,18 @@ An inverted index per owner (a browser; a chat without one is its own owner), al
 numbers of the chats holding that word, `:v` the owner's words (sorted, read by prefix),
 `:l:<number>` a chat's own words (so a rebuild changes only the difference), `:c` chat id ->
 "<number> <indexed at> <busy> <version>", `:n` number -> chat id. Words are runs of Unicode
-word characters, case-folded, from the chat's name and messages. Every key expires
-COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
+word characters, case-folded, from the chat's name and the messages of every branch. Every
+key expires COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
 
 Nothing is indexed when a chat is written (the turn's scripts stay as they are): a query
 first checks the caller's chats (search_scripts.CHECK, one round trip for all of them, which
 compares only the chats touched since they were indexed), rebuilds the few that changed
 from the chat itself (search_scripts.READ then INDEX), then asks the index which chats hold
-a word beginning with each query word (QUERY). Only those chats are then read, newest
-first, to find the matching messages and cut their snippets, until enough results are
-found or CANDIDATES_READ chats were read. Deleting a chat takes it out of the index.
+a word beginning with each query word (QUERY). On one server (not a Cluster) the check and
+the question are one script for a browser's chats (SEARCH_ONE_SERVER). Only the chats found
+are then read, newest first, to find the matching messages and cut their snippets
+(CANDIDATES), until enough results are found or CANDIDATES_READ chats were read. Deleting a
+chat takes it out of the index.
 
 A query word matches the words it begins: "warm" finds "warmer"; every word of the query must
 be in the one message (or the title) that is a result.
