@@ -270,6 +270,10 @@ class Search:
         args: list[str | int] = [self.prefix(owner), sid, busy, version, ttl, *sorted(found)]
         await self._index(keys=self._owner_keys(owner), args=args)
 
+    async def add(self, owner: str, sids: list[str]) -> None:
+        """Index chats just written in bulk (an import), so the next search need not."""
+        await self._work(owner, [(sid, "stale") for sid in sids])
+
     async def forget(self, meta: SessionMeta) -> None:
         """Take a chat out of its owner's index (it is being deleted)."""
         owner = owner_of(meta)

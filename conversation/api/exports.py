@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from conversation.api.callers import credentials, token_session
 from conversation.api.clients import LimitsDep, client_of
+from conversation.api.search import SearchDep
 from conversation.auth import (
     browser_id,
     new_browser_id,
@@ -89,6 +90,7 @@ async def import_file(
     store: StoreDep,
     settings: SettingsDep,
     limits: LimitsDep,
+    searcher: SearchDep,
 ) -> ImportResult:
     """Our JSON export (one chat or a bundle) or ChatGPT's conversations.json, as the body.
     The chats become the calling browser's (the cookie is set when missing, as creating a
@@ -112,7 +114,10 @@ async def import_file(
     set_browser_cookie(response, browser, settings)
     # One import counts as one session created (the browser's own limit still bounds it).
     await limits.count_session(client_of(request))
-    return await import_chats(store, digest(browser), candidates)
+    result = await import_chats(store, digest(browser), candidates)
+    # Many chats at once would make the next search index them all while the person waits.
+    await searcher.add(digest(browser), [chat.session_id for chat in result.imported])
+    return result
 
 
 def too_large(limit: int) -> HTTPException:

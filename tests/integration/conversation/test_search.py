@@ -114,6 +114,9 @@ def test_results_follow_new_messages_renames_and_deletes(fast: Fast) -> None:
         r = redis.Redis(port=fast.redis.port, decode_responses=True)
         owner = hashlib.sha256(browser.cookies["chat_browser"].encode()).hexdigest()
         index = r.keys(f"chat:x:{{{owner}}}:*")
+        # An import indexes what it brings: no search needed first.
+        [other] = add_chats(browser, chat("Orchard", "pears and plums"))
+        assert r.hexists(f"chat:x:{{{owner}}}:c", other)
         assert index and all(r.ttl(key) > 0 for key in index)
         assert r.sismember(f"chat:x:{{{owner}}}:w:tomatoes", "1")
         assert search(browser, "cucumbers") == []
