@@ -30,6 +30,7 @@ from bench.scenarios import (
     model,
     redis_cost,
     routing,
+    search,
     sustained,
     throughput,
     token_gaps,
@@ -49,6 +50,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     6: ("redis_cost", redis_cost.run),
     7: ("history", history.run),
     8: ("model", model.run),
+    9: ("search", search.run),
     12: ("routing", routing.run),
     13: ("local_concurrency", local_concurrency.run),
 }

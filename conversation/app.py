@@ -11,7 +11,18 @@ from fastapi import FastAPI
 from common import logs
 from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe
-from conversation.api import branches, compat, errors, health, messages, sessions, ws
+from conversation.api import (
+    branches,
+    compat,
+    errors,
+    exports,
+    health,
+    messages,
+    search,
+    sessions,
+    shares,
+    ws,
+)
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.config import Settings
 from conversation.generation import Hub
@@ -19,6 +30,8 @@ from conversation.limits import Limits
 from conversation.metrics import ConversationMetrics
 from conversation.redis_client import connect_redis
 from conversation.redis_timing import Timings
+from conversation.search import Search
+from conversation.shares import Shares
 from conversation.store import Store
 from conversation.turns import Turns
 
@@ -35,6 +48,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     assistant = AssistantClient(http, settings, latency=metrics.assistant_latency)
     hub = Hub(store, assistant, redis, settings, metrics=metrics)
     app.state.store = store
+    app.state.shares = Shares(store)
+    app.state.search = Search(store)
     app.state.assistant = assistant
     app.state.limits = limits = Limits(redis, settings)
     app.state.turns = Turns(store, hub, settings, limits)
@@ -63,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
-    for module in (health, sessions, messages, branches, ws, compat):
+    for module in (health, sessions, messages, branches, ws, compat, exports, shares, search):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=metrics)
     return app

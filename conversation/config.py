@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     max_sessions_per_browser: int = Field(default=200, ge=0)
     max_messages_per_session: int = Field(default=2000, ge=0)
     max_stored_messages_per_session: int = Field(default=10000, ge=0)
+    # Import (POST /api/import): the largest file read (bytes; nginx's NGINX_MAX_BODY_SIZE
+    # bounds it too), chats per file, characters per message, and nodes per ChatGPT
+    # conversation (its tree holds hidden and branched messages besides those shown).
+    import_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    import_max_chats: int = Field(default=200, ge=1)
+    import_max_message_chars: int = Field(default=100_000, ge=1)
+    import_max_nodes: int = Field(default=10_000, ge=1)
+    # Share links: the longest a link lives (seconds; also its lifetime when the owner gives
+    # none: every key expires), and links one chat may have at once.
+    share_max_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    max_shares_per_session: int = Field(default=20, ge=1)
+    # Search: results per query at most, and the longest query.
+    search_max_results: int = Field(default=20, ge=1)
+    search_max_query_chars: int = Field(default=200, ge=1)
     # Frames per second one WebSocket may send, and how many at once (a token bucket). Past
     # it a frame gets an error frame; another while still past it closes the socket (1008).
     ws_frame_rate: float = Field(default=5.0, gt=0)

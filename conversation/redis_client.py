@@ -27,6 +27,8 @@ REDIS_COMMANDS = (
     *("incr", "incrby", "lindex", "llen", "lpos", "lrange", "rpop", "rpush"),
     *("ltrim", "hlen"),
     *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),
+    # search (conversation.search, conversation.search_scripts)
+    *("hstrlen", "hincrby", "sadd", "srem", "scard", "smembers", "zrangebylex"),
 )
 
 

@@ -579,3 +579,42 @@ if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
 return live
 """
 )
+
+APPEND_ARGV = (
+    "ttl",
+    "messages",  # JSON list of [id, JSON naming its parent], parents before children
+    "active",  # JSON list of the ids of the path to show, oldest first
+)
+
+# KEYS: the session's FAMILY. ARGV: APPEND_ARGV. Adds finished messages, a whole tree at once
+# (an import, a copy of a shared chat), and makes `active` the path shown. A message already
+# there is skipped, so a retried run adds nothing twice. Returns 0 when the session does not
+# exist, else 1.
+APPEND = (
+    _COMMON
+    + argv_locals(APPEND_ARGV)
+    + r"""
+if redis.call('EXISTS', P) == 0 then return 0 end
+plant_tree()
+for _, pair in ipairs(cjson.decode(messages)) do
+  local id, raw = pair[1], pair[2]
+  if redis.call('HSETNX', M, id, raw) == 1 then
+    adopt(cjson.decode(raw).parent or '', id)
+  end
+end
+local path = cjson.decode(active)
+if #path > 0 then
+  redis.call('DEL', O)
+  local parent = ''
+  for i = 1, #path, 500 do
+    redis.call('RPUSH', O, unpack(path, i, math.min(i + 499, #path)))
+  end
+  for _, id in ipairs(path) do
+    redis.call('HSET', K, 'a:'..parent, id)
+    parent = id
+  end
+end
+renew(ttl)
+return 1
+"""
+)

@@ -200,6 +200,7 @@ class Store:
         self._create: AsyncScript = redis.register_script(redis_scripts.CREATE)
         self._index: AsyncScript = redis.register_script(redis_scripts.INDEX)
         self._delete: AsyncScript = redis.register_script(redis_scripts.DELETE)
+        self._append: AsyncScript = redis.register_script(redis_scripts.APPEND)
 
     # Key names -----------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ class Store:
     # Sessions ------------------------------------------------------------------------
 
     async def create_session(
-        self, name: str, system_prompt: str, owner: str
+        self, name: str, system_prompt: str, owner: str, created_at: datetime | None = None
     ) -> tuple[SessionMeta, str]:
         """A new session and its token. Two steps, in two slots of a Redis Cluster: the
         browser's index (which may refuse: too many sessions), then the session. A crash
@@ -223,7 +224,7 @@ class Store:
         meta = SessionMeta(
             session_id=sid,
             name=name,
-            created_at=utcnow(),
+            created_at=created_at or utcnow(),
             token_hash=digest(token),
             owner=owner,
             system_prompt=system_prompt,
@@ -306,6 +307,10 @@ class Store:
         if meta.owner:
             await self.redis.zrem(self.keys.owner(meta.owner), sid)
         return live
+
+    async def owned_ids(self, owner: str) -> list[str]:
+        """The ids in a browser's index, newest first; some may be of sessions that expired."""
+        return cast(list[str], await self.redis.zrevrange(self.keys.owner(owner), 0, -1))
 
     async def owned_sessions(self, owner: str, limit: int = 200) -> list[tuple[SessionMeta, int]]:
         """A browser's sessions, newest first, each with its seconds to live."""
@@ -450,6 +455,30 @@ class Store:
         if kind == "bad" and out[1] in _SCRIPT_REFUSALS:
             return TurnRefused(reason=cast(TurnRefusal, out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
+
+    async def append_messages(
+        self, sid: str, messages: list[StoredMessage], active: list[str] | None = None
+    ) -> bool:
+        """Add finished messages (an import, a copy of a shared chat): a tree, each naming
+        its `parent` (None: a first message), parents first; `active` is the path to show
+        (None: the messages as one path, each the parent of the next). One script: all or
+        nothing. False when the session is gone."""
+        if active is None:
+            messages = [
+                m.model_copy(update={"parent": messages[i - 1].id if i else None})
+                for i, m in enumerate(messages)
+            ]
+            active = [m.id for m in messages]
+        pairs = [[m.id, m.model_dump_json(exclude_none=True)] for m in messages]
+        args = argv(
+            redis_scripts.APPEND_ARGV,
+            {
+                "ttl": self.settings.session_ttl,
+                "messages": json.dumps(pairs),
+                "active": json.dumps(active),
+            },
+        )
+        return bool(await self._append(keys=self.keys.family(sid), args=args))
 
     async def flush(
         self, sid: str, mid: str, end: int, text: str, expire: bool = True, renew: bool = True

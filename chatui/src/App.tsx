@@ -3,6 +3,7 @@ import { isBusy, replyWaitingForModel } from "./chatState";
 import { Composer, type ComposerHandle } from "./components/Composer";
 import { EmptyState } from "./components/EmptyState";
 import { ErrorNotice } from "./components/ErrorNotice";
+import { ChatMenu } from "./components/ChatMenu";
 import { MenuIcon, PlusIcon } from "./components/Icons";
 import { Sidebar } from "./components/Sidebar";
 import { ModelBanner } from "./components/ModelBanner";
@@ -62,6 +63,34 @@ export function App() {
   const continueReply = useCallback((messageId: string) => void controller.continueReply(messageId), [controller]);
   const loadOlder = useCallback(() => void controller.loadOlder(), [controller]);
 
+  // A search result opens its chat at the message that matched (also /c/<id>#m-<message id>).
+  const [target, setTarget] = useState<{ sessionId: string | null; messageId: string } | null>(() => {
+    const messageId = messageIdFromHash(window.location.hash);
+    return messageId ? { sessionId: sessionIdFromPath(window.location.pathname), messageId } : null;
+  });
+  const openAt = useCallback(
+    (id: string, messageId: string | null) => {
+      setTarget(messageId ? { sessionId: id, messageId } : null);
+      if (id !== chat.sessionId) select(id);
+      else setSidebarOpen(false);
+    },
+    [select, chat.sessionId],
+  );
+  // A message on another branch than the one shown: show its branch, once.
+  const switchedTo = useRef<string | null>(null);
+  useEffect(() => {
+    if (!target || chat.phase !== "idle" || chat.sessionId !== target.sessionId) return;
+    const node = document.querySelector(`[data-message-id="${CSS.escape(target.messageId)}"]`);
+    if (node instanceof HTMLElement) {
+      node.scrollIntoView({ block: "center" });
+      node.classList.add("is-found");
+      setTarget(null);
+    } else if (switchedTo.current !== target.messageId) {
+      switchedTo.current = target.messageId;
+      void controller.switchBranch(target.messageId);
+    }
+  }, [target, chat.phase, chat.sessionId, chat.messages, controller]);
+
   const rename = useCallback(
     (id: string, name: string) => {
       void sessions.rename(id, name);
@@ -108,6 +137,8 @@ export function App() {
         onSelect={select}
         onRename={rename}
         onDelete={remove}
+        onOpenAt={openAt}
+        onImported={() => void sessions.refresh()}
       />
       {sidebarOpen ? <div className="scrim" onClick={() => setSidebarOpen(false)} aria-hidden="true" /> : null}
       <main className="main">
@@ -116,6 +147,7 @@ export function App() {
             <MenuIcon />
           </button>
           <h1 className="chat-title">{chat.name || "New chat"}</h1>
+          {chat.sessionId ? <ChatMenu key={chat.sessionId} sessionId={chat.sessionId} /> : null}
           <button type="button" className="icon-button only-narrow" aria-label="New chat" onClick={() => select(null)}>
             <PlusIcon />
           </button>
@@ -150,6 +182,11 @@ export function App() {
       </main>
     </div>
   );
+}
+
+function messageIdFromHash(hash: string): string | null {
+  const m = /^#m-(.+)$/.exec(hash);
+  return m?.[1] ? decodeURIComponent(m[1]) : null;
 }
 
 /** What a screen reader hears as a reply progresses (the reply text itself is in the log). */

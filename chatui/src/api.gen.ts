@@ -13,6 +13,13 @@ export interface paths {
      */
     post: operations["api_chat_api_chat_post"];
   };
+  "/api/export": {
+    /**
+     * Export All
+     * @description Every chat of the calling browser (cookie) or Bearer token, as one JSON file.
+     */
+    get: operations["export_all_api_export_get"];
+  };
   "/api/health": {
     /** Health */
     get: operations["health_api_health_get"];
@@ -20,6 +27,23 @@ export interface paths {
   "/api/health/ready": {
     /** Readiness: 200 when Redis answers and assistant's model is loaded, 503 before */
     get: operations["ready_api_health_ready_get"];
+  };
+  "/api/import": {
+    /**
+     * Import File
+     * @description Our JSON export (one chat or a bundle) or ChatGPT's conversations.json, as the body.
+     * The chats become the calling browser's (the cookie is set when missing, as creating a
+     * session does); each is reported imported or skipped, with why.
+     */
+    post: operations["import_file_api_import_post"];
+  };
+  "/api/search": {
+    /**
+     * Search
+     * @description Matching titles and messages, newest chat first; each names the chat and the message
+     * to open, with a snippet in segments (`hit`: a query word matched; never HTML).
+     */
+    get: operations["search_api_search_get"];
   };
   "/api/sessions": {
     /**
@@ -39,11 +63,16 @@ export interface paths {
     get: operations["get_session_api_sessions__session_id__get"];
     /**
      * Delete Session
-     * @description Every key of the session goes; a reply being written is stopped, wherever it runs.
+     * @description Every key of the session goes, its share links and search word list with it; a reply
+     * being written is stopped, wherever it runs.
      */
     delete: operations["delete_session_api_sessions__session_id__delete"];
     /** Rename Session */
     patch: operations["rename_session_api_sessions__session_id__patch"];
+  };
+  "/api/sessions/{session_id}/export": {
+    /** Export Session */
+    get: operations["export_session_api_sessions__session_id__export_get"];
   };
   "/api/sessions/{session_id}/messages": {
     /** Send Message */
@@ -99,6 +128,31 @@ export interface paths {
      */
     post: operations["regenerate_api_sessions__session_id__regenerate_post"];
   };
+  "/api/sessions/{session_id}/shares": {
+    /** List Shares */
+    get: operations["list_shares_api_sessions__session_id__shares_get"];
+    /** Create Share */
+    post: operations["create_share_api_sessions__session_id__shares_post"];
+  };
+  "/api/sessions/{session_id}/shares/{share_id}": {
+    /** Revoke Share */
+    delete: operations["revoke_share_api_sessions__session_id__shares__share_id__delete"];
+  };
+  "/api/shares/{share_id}": {
+    /**
+     * Read Share
+     * @description No credentials needed, none read, no cookie set: the link is the permission.
+     */
+    get: operations["read_share_api_shares__share_id__get"];
+  };
+  "/api/shares/{share_id}/continue": {
+    /**
+     * Continue Share
+     * @description A new chat of the caller's own (its browser's, as `POST /api/sessions` makes) holding
+     * the snapshot's messages, to go on with.
+     */
+    post: operations["continue_share_api_shares__share_id__continue_post"];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -146,6 +200,14 @@ export interface components {
       name?: string | null;
       /** System Prompt */
       system_prompt?: string | null;
+    };
+    /** CreateShare */
+    CreateShare: {
+      /**
+       * Expires In
+       * @description Seconds the link lives (default: SHARE_MAX_TTL)
+       */
+      expires_in?: number | null;
     };
     /** DeltaEvent */
     DeltaEvent: {
@@ -213,6 +275,26 @@ export interface components {
        */
       status?: string;
     };
+    /** ImportResult */
+    ImportResult: {
+      /** Imported */
+      imported: components["schemas"]["Imported"][];
+      /** Skipped */
+      skipped: components["schemas"]["Skipped"][];
+    };
+    /** Imported */
+    Imported: {
+      /** Messages */
+      messages: number;
+      /** Name */
+      name: string;
+      /** Session Id */
+      session_id: string;
+      /** Source */
+      source: string;
+      /** Token */
+      token: string;
+    };
     /** Message */
     Message: {
       /** Content */
@@ -270,6 +352,33 @@ export interface components {
     RenameSession: {
       /** Name */
       name: string;
+    };
+    /** SearchResult */
+    SearchResult: {
+      /** Message Id */
+      message_id: string | null;
+      /** Role */
+      role: string | null;
+      /** Session Id */
+      session_id: string;
+      /** Snippet */
+      snippet: components["schemas"]["Segment"][];
+      /** Title */
+      title: string;
+    };
+    /** SearchResults */
+    SearchResults: {
+      /** Partial */
+      partial: boolean;
+      /** Results */
+      results: components["schemas"]["SearchResult"][];
+    };
+    /** Segment */
+    Segment: {
+      /** Hit */
+      hit: boolean;
+      /** Text */
+      text: string;
     };
     /** SendMessage */
     SendMessage: {
@@ -380,6 +489,58 @@ export interface components {
       /** Session Id */
       session_id: string;
     };
+    /** ShareLink */
+    ShareLink: {
+      /**
+       * Created At
+       * Format: date-time
+       */
+      created_at: string;
+      /**
+       * Expires At
+       * Format: date-time
+       */
+      expires_at: string;
+      /** Path */
+      path: string;
+      /** Share Id */
+      share_id: string;
+    };
+    /** ShareList */
+    ShareList: {
+      /** Shares */
+      shares: components["schemas"]["ShareLink"][];
+    };
+    /** SharedChat */
+    SharedChat: {
+      /**
+       * Created At
+       * Format: date-time
+       */
+      created_at: string;
+      /**
+       * Expires At
+       * Format: date-time
+       */
+      expires_at: string;
+      /** Messages */
+      messages: components["schemas"]["Message"][];
+      /** Name */
+      name: string;
+      /** Share Id */
+      share_id: string;
+    };
+    /** Skipped */
+    Skipped: {
+      /** Name */
+      name: string;
+      /** Reason */
+      reason: string;
+      /** Session Id */
+      session_id?: string | null;
+      /** Source */
+      source: string;
+    };
     /** StartEvent */
     StartEvent: {
       /** Message Id */
@@ -486,6 +647,20 @@ export interface operations {
       };
     };
   };
+  /**
+   * Export All
+   * @description Every chat of the calling browser (cookie) or Bearer token, as one JSON file.
+   */
+  export_all_api_export_get: {
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": unknown;
+        };
+      };
+    };
+  };
   /** Health */
   health_api_health_get: {
     responses: {
@@ -510,6 +685,51 @@ export interface operations {
       503: {
         content: {
           "application/json": components["schemas"]["Readiness"];
+        };
+      };
+    };
+  };
+  /**
+   * Import File
+   * @description Our JSON export (one chat or a bundle) or ChatGPT's conversations.json, as the body.
+   * The chats become the calling browser's (the cookie is set when missing, as creating a
+   * session does); each is reported imported or skipped, with why.
+   */
+  import_file_api_import_post: {
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ImportResult"];
+        };
+      };
+    };
+  };
+  /**
+   * Search
+   * @description Matching titles and messages, newest chat first; each names the chat and the message
+   * to open, with a snippet in segments (`hit`: a query word matched; never HTML).
+   */
+  search_api_search_get: {
+    parameters: {
+      query: {
+        /** @description Words; each matches words it begins */
+        q: string;
+        /** @description At most SEARCH_MAX_RESULTS */
+        limit?: number | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["SearchResults"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
         };
       };
     };
@@ -584,7 +804,8 @@ export interface operations {
   };
   /**
    * Delete Session
-   * @description Every key of the session goes; a reply being written is stopped, wherever it runs.
+   * @description Every key of the session goes, its share links and search word list with it; a reply
+   * being written is stopped, wherever it runs.
    */
   delete_session_api_sessions__session_id__delete: {
     parameters: {
@@ -622,6 +843,32 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["SessionSummary"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /** Export Session */
+  export_session_api_sessions__session_id__export_get: {
+    parameters: {
+      query?: {
+        /** @description md: the path shown; json: every message */
+        format?: "md" | "json";
+      };
+      path: {
+        session_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": unknown;
         };
       };
       /** @description Validation Error */
@@ -838,6 +1085,127 @@ export interface operations {
         content: {
           "application/json": unknown;
           "text/event-stream": unknown;
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /** List Shares */
+  list_shares_api_sessions__session_id__shares_get: {
+    parameters: {
+      path: {
+        session_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ShareList"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /** Create Share */
+  create_share_api_sessions__session_id__shares_post: {
+    parameters: {
+      path: {
+        session_id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["CreateShare"] | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      201: {
+        content: {
+          "application/json": components["schemas"]["ShareLink"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /** Revoke Share */
+  revoke_share_api_sessions__session_id__shares__share_id__delete: {
+    parameters: {
+      path: {
+        share_id: string;
+        session_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      204: {
+        content: never;
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /**
+   * Read Share
+   * @description No credentials needed, none read, no cookie set: the link is the permission.
+   */
+  read_share_api_shares__share_id__get: {
+    parameters: {
+      path: {
+        share_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["SharedChat"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /**
+   * Continue Share
+   * @description A new chat of the caller's own (its browser's, as `POST /api/sessions` makes) holding
+   * the snapshot's messages, to go on with.
+   */
+  continue_share_api_shares__share_id__continue_post: {
+    parameters: {
+      path: {
+        share_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      201: {
+        content: {
+          "application/json": components["schemas"]["SessionCreated"];
         };
       };
       /** @description Validation Error */

@@ -226,10 +226,13 @@ function toDetail(body: Wire["SessionDetail"]): SessionDetail {
   return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true };
 }
 
-/** Show another version of a message (its sibling at `siblingIndex`, 1-based); answers with the new active path's first page. */
-export async function switchBranch(id: string, messageId: string, siblingIndex: number): Promise<SessionDetail> {
+/**
+ * Show another version of a message (its sibling at `siblingIndex`, 1-based; none: the
+ * message itself, with the branch it is on); answers with the new active path's first page.
+ */
+export async function switchBranch(id: string, messageId: string, siblingIndex?: number): Promise<SessionDetail> {
   const path = `${base(id)}/messages/${encodeURIComponent(messageId)}/active`;
-  const request: Wire["SwitchBranch"] = { sibling_index: siblingIndex };
+  const request: Wire["SwitchBranch"] = siblingIndex === undefined ? {} : { sibling_index: siblingIndex };
   return toDetail(await json<Wire["SessionDetail"]>("PATCH", path, request));
 }
 
@@ -342,4 +345,76 @@ export async function getReadiness(signal: AbortSignal): Promise<ModelState> {
   // Conversation's Readiness, or nginx's own error when conversation does not answer.
   const assistant = typeof body === "object" && body !== null ? (body as Partial<Wire["Readiness"]>).assistant : null;
   return assistant === "loading" ? "loading" : "unreachable";
+}
+
+/** A read-only snapshot of a chat, as a share link shows it. */
+export type SharedChat = Wire["SharedChat"];
+
+export type ShareLink = Wire["ShareLink"];
+
+const share = (shareId: string) => `/api/shares/${encodeURIComponent(shareId)}`;
+
+/** Read without credentials: the link is the permission, and this page sends no cookie. */
+export async function getShare(shareId: string): Promise<SharedChat> {
+  let res: Response;
+  try {
+    res = await fetch(share(shareId), { headers: { Accept: "application/json" }, credentials: "omit", cache: "no-store" });
+  } catch {
+    throw new ApiError("network", "The chat service could not be reached. Check your connection.", 0);
+  }
+  if (!res.ok) throw await errorFrom(res);
+  return (await res.json()) as SharedChat;
+}
+
+/** Copy a shared chat into this browser's own chats; returns the new chat. */
+export async function continueShare(shareId: string): Promise<SessionSummary> {
+  return toSummary(await json<Wire["SessionCreated"]>("POST", `${share(shareId)}/continue`, {}));
+}
+
+export async function createShare(id: string, expiresIn: number | null): Promise<ShareLink> {
+  const request: Wire["CreateShare"] = expiresIn === null ? {} : { expires_in: expiresIn };
+  return json<ShareLink>("POST", `${base(id)}/shares`, request);
+}
+
+export async function listShares(id: string): Promise<ShareLink[]> {
+  return (await json<Wire["ShareList"]>("GET", `${base(id)}/shares`)).shares;
+}
+
+export async function revokeShare(id: string, shareId: string): Promise<void> {
+  await json<unknown>("DELETE", `${base(id)}/shares/${encodeURIComponent(shareId)}`);
+}
+
+/** Where a chat's export downloads from (the browser's cookie authorizes it). */
+export function exportUrl(id: string, format: "md" | "json"): string {
+  return `${base(id)}/export?format=${format}`;
+}
+
+export const EXPORT_ALL_URL = "/api/export";
+
+export type ImportReport = Wire["ImportResult"];
+
+/** Import a file of chats (our export or ChatGPT's conversations.json) as this browser's. */
+export async function importChats(file: Blob): Promise<ImportReport> {
+  const res = await fetch("/api/import", {
+    method: "POST",
+    headers: { ...HEADERS, "Content-Type": "application/json" },
+    body: file,
+    credentials: "same-origin",
+    cache: "no-store",
+  }).catch(() => {
+    throw new ApiError("network", "The chat service could not be reached. Check your connection.", 0);
+  });
+  if (!res.ok) throw await errorFrom(res);
+  return (await res.json()) as ImportReport;
+}
+
+/** A piece of a search snippet; `hit` marks where the query matched. Text only, never HTML. */
+export type Segment = Wire["Segment"];
+
+/** `message_id` null: the chat's title matched. */
+export type SearchResult = Wire["SearchResult"];
+
+export async function searchChats(q: string, signal: AbortSignal): Promise<SearchResult[]> {
+  const res = await request("GET", `/api/search?${new URLSearchParams({ q }).toString()}`, undefined, undefined, signal);
+  return ((await res.json()) as Wire["SearchResults"]).results;
 }

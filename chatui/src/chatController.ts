@@ -163,8 +163,11 @@ export class ChatController {
     await this.follow(sid, (signal) => this.api.regenerate(sid, signal, messageId), { type: "regenerate" });
   }
 
-  /** Show another version of a message: its sibling at `siblingIndex` (1-based), and the branch below it. */
-  async switchBranch(messageId: string, siblingIndex: number): Promise<void> {
+  /**
+   * Show another version of a message: its sibling at `siblingIndex` (1-based; none: the
+   * message itself, as a search result found it), and the branch below it.
+   */
+  async switchBranch(messageId: string, siblingIndex?: number): Promise<void> {
     const sid = this.state.sessionId;
     if (!sid || isBusy(this.state)) return;
     const signal = this.connect();

@@ -8,6 +8,8 @@ from datetime import timedelta
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from conversation.api.clients import LimitsDep, client_of
+from conversation.api.search import SearchDep
+from conversation.api.shares import SharesDep
 from conversation.auth import browser_id, new_browser_id, not_found, set_browser_cookie
 from conversation.deps import (
     SameOrigin,
@@ -137,8 +139,13 @@ async def rename_session(
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_session(session: SessionDep, store: StoreDep, turns: TurnsDep) -> Response:
-    """Every key of the session goes; a reply being written is stopped, wherever it runs."""
+async def delete_session(
+    session: SessionDep, store: StoreDep, turns: TurnsDep, shares: SharesDep, search: SearchDep
+) -> Response:
+    """Every key of the session goes, its share links and search word list with it; a reply
+    being written is stopped, wherever it runs."""
+    await shares.revoke_all(session.session_id)
+    await search.forget(session)
     live = await store.delete(session)
     if live:
         await turns.stop(session.session_id, live)

@@ -27,6 +27,7 @@ SCENARIOS = {
     6: "redis_cost",
     7: "history",
     8: "model",
+    9: "search",
     12: "routing",
     13: "local_concurrency",
 }

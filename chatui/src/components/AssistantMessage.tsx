@@ -82,7 +82,7 @@ export function AssistantMessage({
   // Waiting for the model is not a fault of this reply: said politely, not as an alert.
   const forModel = failed && model !== null && modelStateOf(message.errorCode) !== null;
   return (
-    <article className={`msg msg-assistant${streaming ? " is-streaming" : ""}`} aria-label="Assistant" data-status={message.status}>
+    <article className={`msg msg-assistant${streaming ? " is-streaming" : ""}`} aria-label="Assistant" data-status={message.status} data-message-id={message.id}>
       <div className="avatar" aria-hidden="true">
         AI
       </div>

@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from "react";
 import type { SessionSummary } from "../api";
 import { pathOf } from "../routes";
+import { SearchBox, SearchResults } from "./ChatSearch";
 import { ChatIcon, CloseIcon, EditIcon, PlusIcon, TrashIcon } from "./Icons";
+import { ImportExport } from "./ImportExport";
 
 interface Props {
   sessions: SessionSummary[];
@@ -14,10 +16,14 @@ interface Props {
   onSelect: (id: string) => void;
   onRename: (id: string, name: string) => void;
   onDelete: (id: string) => void;
+  /** Open a chat at a message (a search result; null: at its end). */
+  onOpenAt: (id: string, messageId: string | null) => void;
+  onImported: () => void;
 }
 
 export function Sidebar(props: Props) {
-  const { sessions, loaded, error, activeId, open, onClose, onNew } = props;
+  const { sessions, loaded, error, activeId, open, onClose, onNew, onOpenAt, onImported } = props;
+  const [query, setQuery] = useState("");
   return (
     <aside className={`sidebar${open ? " is-open" : ""}`} aria-label="Chats">
       <div className="sidebar-head">
@@ -34,15 +40,23 @@ export function Sidebar(props: Props) {
       <button type="button" className="new-chat" onClick={onNew}>
         <PlusIcon /> New chat
       </button>
+      <SearchBox query={query} onQuery={setQuery} />
       <nav className="chat-list" aria-label="Your chats">
-        {error ? <p className="sidebar-note">{error}</p> : null}
-        {loaded && !error && sessions.length === 0 ? <p className="sidebar-note">No chats yet.</p> : null}
-        <ul>
-          {sessions.map((s) => (
-            <ChatItem key={s.session_id} session={s} active={s.session_id === activeId} {...props} />
-          ))}
-        </ul>
+        {query ? (
+          <SearchResults query={query} onOpen={onOpenAt} />
+        ) : (
+          <>
+            {error ? <p className="sidebar-note">{error}</p> : null}
+            {loaded && !error && sessions.length === 0 ? <p className="sidebar-note">No chats yet.</p> : null}
+            <ul>
+              {sessions.map((s) => (
+                <ChatItem key={s.session_id} session={s} active={s.session_id === activeId} {...props} />
+              ))}
+            </ul>
+          </>
+        )}
       </nav>
+      <ImportExport onImported={onImported} />
       <p className="sidebar-foot">Chats belong to this browser and expire after a while unused.</p>
     </aside>
   );

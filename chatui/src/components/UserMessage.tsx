@@ -66,7 +66,7 @@ export function UserMessage({ message, canEdit, onEdit, onSwitch }: Props) {
   }
 
   return (
-    <article className={`msg msg-user${message.status === "pending" ? " is-pending" : ""}`} aria-label="You">
+    <article className={`msg msg-user${message.status === "pending" ? " is-pending" : ""}`} aria-label="You" data-message-id={message.id}>
       <div className="bubble">{message.content}</div>
       <SiblingSwitch message={message} disabled={!canEdit} onSwitch={onSwitch} />
       <div className="msg-actions">
