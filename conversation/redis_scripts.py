@@ -367,3 +367,14 @@ if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
 return live
 """
 )
+
+# KEYS: P. ARGV: unless_named ('1': not when a person named the chat), then the meta hash's
+# fields and values to set. Returns 1 when set; 0 when the session is gone (nothing is
+# written: a key without its expiry would never go) or, with unless_named, was named by a
+# person (a generated title loses to a rename made while it was being written).
+UPDATE_META = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' and redis.call('HGET', KEYS[1], 'named') == '1' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import cast
+
+from redis.exceptions import RedisError
 
 from common.protocol import ChatMessage
 from conversation.auth import not_found, refused
@@ -17,6 +20,7 @@ from conversation.generation import Hub, outbox_events
 from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (
+    ChatModel,
     Claim,
     Store,
     TurnDuplicate,
@@ -25,6 +29,8 @@ from conversation.store import (
     new_message,
 )
 from conversation.streams import Events, from_generation, from_history, from_redis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -100,9 +106,10 @@ class Turns:
         user = new_message("user", content, "complete")
         return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim, client: Client) -> Turn:
+    async def regenerate(self, claim: Claim, client: Client, model: str | None = None) -> Turn:
+        """`model`: another model for this reply only (None: the chat's)."""
         user = new_message("user", "", "complete")
-        return await self._begin(claim, "regenerate", user, None, client)
+        return await self._begin(claim, "regenerate", user, None, client, model=model)
 
     async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
         target = new_message("user", content, "complete").model_copy(update={"id": message_id})
@@ -121,6 +128,7 @@ class Turns:
         client_message_id: str | None,
         client: Client | Admission,
         reply_id: str | None = None,
+        model: str | None = None,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
@@ -135,7 +143,7 @@ class Turns:
             if admission is None:
                 admission = await self.limits.admit(cast(Client, client))
             turn, started = await self._begin_reserved(
-                claim, mode, user, client_message_id, admission, reply_id
+                claim, mode, user, client_message_id, admission, reply_id, model
             )
         finally:
             if not started:
@@ -153,14 +161,19 @@ class Turns:
         client_message_id: str | None,
         admission: Admission,
         reply_id: str | None,
+        model: str | None,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
         sid = claim.session_id
         reply = new_message("assistant", "", "streaming")
         if reply_id is not None:
             reply.id = reply_id
-        outcome = await self.store.begin_turn(
-            claim, mode, user, reply, client_message_id, self.settings.context_token_budget
+        # The chat's model is read beside the turn's start, not before it: no round trip more.
+        outcome, chat = await asyncio.gather(
+            self.store.begin_turn(
+                claim, mode, user, reply, client_message_id, self.settings.context_token_budget
+            ),
+            self._chat_model(sid),
         )
         if isinstance(outcome, TurnRefused):
             raise _refusal(sid, outcome, self.settings)
@@ -174,8 +187,16 @@ class Turns:
         if outcome.system_prompt:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
         if mode == "continue":
-            reply = outcome.user  # the reply itself, with the text it has
-        gen = self.hub.start(sid, reply, history, admission)
+            reply = outcome.user  # the reply itself, with the text it has, by its model
+        reply.model = reply.model or model or chat.model
+        # Only a chat's first exchange (or its first answered one) is the whole context.
+        title = (
+            self.settings.titles
+            and chat.wants_title
+            and mode != "continue"
+            and len(outcome.context) == 1
+        )
+        gen = self.hub.start(sid, reply, history, admission, title)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(gen.length)
         # Yield once so the generation sends its request to assistant now: assistant and
@@ -185,6 +206,15 @@ class Turns:
         first = [] if mode in ("regenerate", "continue") else [user_event(outcome.user.public())]
         start = start_event(reply.id, gen.length)
         return Turn(reply.id, [*first, start], outbox_events(gen, outbox)), True
+
+    async def _chat_model(self, sid: str) -> ChatModel:
+        """The chat's model; on a Redis failure here (the turn's own start may well have
+        worked), the default model and no title rather than a started turn left to lapse."""
+        try:
+            return await self.store.chat_model(sid)
+        except RedisError:
+            log.warning("could not read the model of session %s", sid, exc_info=True)
+            return ChatModel(None, wants_title=False)
 
     async def resume(self, sid: str, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""

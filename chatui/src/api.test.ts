@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toStreamEvent, type StreamEvent } from "./api";
+import { ApiError, continueReply, getSession, kindOf, messageOf, retryAfterOf, sendMessage, toMessage, toStreamEvent, type StreamEvent } from "./api";
 
 describe("messageOf", () => {
   it("reads FastAPI's detail string, validation list and nested error objects", () => {
@@ -150,5 +150,19 @@ describe("the conversation API as the page calls it", () => {
   it("a server without paging (no has_more) reads as the whole history", async () => {
     serve(() => Response.json({ session_id: "s1", name: "Chat", messages: [] }));
     expect((await getSession("s1", { limit: 50 })).has_more).toBe(false);
+  });
+});
+
+describe("models and usage", () => {
+  it("reads the model and usage of a reply, and nothing for a message without them", () => {
+    const done = toStreamEvent(
+      "done",
+      JSON.stringify({ id: "a1", content: "hi", status: "complete", model: "beta", usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }),
+      "2",
+    );
+    expect(done).toMatchObject({ message: { model: "beta", usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } } });
+    const user = toMessage({ id: "u1", role: "user", content: "x", status: "complete", model: null, usage: null });
+    expect(user.model).toBeUndefined();
+    expect(user.usage).toBeUndefined();
   });
 });

@@ -27,6 +27,16 @@ export interface Message {
   created_at?: string;
   /** Why a reply failed (its `error` event), kept by the server so a reload knows too. */
   error?: { code: string; message: string } | null;
+  /** The model that wrote a reply, as the model service reported it. */
+  model?: string | null;
+  /** A reply's tokens, when the model reported them. */
+  usage?: Usage | null;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
 }
 
 export interface SessionSummary {
@@ -34,6 +44,24 @@ export interface SessionSummary {
   name: string;
   created_at?: string;
   updated_at?: string;
+  /** The chat's model (null: the service's default). */
+  model?: string | null;
+}
+
+/** One model of the catalogue (`GET /api/models`). */
+export interface ModelInfo {
+  id: string;
+  display_name: string;
+  provider: string;
+  context_length: number | null;
+  /** Not ready: still loading, or its provider is unreachable; it can be chosen anyway. */
+  ready: boolean;
+  default: boolean;
+}
+
+export interface Catalogue {
+  models: ModelInfo[];
+  default: string | null;
 }
 
 /** One page of a chat's history: its newest messages, or those just before a given one. */
@@ -213,6 +241,8 @@ export function toMessage(raw: unknown): Message {
     typeof e === "object" && e !== null
       ? { code: str((e as Record<string, unknown>).code, "error"), message: str((e as Record<string, unknown>).message) }
       : null;
+  const model = str(m.model) || null;
+  const usage = toUsage(m.usage);
   return {
     id: str(m.id ?? m.message_id),
     role: role === "user" || role === "system" ? role : "assistant",
@@ -220,7 +250,16 @@ export function toMessage(raw: unknown): Message {
     status: (str(m.status, "complete") as MessageStatus) || "complete",
     created_at: str(m.created_at) || undefined,
     ...(error ? { error } : {}),
+    ...(model ? { model } : {}),
+    ...(usage ? { usage } : {}),
   };
+}
+
+function toUsage(raw: unknown): Usage | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const u = raw as Record<string, unknown>;
+  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  return { prompt_tokens: n(u.prompt_tokens), completion_tokens: n(u.completion_tokens), total_tokens: n(u.total_tokens) };
 }
 
 function toSummary(raw: unknown): SessionSummary {
@@ -230,6 +269,7 @@ function toSummary(raw: unknown): SessionSummary {
     name: str(s.name),
     created_at: str(s.created_at) || undefined,
     updated_at: str(s.updated_at ?? s.last_active ?? s.created_at) || undefined,
+    model: str(s.model) || null,
   };
 }
 
@@ -241,10 +281,22 @@ export async function listSessions(): Promise<SessionSummary[]> {
   return (list as unknown[]).map(toSummary);
 }
 
-export async function createSession(name: string): Promise<SessionSummary> {
+export async function createSession(name: string, model: string | null = null): Promise<SessionSummary> {
   // The response also holds a bearer token: deliberately dropped, the cookie is our credential.
-  const body = await json<unknown>("POST", "/api/sessions", { name });
+  const body = await json<unknown>("POST", "/api/sessions", model ? { name, model } : { name });
   return toSummary(body);
+}
+
+/** The models a chat may use, each with its readiness. */
+export async function listModels(): Promise<Catalogue> {
+  const body = await json<Record<string, unknown>>("GET", "/api/models");
+  const models = Array.isArray(body.models) ? (body.models as ModelInfo[]) : [];
+  return { models, default: str(body.default) || null };
+}
+
+/** The chat's model from its next reply on. */
+export async function setSessionModel(id: string, model: string): Promise<SessionSummary> {
+  return toSummary(await json<unknown>("PATCH", base(id), { model }));
 }
 
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
@@ -317,8 +369,9 @@ export function sendMessage(id: string, content: string, clientMessageId: string
   return stream("POST", `${base(id)}/messages`, { content, client_message_id: clientMessageId }, signal);
 }
 
-export function regenerate(id: string, signal: AbortSignal) {
-  return stream("POST", `${base(id)}/regenerate`, {}, signal);
+/** `model`: another model for this reply only (null: the chat's). */
+export function regenerate(id: string, signal: AbortSignal, model: string | null = null) {
+  return stream("POST", `${base(id)}/regenerate`, model ? { model } : {}, signal);
 }
 
 export function editMessage(id: string, messageId: string, content: string, signal: AbortSignal) {

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from common.event_stream import EventStreamResponse
+from conversation.api.catalogue import CatalogueDep, checked_model
 from conversation.api.clients import ClientDep
 from conversation.deps import ClaimDep, SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
@@ -80,10 +81,18 @@ async def continue_reply(
 
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
-    claim: ClaimDep, client: ClientDep, turns: TurnsDep, body: Regenerate | None = None
+    claim: ClaimDep,
+    client: ClientDep,
+    turns: TurnsDep,
+    catalogue: CatalogueDep,
+    body: Regenerate | None = None,
 ) -> EventStreamResponse:
-    """Replace the last reply with a new one (events: start, delta..., done)."""
-    return stream(await turns.regenerate(claim, client))
+    """Replace the last reply with a new one (events: start, delta..., done), written by
+    `model` if given (this reply only; the chat keeps its model)."""
+    model = body.model if body else None
+    if model is not None:
+        model = await checked_model(catalogue, model)
+    return stream(await turns.regenerate(claim, client, model))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)

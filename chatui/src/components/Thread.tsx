@@ -1,5 +1,5 @@
 import { useCallback, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode, type WheelEvent } from "react";
-import type { ModelState } from "../api";
+import type { Catalogue, ModelState } from "../api";
 import { isBusy, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { DownIcon } from "./Icons";
@@ -9,6 +9,8 @@ interface Props {
   chat: ChatState;
   onEdit: (messageId: string, content: string) => void;
   onRegenerate: () => void;
+  /** Regenerate the last reply with another model (that reply only). */
+  onRegenerateWith: (model: string) => void;
   onContinue: (messageId: string) => void;
   /** Read the page of history before the first message shown. */
   onLoadOlder: () => void;
@@ -16,6 +18,8 @@ interface Props {
   /** The model's state for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
   autoRetry?: boolean;
+  /** The models, for the name under each reply and "regenerate with…". */
+  catalogue: Catalogue;
 }
 
 /** How close to the bottom still counts as "following the reply". */
@@ -23,7 +27,7 @@ const FOLLOW_SLACK_PX = 48;
 /** How close to the top asks for older messages: early enough that they are usually there in time. */
 const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, empty, model = null, autoRetry = false }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinue, onLoadOlder, empty, model = null, autoRetry = false, catalogue }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -148,6 +152,8 @@ export function Thread({ chat, onEdit, onRegenerate, onContinue, onLoadOlder, em
                     phase={chat.phase}
                     canRegenerate={!busy && m === last}
                     onRegenerate={onRegenerate}
+                    onRegenerateWith={onRegenerateWith}
+                    catalogue={catalogue}
                     onContinue={() => onContinue(m.id)}
                     model={m === last ? model : null}
                     autoRetry={m === last && autoRetry}
