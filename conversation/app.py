@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from common import logs
 from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe
+from conversation.api import branches, compat, errors, health, messages, sessions, ws
 from conversation.api import catalogue as catalogue_api
-from conversation.api import compat, errors, health, messages, sessions, ws
 from conversation.api import usage as usage_api
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.catalogue import Catalogue
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
-    for module in (health, catalogue_api, sessions, usage_api, messages, ws, compat):
+    for module in (health, catalogue_api, sessions, usage_api, messages, branches, ws, compat):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=metrics)
     return app

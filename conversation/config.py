@@ -98,10 +98,13 @@ class Settings(BaseSettings):
     limit_token_window: float = Field(default=24 * 3600.0, gt=0)
     limit_ip_sessions: int = Field(default=300, ge=0)
     limit_session_window: float = Field(default=3600.0, gt=0)
-    # Storage: sessions one browser keeps (as many as its list shows), messages one session
-    # keeps (which also bounds the scripts that read a whole history). 0: no limit.
+    # Storage: sessions one browser keeps (as many as its list shows), messages on a
+    # session's active path (which also bounds the scripts that read a whole history), and
+    # messages a session stores over all its branches (edits and regenerations add
+    # versions; this bounds the scripts that walk the tree). 0: no limit.
     max_sessions_per_browser: int = Field(default=200, ge=0)
     max_messages_per_session: int = Field(default=2000, ge=0)
+    max_stored_messages_per_session: int = Field(default=10000, ge=0)
     # Frames per second one WebSocket may send, and how many at once (a token bucket). Past
     # it a frame gets an error frame; another while still past it closes the socket (1008).
     ws_frame_rate: float = Field(default=5.0, gt=0)

@@ -117,10 +117,12 @@ def too_many_sessions(limit: int) -> LimitExceeded:
     )
 
 
-def session_full(limit: int) -> LimitExceeded:
+def session_full(limit: int, versions: bool = False) -> LimitExceeded:
+    """`versions`: the limit on messages stored over all branches (edits, regenerations)."""
+    held = f"{limit} messages counting every version" if versions else f"{limit} messages"
     return LimitExceeded(
         "session_full",
-        f"This chat holds {limit} messages, the most one chat may keep; your message was not "
+        f"This chat holds {held}, the most one chat may keep; your message was not "
         "saved. Start a new chat to go on.",
     )
 

@@ -81,7 +81,16 @@ class EditMessage(Request):
 
 
 class Regenerate(Request):
+    # The reply to write again, on the active path (none: the last reply).
+    message_id: Annotated[AnyText, StringConstraints(min_length=1, max_length=64)] | None = None
     model: ModelId | None = None  # another model for this reply only (None: the chat's)
+
+
+class SwitchBranch(Request):
+    """Which version to show: the message's sibling at this 1-based position (as
+    `sibling_index` counts them); none: the message in the path itself."""
+
+    sibling_index: Annotated[int, Field(ge=1)] | None = None
 
 
 class Message(BaseModel):
@@ -105,6 +114,10 @@ class SessionMessage(Message):
     error: ErrorInfo | None = None
     model: str | None = None
     usage: Usage | None = None
+    # Its position among the versions of this message (its parent's children, oldest
+    # first), 1-based, and how many there are: switch with PATCH .../messages/{id}/active.
+    sibling_index: int = 1
+    sibling_count: int = 1
 
 
 class StoredMessage(Message):
@@ -115,6 +128,8 @@ class StoredMessage(Message):
     # Token count when the model reported it; context budgeting estimates the rest.
     tokens: int | None = None
     error: ErrorInfo | None = None
+    # The message before it on its path (none: the first message); written by the scripts.
+    parent: str | None = None
 
     def public(self) -> Message:
         return Message(
@@ -125,8 +140,10 @@ class StoredMessage(Message):
             created_at=self.created_at,
         )
 
-    def in_session(self) -> SessionMessage:
-        return SessionMessage.model_validate(self, from_attributes=True)
+    def in_session(self, sibling_index: int = 1, sibling_count: int = 1) -> SessionMessage:
+        message = SessionMessage.model_validate(self, from_attributes=True)
+        message.sibling_index, message.sibling_count = sibling_index, sibling_count
+        return message
 
 
 class SessionSummary(BaseModel):

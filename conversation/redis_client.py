@@ -25,6 +25,7 @@ REDIS_COMMANDS = (
     # called by its scripts
     *("del", "expire", "pexpire", "pttl", "hdel", "hexists", "hmget", "hsetnx", "hincrby"),
     *("incr", "incrby", "lindex", "llen", "lpos", "lrange", "rpop", "rpush"),
+    *("ltrim", "hlen"),
     *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),
 )
 

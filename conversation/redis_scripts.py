@@ -6,25 +6,57 @@ HSETNX, stream entries carry explicit ids (a repeated XADD fails harmlessly), an
 turn start recognises its own generation lock.
 
 Keys of session P = <prefix>:s:{<session id>}: P (meta hash), P:m (message id -> JSON),
-P:o (message ids in order), P:x (idempotency index), P:g (generation lock, value = reply id),
-P:r:<reply id> (the reply's stream) and P:r:<reply id>:w (set, expiring, while someone tails
-that stream from Redis). The braces are a Redis Cluster hash tag: every key of a session lives
-in one slot, so each script below touches one slot only. Every script gets the keys it
-touches in KEYS, the session's family in the order of FAMILY; the one exception is the stream
-of the reply a script finds in P's `live` field (an orphaned reply to mark interrupted, an
-old stream to drop), whose id no caller knows beforehand: it is P's own key plus a suffix,
-so it carries P's hash tag and lives in P's slot on P's node.
+P:o (the active path: message ids in order), P:x (idempotency index), P:g (generation lock,
+value = reply id), P:k (the message tree), P:r:<reply id> (the reply's stream) and
+P:r:<reply id>:w (set, expiring, while someone tails that stream from Redis). The braces are a
+Redis Cluster hash tag: every key of a session lives in one slot, so each script below touches
+one slot only. Every script gets the keys it touches in KEYS, the session's family in the order
+of FAMILY; the one exception is the stream of the reply a script finds in P's `live` field (an
+orphaned reply to mark interrupted, an old stream to drop), whose id no caller knows
+beforehand: it is P's own key plus a suffix, so it carries P's hash tag and lives in P's slot
+on P's node.
+
+The message tree: each message's JSON names its `parent` (the message before it on its path;
+none for the first). Editing a user message or regenerating a reply adds a sibling and never
+overwrites. P:k holds, per parent id ('' for the first messages), `c:<parent>` -> JSON list of
+its children in the order they were made, and `a:<parent>` -> the child last on the active
+path, so switching to a message brings back the branch below it as it was last shown. P:o
+stays the active path, so reading it costs what reading a history without branches does; a
+history read adds one HMGET of the `c:` fields of the page's parents. Sessions stored before
+the tree get their P:k from P:o the first time a turn or a switch needs it (`plant_tree`).
+
+Arguments: each script names its ARGV in a tuple below; `argv_locals` unpacks them into Lua
+locals of those names at the script's top and `argv` builds the positional list from keyword
+values, so the order is written once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from conversation.models import CONTINUABLE
 
+ScriptArg = str | int | float
+
 # The suffixes of a session's keys after P, in the order scripts receive them in KEYS.
-FAMILY = ("", ":m", ":o", ":x", ":g")
+FAMILY = ("", ":m", ":o", ":x", ":g", ":k")
+
+
+def argv_locals(names: tuple[str, ...]) -> str:
+    """Lua that unpacks ARGV into locals named `names`, in that order."""
+    values = ", ".join(f"ARGV[{i}]" for i in range(1, len(names) + 1))
+    return f"local {', '.join(names)} = {values}\n"
+
+
+def argv(names: tuple[str, ...], values: Mapping[str, ScriptArg]) -> list[ScriptArg]:
+    """A script's ARGV in the order of `names`, each given once by name."""
+    if missing := set(names) ^ set(values):
+        raise ValueError(f"script arguments missing or unknown: {sorted(missing)}")
+    return [values[name] for name in names]
+
 
 _COMMON = r"""
-local P, M, O, X, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local P, M, O, X, G, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local function stream_key(mid) return P..':r:'..mid end
 
@@ -50,7 +82,39 @@ local function authorized(token_hash, owner_hash, cookie_allowed)
 end
 
 local function renew(ttl)
-  for _, k in ipairs({P, M, O, X}) do redis.call('EXPIRE', k, ttl) end
+  for _, k in ipairs({P, M, O, X, K}) do redis.call('EXPIRE', k, ttl) end
+end
+
+-- A message's JSON naming its parent: the field is spliced in rather than the JSON decoded
+-- and encoded again (cjson would turn an empty list into an object). Ids are hex.
+local function with_parent(raw, parent)
+  if parent == '' then return raw end
+  return '{"parent":"'..parent..'",'..string.sub(raw, 2)
+end
+
+-- Record `child` as the newest child of `parent` ('' for the first messages), and as the
+-- one on the active path.
+local function adopt(parent, child)
+  local raw = redis.call('HGET', K, 'c:'..parent)
+  local kids = raw and cjson.decode(raw) or {}
+  kids[#kids + 1] = child
+  redis.call('HSET', K, 'c:'..parent, cjson.encode(kids), 'a:'..parent, child)
+end
+
+-- A session stored before the tree: its path becomes the tree's one branch, each message
+-- naming its parent. Once per session (P:k exists afterwards), bounded by its length.
+local function plant_tree()
+  if redis.call('EXISTS', K) == 1 then return end
+  local ids = redis.call('LRANGE', O, 0, -1)
+  local parent = ''
+  for _, id in ipairs(ids) do
+    local raw = redis.call('HGET', M, id)
+    if raw and not string.find(raw, '"parent":', 1, true) then
+      redis.call('HSET', M, id, with_parent(raw, parent))
+    end
+    redis.call('HSET', K, 'c:'..parent, cjson.encode({id}), 'a:'..parent, id)
+    parent = id
+  end
 end
 
 -- The text written so far and the id of the stream's last entry.
@@ -90,29 +154,48 @@ local function interrupt_if_orphaned(retention)
 end
 """
 
-# KEYS: the session's FAMILY.
-# ARGV: ttl, lease_ms, retention, mode (message|regenerate|edit|continue),
-#       client_message_id, user_id, user_json, reply_id, reply_json, token_budget,
-#       target (the message to edit or continue), edit_content, max_context_messages,
-#       token_hash, owner_hash, cookie_allowed, max_messages (0: none)
+BEGIN_TURN_ARGV = (
+    "ttl",
+    "lease",  # ms
+    "retention",
+    "mode",  # message | regenerate | edit | continue
+    "cmid",  # the client's message id, or ''
+    "user_id",  # message: the new message; edit: the new version; else unused
+    "user_json",
+    "reply_id",  # continue: the reply to write on
+    "reply_json",
+    "token_budget",  # for the whole context: the system prompt's estimate is taken off here
+    "target",  # edit: the user message to edit; regenerate: the reply to redo ('': the last)
+    "most_context",  # messages in the context at most
+    "token_hash",
+    "owner_hash",
+    "cookie_allowed",
+    "max_path",  # messages on the active path at most (0: none)
+    "max_stored",  # messages of every branch at most (0: none)
+)
+
+# KEYS: the session's FAMILY. ARGV: BEGIN_TURN_ARGV.
+# message: a user message and its reply, after the last message of the active path.
+# edit: a new version of a user message on the active path, a sibling of it (same parent),
+# and a reply to it; the active path now ends with them. regenerate: a new reply to the
+# user message before the target reply, a sibling of it. Nothing is overwritten.
 # continue: the target is the last message, a reply whose status is in CONTINUABLE; it is
 # written on (reply_id is the target's id), its stream starting with the text it has, and
 # the context ends with it rather than with a user message.
 # The caller's credentials are checked here, not in a read before: a turn is one round trip.
-# token_budget is for the whole context: the system prompt's estimate is taken off it here.
 # Returns {'ok', system_prompt, user_json (continue: the reply's), context...newest first}
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
-#       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_messages)
+#       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_path)
+#       | {'full_tree'} (the new messages would pass max_stored)
 BEGIN_TURN = (
     _COMMON
+    + argv_locals(BEGIN_TURN_ARGV)
     + r"""
-local ttl, lease, retention, mode, cmid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local user_id, user_json, reply_id, reply_json = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local token_budget, target, edit_content = tonumber(ARGV[10]), ARGV[11], ARGV[12]
-local most = tonumber(ARGV[13])
+token_budget, most_context = tonumber(token_budget), tonumber(most_context)
+max_path, max_stored = tonumber(max_path), tonumber(max_stored)
 
 local CONTINUABLE = {__CONTINUABLE__}
-local access = authorized(ARGV[14], ARGV[15], ARGV[16])
+local access = authorized(token_hash, owner_hash, cookie_allowed)
 if access ~= 'ok' then return {access} end
 -- A text's tokens when no count was stored: about four UTF-8 bytes each.
 local function estimate(text) return math.ceil(#text / 4) end
@@ -128,15 +211,20 @@ if cmid ~= '' then
 end
 local holder = redis.call('GET', G)
 if holder and holder ~= reply_id then return {'busy', holder} end
--- A new message adds itself and its reply; regenerate and edit replace what they answer.
-local most_messages = tonumber(ARGV[17])
-if not holder and mode == 'message' and most_messages > 0
-    and redis.call('LLEN', O) + 2 > most_messages then
-  return {'full'}
+if not holder then
+  -- A new message lengthens the active path; an edit or a regenerate replaces its tail.
+  if mode == 'message' and max_path > 0 and redis.call('LLEN', O) + 2 > max_path then
+    return {'full'}
+  end
+  local adds = ({message = 2, edit = 2, regenerate = 1})[mode] or 0
+  if adds > 0 and max_stored > 0 and redis.call('HLEN', M) + adds > max_stored then
+    return {'full_tree'}
+  end
 end
 
 if not holder then
   local live = interrupt_if_orphaned(retention)
+  plant_tree()
   if mode == 'continue' then
     if redis.call('LINDEX', O, -1) ~= reply_id then return {'bad', 'not_continuable'} end
     local rm = cjson.decode(redis.call('HGET', M, reply_id))
@@ -156,35 +244,53 @@ if not holder then
     redis.call('SET', G, reply_id, 'PX', lease)
     redis.call('HSET', P, 'live', reply_id)
     user_id = reply_id
-  elseif mode ~= 'message' then
-    local tail = redis.call('LRANGE', O, -2, -1)
-    local answer, drop = tail[#tail], nil
-    if not answer then return {'bad', 'empty'} end
-    if cjson.decode(redis.call('HGET', M, answer)).role == 'assistant' then
-      drop, answer = answer, tail[#tail - 1]
+  elseif mode == 'message' then
+    local parent = redis.call('LINDEX', O, -1) or ''
+    if redis.call('HSETNX', M, user_id, with_parent(user_json, parent)) == 1 then
+      redis.call('RPUSH', O, user_id)
+      adopt(parent, user_id)
     end
-    if not answer then return {'bad', 'empty'} end
-    local um = cjson.decode(redis.call('HGET', M, answer))
-    if um.role ~= 'user' then return {'bad', 'empty'} end
-    if mode == 'edit' and answer ~= target then return {'bad', 'not_last'} end
-    if drop then
-      redis.call('RPOP', O)
-      redis.call('HDEL', M, drop)
-    end
-    if mode == 'edit' then
-      um.content = edit_content
-      um.tokens = nil
-      redis.call('HSET', M, answer, cjson.encode(um))
-    end
-    user_id = answer
-  else
-    if redis.call('HSETNX', M, user_id, user_json) == 1 then redis.call('RPUSH', O, user_id) end
     if cmid ~= '' then redis.call('HSET', X, 'c:'..cmid, user_id) end
+  else
+    -- The position on the active path of the message edited or answered again.
+    local at
+    if target == '' then
+      at = redis.call('LLEN', O) - 1
+      if at < 0 then return {'bad', 'empty'} end
+    else
+      at = redis.call('LPOS', O, target)
+      if not at then return {'bad', 'not_on_path'} end
+    end
+    local m = cjson.decode(redis.call('HGET', M, redis.call('LINDEX', O, at)))
+    if mode == 'edit' then
+      if m.role ~= 'user' then return {'bad', 'not_user'} end
+      local parent = at > 0 and redis.call('LINDEX', O, at - 1) or ''
+      if at > 0 then redis.call('LTRIM', O, 0, at - 1) else redis.call('DEL', O) end
+      redis.call('HSETNX', M, user_id, with_parent(user_json, parent))
+      redis.call('RPUSH', O, user_id)
+      adopt(parent, user_id)
+    else
+      if m.role == 'assistant' then
+        at = at - 1
+      elseif target ~= '' then
+        return {'bad', 'not_reply'}
+      end
+      -- A last user message without a reply (the trees of older versions) is answered.
+      local answer = at >= 0 and redis.call('LINDEX', O, at)
+      if not answer or cjson.decode(redis.call('HGET', M, answer)).role ~= 'user' then
+        return {'bad', 'empty'}
+      end
+      redis.call('LTRIM', O, 0, at)
+      user_id = answer
+    end
   end
   if mode ~= 'continue' then
     if live then redis.call('DEL', stream_key(live)) end
     redis.call('SET', G, reply_id, 'PX', lease)
-    if redis.call('HSETNX', M, reply_id, reply_json) == 1 then redis.call('RPUSH', O, reply_id) end
+    if redis.call('HSETNX', M, reply_id, with_parent(reply_json, user_id)) == 1 then
+      redis.call('RPUSH', O, reply_id)
+      adopt(user_id, reply_id)
+    end
     redis.call('HSET', X, 'r:'..user_id, reply_id)
     redis.call('HSET', P, 'live', reply_id)
   end
@@ -196,7 +302,8 @@ elseif mode ~= 'message' then
 end
 renew(ttl)
 
--- Context: the newest whole messages that fit the token budget, newest first.
+-- Context: the newest whole messages of the active path that fit the token budget, newest
+-- first.
 local out = {'ok', system, redis.call('HGET', M, user_id)}
 local head = #out  -- the context's messages follow
 local used, hi, page = 0, -1, 32
@@ -211,7 +318,9 @@ while true do
       local m = cjson.decode(blobs[i])
       if m.content ~= '' then
         local t = tonumber(m.tokens) or estimate(m.content)
-        if #out > head and (used + t > budget or #out - head >= most) then return out end
+        if #out > head and (used + t > budget or #out - head >= most_context) then
+          return out
+        end
         used = used + t
         out[#out + 1] = blobs[i]
       end
@@ -255,12 +364,21 @@ end
 return redis.call('EXISTS', W)
 """
 
-# KEYS: M (P:m), S (the reply's stream), G (P:g).
-# ARGV: reply_id, final_json, kind, last_text_id, last_text, terminal_id, retention
-FINISH = r"""
-local M, S, G = KEYS[1], KEYS[2], KEYS[3]
-local mid, final, kind, text_id, text, terminal_id, retention =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+FINISH_ARGV = (
+    "mid",  # the reply
+    "final",  # its JSON
+    "kind",  # its status, the stream's last entry
+    "text_id",  # the entry id of the text not written yet
+    "text",
+    "terminal_id",
+    "retention",
+)
+
+# KEYS: M (P:m), S (the reply's stream), G (P:g). ARGV: FINISH_ARGV.
+FINISH = (
+    "local M, S, G = KEYS[1], KEYS[2], KEYS[3]\n"
+    + argv_locals(FINISH_ARGV)
+    + r"""
 if redis.call('HEXISTS', M, mid) == 0 then return 0 end
 redis.call('HSET', M, mid, final)
 if text ~= '' then redis.pcall('XADD', S, text_id, 'x', text) end
@@ -269,6 +387,7 @@ redis.call('EXPIRE', S, retention)
 if redis.call('GET', G) == mid then redis.call('DEL', G) end
 return 1
 """
+)
 
 # KEYS: the session's FAMILY, then the reply's stream. ARGV: reply_id, retention.
 # Returns the message JSON (marked interrupted when its writer is gone), or nil when it does
@@ -284,8 +403,9 @@ return interrupt(mid, retention)
 
 # KEYS: the session's FAMILY.
 # ARGV: ttl, retention, limit (0: all), before (a message id, or '': the newest).
-# Returns {lock_holder_or_'', live_text, has_more ('1'|'0'), messages...}, {'gone'} when
-# `before` is not a message of the session, or nil when the session does not exist.
+# Returns {lock_holder_or_'', live_text, has_more ('1'|'0'), then for each message its JSON
+# and '<sibling index> <sibling count>'...}, {'gone'} when `before` is not a message of the
+# active path, or nil when the session does not exist.
 READ_HISTORY = (
     _COMMON
     + r"""
@@ -293,7 +413,7 @@ local ttl, retention, limit, before = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[
 if redis.call('EXISTS', P) == 0 then return false end
 local stop = -1
 if before ~= '' then
-  -- Bounded: a session holds at most MAX_MESSAGES_PER_SESSION messages.
+  -- Bounded: the active path holds at most MAX_MESSAGES_PER_SESSION messages.
   local at = redis.call('LPOS', O, before)
   if not at then return {'gone'} end
   stop = at - 1
@@ -311,25 +431,115 @@ if live then
     out[2] = stream_text(stream_key(live))
   end
 end
-local ids = stop >= 0 and redis.call('LRANGE', O, start, stop) or {}
-for i = 1, #ids, 500 do
-  local blobs = redis.call('HMGET', M, unpack(ids, i, math.min(i + 499, #ids)))
-  for _, b in ipairs(blobs) do if b then out[#out + 1] = b end end
+if stop < 0 then return out end
+-- The page and the message before it: each message's parent is the one before it.
+local first = math.max(start - 1, 0)
+local ids = redis.call('LRANGE', O, first, stop)
+local skip = start - first
+for i = 1 + skip, #ids, 500 do
+  local last = math.min(i + 499, #ids)
+  local fields = {}
+  for j = i, last do fields[#fields + 1] = 'c:'..(j > 1 and ids[j - 1] or '') end
+  local blobs = redis.call('HMGET', M, unpack(ids, i, last))
+  local kids = redis.call('HMGET', K, unpack(fields))
+  for j = i, last do
+    local b, family = blobs[j - i + 1], kids[j - i + 1]
+    if b then
+      out[#out + 1] = b
+      -- Most messages are an only child: no list to decode.
+      if not family or not string.find(family, ',', 1, true) then
+        out[#out + 1] = '1 1'
+      else
+        local list, index = cjson.decode(family), 1
+        for n, id in ipairs(list) do if id == ids[j] then index = n end end
+        out[#out + 1] = index..' '..#list
+      end
+    end
+  end
 end
 return out
 """
 )
 
-# KEYS: the session's FAMILY. ARGV: ttl, token_hash, owner_hash, cookie_allowed.
+SWITCH_ARGV = ("ttl", "mid", "sibling_index")
+
+# KEYS: the session's FAMILY. ARGV: SWITCH_ARGV; sibling_index '' for `mid` itself, else the
+# 1-based position among mid's siblings (mid's parent's children) of the message to show.
+# The active path becomes the path from the first message to that one and, below it, the
+# child last active at each step. Refused while a reply is being written.
+# Returns {'ok'} | {'busy', reply_id} | {'gone'} (no such message) | {'bad', sibling_count}
+# (no sibling at that position), or nil when the session does not exist.
+SWITCH = (
+    _COMMON
+    + argv_locals(SWITCH_ARGV)
+    + r"""
+if redis.call('EXISTS', P) == 0 then return false end
+local holder = redis.call('GET', G)
+if holder then return {'busy', holder} end
+plant_tree()
+local raw = redis.call('HGET', M, mid)
+if not raw then return {'gone'} end
+local function parent_of(m)
+  return (m.parent and m.parent ~= cjson.null) and m.parent or ''
+end
+local m = cjson.decode(raw)
+if sibling_index ~= '' then
+  local family = redis.call('HGET', K, 'c:'..parent_of(m))
+  local kids = family and cjson.decode(family) or {mid}
+  local chosen = kids[tonumber(sibling_index)]
+  if not chosen then return {'bad', tostring(#kids)} end
+  if chosen ~= mid then
+    mid = chosen
+    m = cjson.decode(redis.call('HGET', M, mid))
+  end
+end
+-- Where the active path stays as it is: the nearest ancestor of mid on it.
+local path = redis.call('LRANGE', O, 0, -1)
+local on_path = {}
+for i, id in ipairs(path) do on_path[id] = i end
+-- Bounded by the session's messages, however the tree was stored.
+local steps = redis.call('HLEN', M)
+local up, child, keep = {}, mid, 0
+while true do
+  local parent = parent_of(m)
+  redis.call('HSET', K, 'a:'..parent, child)
+  up[#up + 1] = child
+  if parent == '' then break end
+  if on_path[parent] then keep = on_path[parent] break end
+  steps = steps - 1
+  local r = redis.call('HGET', M, parent)
+  if not r or steps < 0 then break end
+  child, m = parent, cjson.decode(r)
+end
+local tail = {}
+for i = #up, 1, -1 do tail[#tail + 1] = up[i] end
+local at = mid
+while steps >= 0 do
+  local below = redis.call('HGET', K, 'a:'..at)
+  if not below then break end
+  tail[#tail + 1] = below
+  at, steps = below, steps - 1
+end
+if keep > 0 then redis.call('LTRIM', O, 0, keep - 1) else redis.call('DEL', O) end
+for i = 1, #tail, 500 do redis.call('RPUSH', O, unpack(tail, i, math.min(i + 499, #tail))) end
+renew(ttl)
+return {'ok'}
+"""
+)
+
+READ_META_ARGV = ("ttl", "token_hash", "owner_hash", "cookie_allowed")
+
+# KEYS: the session's FAMILY. ARGV: READ_META_ARGV.
 # Returns {'ok', the session's meta hash as a flat list...} | {'denied'} | {'csrf'}. Every
 # request but a turn's start reads it first, so this is where a session's expiry is renewed,
 # once the caller is authorized.
 READ_META = (
     _COMMON
+    + argv_locals(READ_META_ARGV)
     + r"""
-local access = authorized(ARGV[2], ARGV[3], ARGV[4])
+local access = authorized(token_hash, owner_hash, cookie_allowed)
 if access ~= 'ok' then return {access} end
-renew(ARGV[1])
+renew(ttl)
 local out = redis.call('HGETALL', P)
 table.insert(out, 1, 'ok')
 return out
@@ -339,20 +549,22 @@ return out
 # KEYS: P. ARGV: ttl, then the meta hash's fields and values. A new session's hash, with its
 # expiry in the same step: no moment without one.
 CREATE = r"""
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+local ttl, fields = ARGV[1], {unpack(ARGV, 2)}
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ttl)
 """
 
 # KEYS: a browser's index (sorted set of session ids). ARGV: session id, score, ttl,
 # max_sessions (0: none). Returns 1, or 0 when the index already holds max_sessions ids (some
 # may be of sessions that expired: the caller drops those and tries again).
 INDEX = r"""
-local owned, sid, most = KEYS[1], ARGV[1], tonumber(ARGV[4])
+local owned = KEYS[1]
+local sid, score, ttl, most = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if most > 0 and not redis.call('ZSCORE', owned, sid) and redis.call('ZCARD', owned) >= most then
   return 0
 end
-redis.call('ZADD', owned, ARGV[2], sid)
-redis.call('EXPIRE', owned, ARGV[3])
+redis.call('ZADD', owned, score, sid)
+redis.call('EXPIRE', owned, ttl)
 return 1
 """
 
@@ -362,7 +574,7 @@ DELETE = (
     _COMMON
     + r"""
 local live = redis.call('HGET', P, 'live')
-redis.call('DEL', P, M, O, X, G)
+redis.call('DEL', P, M, O, X, G, K)
 if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
 return live
 """
@@ -373,8 +585,10 @@ return live
 # written: a key without its expiry would never go) or, with unless_named, was named by a
 # person (a generated title loses to a rename made while it was being written).
 UPDATE_META = r"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == '1' and redis.call('HGET', KEYS[1], 'named') == '1' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local P = KEYS[1]
+local unless_named, fields = ARGV[1], {unpack(ARGV, 2)}
+if redis.call('EXISTS', P) == 0 then return 0 end
+if unless_named == '1' and redis.call('HGET', P, 'named') == '1' then return 0 end
+redis.call('HSET', P, unpack(fields))
 return 1
 """

@@ -7,6 +7,7 @@ two outside streaming: start the turn (which checks the credentials), finish the
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ from conversation.config import Settings
 from conversation.limits import too_many_sessions
 from conversation.models import ErrorInfo, Status, StoredMessage
 from conversation.redis_client import RedisClient
+from conversation.redis_scripts import ScriptArg, argv
 
 StreamEntry = tuple[str, dict[str, str]]
-ScriptArg = str | int | float
 
 
 # A session id as create_session makes them: anything else is no session, without asking Redis.
@@ -66,7 +67,7 @@ class ChatModel:
 class Claim:
     """A claim to a session: the digests of the credentials a request presented, unchecked.
 
-    Redis checks them in the script that reads or changes the session (scripts.authorized),
+    Redis checks them in the script that reads or changes the session (redis_scripts.authorized),
     so an authorized read or turn start is one round trip. Digests only: the token and the
     browser id never leave this process.
     """
@@ -81,13 +82,28 @@ class Claim:
         """The claim of a Bearer token alone (no browser cookie)."""
         return cls(session_id, token_hash=digest(token))
 
-    def script_args(self) -> list[ScriptArg]:
-        return [self.token_hash, self.owner_hash, "1" if self.cookie_allowed else "0"]
+    def script_args(self) -> dict[str, ScriptArg]:
+        """The scripts' arguments of the same names (redis_scripts.authorized)."""
+        return {
+            "token_hash": self.token_hash,
+            "owner_hash": self.owner_hash,
+            "cookie_allowed": "1" if self.cookie_allowed else "0",
+        }
 
 
 # Why a claim was refused: no match or no such session (one answer, so that neither is
 # revealed), or only the cookie matched on a request that failed the CSRF guard.
 ClaimRefusal = Literal["denied", "csrf"]
+
+
+# empty: nothing to answer; not_on_path: the message to edit or regenerate is not on the
+# active path; not_user / not_reply: it is not a user message (edit) / a reply (regenerate);
+# full: the active path is at MAX_MESSAGES_PER_SESSION; full_tree: the session stores
+# MAX_STORED_MESSAGES_PER_SESSION messages over all its branches.
+TurnRefusal = Literal[
+    "busy", "empty", "not_on_path", "not_user", "not_reply", "not_continuable", "full", "full_tree"
+]
+_SCRIPT_REFUSALS = ("empty", "not_on_path", "not_user", "not_reply", "not_continuable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +121,7 @@ class TurnDuplicate:
 
 @dataclass(frozen=True, slots=True)
 class TurnRefused:
-    reason: Literal["busy", "empty", "not_last", "not_continuable", "full"] | ClaimRefusal
+    reason: TurnRefusal | ClaimRefusal
     holder: str = ""
 
 
@@ -113,9 +129,36 @@ TurnOutcome = TurnStarted | TurnDuplicate | TurnRefused
 
 
 @dataclass(frozen=True, slots=True)
+class Siblings:
+    """A message's place among the versions of it: its parent's children, oldest first."""
+
+    index: int  # 1-based
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryPage:
-    messages: list[StoredMessage]  # oldest first
+    messages: list[StoredMessage]  # oldest first, on the active path
     has_more: bool  # older messages exist
+    siblings: list[Siblings]  # each message's, in the same order
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTree:
+    """Every message of a session, every branch."""
+
+    messages: dict[str, StoredMessage]
+    children: dict[str, list[str]]  # parent id ("": the first messages) -> ids, oldest first
+    active: list[str]  # the active path, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRefused:
+    # busy: a reply is being written; gone: no such message (or session);
+    # sibling_index: the message has no sibling at that position (it has sibling_count).
+    reason: Literal["busy", "gone", "sibling_index"]
+    holder: str = ""
+    sibling_count: int = 0
 
 
 class NoSuchMessage(Exception):
@@ -163,6 +206,7 @@ class Store:
         self._finish: AsyncScript = redis.register_script(redis_scripts.FINISH)
         self._check_live: AsyncScript = redis.register_script(redis_scripts.CHECK_LIVE)
         self._read_history: AsyncScript = redis.register_script(redis_scripts.READ_HISTORY)
+        self._switch: AsyncScript = redis.register_script(redis_scripts.SWITCH)
         self._read_meta: AsyncScript = redis.register_script(redis_scripts.READ_META)
         self._create: AsyncScript = redis.register_script(redis_scripts.CREATE)
         self._index: AsyncScript = redis.register_script(redis_scripts.INDEX)
@@ -241,7 +285,9 @@ class Store:
         """The session's settings if `claim` grants it; renews its expiry then, as every
         authorized request does."""
         sid = claim.session_id
-        args = [self.settings.session_ttl, *claim.script_args()]
+        args = argv(
+            redis_scripts.READ_META_ARGV, {"ttl": self.settings.session_ttl, **claim.script_args()}
+        )
         out = cast(list[str], await self._read_meta(keys=self.keys.family(sid), args=args))
         if out[0] != "ok":
             return cast(ClaimRefusal, out[0])
@@ -333,8 +379,9 @@ class Store:
     async def history(
         self, sid: str, limit: int = 0, before: str | None = None
     ) -> HistoryPage | None:
-        """The session's messages in order: the newest `limit` (0: all) older than message
-        `before` (None: the newest); renews the session. None when the session is gone.
+        """The active path's messages in order, each with its place among its siblings: the
+        newest `limit` (0: all) older than message `before` (None: the newest); renews the
+        session. None when the session is gone.
 
         A reply still being written shows the text stored so far.
         """
@@ -348,11 +395,53 @@ class Store:
         if out[0] == "gone":
             raise NoSuchMessage(before or "")
         live_id, live_text = out[0], out[1]
-        messages = [_message(raw) for raw in out[3:]]
+        messages = [_message(raw) for raw in out[3::2]]
         for m in messages:
             if m.id == live_id:
                 m.content = live_text
-        return HistoryPage(messages, has_more=out[2] == "1")
+        siblings = [Siblings(*map(int, place.split())) for place in out[4::2]]
+        return HistoryPage(messages, has_more=out[2] == "1", siblings=siblings)
+
+    async def switch(
+        self, sid: str, message_id: str, sibling_index: int | None
+    ) -> SwitchRefused | None:
+        """Make the active path run through `message_id` (or its sibling at
+        `sibling_index`) and, below it, the branch last shown there. None when done."""
+        args = argv(
+            redis_scripts.SWITCH_ARGV,
+            {
+                "ttl": self.settings.session_ttl,
+                "mid": message_id,
+                "sibling_index": "" if sibling_index is None else sibling_index,
+            },
+        )
+        out = cast(list[str] | None, await self._switch(keys=self.keys.family(sid), args=args))
+        if out is None or out[0] == "gone":
+            return SwitchRefused("gone")
+        if out[0] == "busy":
+            return SwitchRefused("busy", holder=out[1])
+        if out[0] == "bad":
+            return SwitchRefused("sibling_index", sibling_count=int(out[1]))
+        return None
+
+    async def read_tree(self, sid: str) -> MessageTree:
+        """Every message of every branch, with the tree's shape and the active path. The
+        caller has authorized the read (which renewed the session)."""
+        key = self.keys.session(sid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{key}:m")
+            pipe.hgetall(f"{key}:k")
+            pipe.lrange(f"{key}:o", 0, -1)
+            raw, tree, active = await pipe.execute()
+        messages = {mid: _message(blob) for mid, blob in raw.items()}
+        children: dict[str, list[str]] = {
+            field[2:]: json.loads(kids) for field, kids in tree.items() if field.startswith("c:")
+        }
+        # A session stored before the tree has none yet: its path is its one branch.
+        for parent, child in zip(["", *active], active, strict=False):
+            if child not in children.setdefault(parent, []):
+                children[parent].append(child)
+        return MessageTree(messages, children, list(active))
 
     # Turns ---------------------------------------------------------------------------
 
@@ -364,25 +453,32 @@ class Store:
         reply: StoredMessage,
         client_message_id: str | None,
         token_budget: int,
+        target: str = "",
     ) -> TurnOutcome:
+        """Start a turn (see redis_scripts.BEGIN_TURN). `user`: the new message (edit: the
+        new version of `target`); `target`: the message edited, or the reply regenerated
+        ("": the last)."""
         s = self.settings
-        args: list[ScriptArg] = [
-            s.session_ttl,
-            int(s.generation_lease * 1000),
-            self._retention,
-            mode,
-            client_message_id or "",
-            user.id,
-            user.model_dump_json(exclude_none=True),
-            reply.id,
-            reply.model_dump_json(exclude_none=True),
-            token_budget,
-            user.id,
-            user.content,
-            s.context_max_messages,
-            *claim.script_args(),
-            s.max_messages_per_session,
-        ]
+        args = argv(
+            redis_scripts.BEGIN_TURN_ARGV,
+            {
+                "ttl": s.session_ttl,
+                "lease": int(s.generation_lease * 1000),
+                "retention": self._retention,
+                "mode": mode,
+                "cmid": client_message_id or "",
+                "user_id": user.id,
+                "user_json": user.model_dump_json(exclude_none=True),
+                "reply_id": reply.id,
+                "reply_json": reply.model_dump_json(exclude_none=True),
+                "token_budget": token_budget,
+                "target": target,
+                "most_context": s.context_max_messages,
+                "max_path": s.max_messages_per_session,
+                "max_stored": s.max_stored_messages_per_session,
+                **claim.script_args(),
+            },
+        )
         out = cast(list[str], await self._begin(keys=self.keys.family(claim.session_id), args=args))
         kind = out[0]
         if kind == "ok":
@@ -392,12 +488,12 @@ class Store:
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
         if kind == "busy":
             return TurnRefused(reason="busy", holder=out[1])
-        if kind == "full":
-            return TurnRefused(reason="full")
+        if kind in ("full", "full_tree"):
+            return TurnRefused(reason=cast(TurnRefusal, kind))
         if kind in ("denied", "csrf"):
             return TurnRefused(reason=cast(ClaimRefusal, kind))
-        if kind == "bad" and out[1] in ("empty", "not_last", "not_continuable"):
-            return TurnRefused(reason=cast(Literal["empty", "not_last", "not_continuable"], out[1]))
+        if kind == "bad" and out[1] in _SCRIPT_REFUSALS:
+            return TurnRefused(reason=cast(TurnRefusal, out[1]))
         raise RuntimeError(f"unexpected begin-turn reply {kind!r}")
 
     async def flush(
@@ -422,15 +518,18 @@ class Store:
         end = len(reply.content)
         key = self.keys.session(sid)
         keys = [f"{key}:m", self.keys.stream(sid, reply.id), f"{key}:g"]
-        args: list[ScriptArg] = [
-            reply.id,
-            reply.model_dump_json(exclude_none=True),
-            reply.status,
-            f"{end}-0",
-            reply.content[flushed:],
-            f"{end}-1",
-            self._retention,
-        ]
+        args = argv(
+            redis_scripts.FINISH_ARGV,
+            {
+                "mid": reply.id,
+                "final": reply.model_dump_json(exclude_none=True),
+                "kind": reply.status,
+                "text_id": f"{end}-0",
+                "text": reply.content[flushed:],
+                "terminal_id": f"{end}-1",
+                "retention": self._retention,
+            },
+        )
         await self._finish(keys=keys, args=args)
 
     async def get_message(self, sid: str, mid: str) -> StoredMessage | None:

@@ -53,11 +53,16 @@ def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Conversation
             "conflict",
             "There is no user message to answer in this session: send a message first.",
         )
-    if outcome.reason == "not_last":
+    if outcome.reason == "not_on_path":
         return TurnError(
-            "conflict",
-            "Only the last user message of a session can be edited.",
+            "not_found",
+            "message_id: no such message on the chat's active path (reload the chat: "
+            "another branch may be shown).",
         )
+    if outcome.reason == "not_user":
+        return TurnError("conflict", "message_id: only a user message can be edited.")
+    if outcome.reason == "not_reply":
+        return TurnError("conflict", "message_id: only a reply can be regenerated.")
     if outcome.reason == "not_continuable":
         return TurnError(
             "conflict",
@@ -66,6 +71,8 @@ def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> Conversation
         )
     if outcome.reason == "full":
         return session_full(settings.max_messages_per_session)
+    if outcome.reason == "full_tree":
+        return session_full(settings.max_stored_messages_per_session, versions=True)
     return refused(outcome.reason)
 
 
@@ -106,14 +113,21 @@ class Turns:
         user = new_message("user", content, "complete")
         return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim, client: Client, model: str | None = None) -> Turn:
-        """`model`: another model for this reply only (None: the chat's)."""
+    async def regenerate(
+        self, claim: Claim, client: Client, reply_id: str = "", model: str | None = None
+    ) -> Turn:
+        """A new version of a reply on the active path ("": the last); the old one is kept.
+        `model`: another model for this version only (None: the chat's)."""
         user = new_message("user", "", "complete")
-        return await self._begin(claim, "regenerate", user, None, client, model=model)
+        return await self._begin(
+            claim, "regenerate", user, None, client, target=reply_id, model=model
+        )
 
     async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
-        target = new_message("user", content, "complete").model_copy(update={"id": message_id})
-        return await self._begin(claim, "edit", target, None, client)
+        """A new version of a user message on the active path, and a reply to it; the old
+        version and what followed it are kept on their branch."""
+        version = new_message("user", content, "complete")
+        return await self._begin(claim, "edit", version, None, client, target=message_id)
 
     async def extend(self, claim: Claim, message_id: str, client: Client) -> Turn:
         """Continue the last reply where it stopped; its events go on from its length."""
@@ -128,6 +142,7 @@ class Turns:
         client_message_id: str | None,
         client: Client | Admission,
         reply_id: str | None = None,
+        target: str = "",
         model: str | None = None,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
@@ -143,7 +158,7 @@ class Turns:
             if admission is None:
                 admission = await self.limits.admit(cast(Client, client))
             turn, started = await self._begin_reserved(
-                claim, mode, user, client_message_id, admission, reply_id, model
+                claim, mode, user, client_message_id, admission, reply_id, target, model
             )
         finally:
             if not started:
@@ -161,6 +176,7 @@ class Turns:
         client_message_id: str | None,
         admission: Admission,
         reply_id: str | None,
+        target: str,
         model: str | None,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
@@ -171,7 +187,13 @@ class Turns:
         # The chat's model is read beside the turn's start, not before it: no round trip more.
         outcome, chat = await asyncio.gather(
             self.store.begin_turn(
-                claim, mode, user, reply, client_message_id, self.settings.context_token_budget
+                claim,
+                mode,
+                user,
+                reply,
+                client_message_id,
+                self.settings.context_token_budget,
+                target,
             ),
             self._chat_model(sid),
         )
@@ -188,6 +210,8 @@ class Turns:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
         if mode == "continue":
             reply = outcome.user  # the reply itself, with the text it has, by its model
+        else:
+            reply.parent = outcome.user.id  # as stored: the finished reply is stored whole
         reply.model = reply.model or model or chat.model
         # Only a chat's first exchange (or its first answered one) is the whole context.
         title = (

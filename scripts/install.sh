@@ -29,26 +29,32 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "==> creating .venv"
-  python3 -m venv .venv
+# VENV: another virtual environment than .venv (a fresh one to try the install, for example).
+venv=${VENV:-.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  echo "==> creating $venv"
+  python3 -m venv "$venv"
 fi
-extras="all"
-[ "$dev" = 1 ] && extras="all,dev,bench"  # the tests run a smoke version of the benchmark
-# `./stack up` runs this every time: pip only runs again when pyproject.toml changed since the
-# last install of these extras (the project itself is installed editable, so code changes
-# need nothing). A dev install covers the plain one.
-stamp_of() { echo ".venv/.installed-${1//,/-}"; }
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$(stamp_of "$extras")" 2>/dev/null)" = "$wanted" ] ||
-  { [ "$dev" = 0 ] && [ "$(cat "$(stamp_of all,dev,bench)" 2>/dev/null)" = "$wanted" ]; }; then
-  echo "==> Python packages are up to date (.[$extras])"
+# Exact versions with hashes, one file per install profile, from uv.lock (scripts/lock.sh).
+profile="run"
+[ "$dev" = 1 ] && profile="dev"  # the tests run a smoke version of the benchmark too
+# `./stack up` runs this every time: pip only runs again when the lock or pyproject.toml changed
+# since the last install of this profile (the project itself is installed editable, so code
+# changes need nothing). A dev install covers the plain one.
+stamp_of() { echo "$venv/.installed-$1"; }
+want_of() { cat "requirements/$1.txt" pyproject.toml | sha256sum | cut -d' ' -f1; }
+if [ "$(cat "$(stamp_of "$profile")" 2>/dev/null)" = "$(want_of "$profile")" ] ||
+  { [ "$dev" = 0 ] && [ "$(cat "$(stamp_of dev)" 2>/dev/null)" = "$(want_of dev)" ]; }; then
+  echo "==> Python packages are up to date (requirements/$profile.txt)"
 else
-  echo "==> installing Python packages (.[$extras]; llama-cpp-python compiles once, then pip's cache has it)"
-  .venv/bin/pip install -q --upgrade pip
+  echo "==> installing Python packages (requirements/$profile.txt; llama-cpp-python compiles once, then pip's cache has it)"
+  "$venv/bin/pip" install -q --upgrade pip
+  # The lock holds every dependency, so pip resolves nothing and installs nothing unhashed.
   # llama.cpp for text only, as in the assistant image: no multimodal library, tools or tests.
-  CMAKE_ARGS="${CMAKE_ARGS:-$(cat assistant/llama-cpp-cmake-args)}" .venv/bin/pip install -q -e ".[$extras]"
-  echo "$wanted" >"$(stamp_of "$extras")"
+  CMAKE_ARGS="${CMAKE_ARGS:-$(cat assistant/llama-cpp-cmake-args)}" \
+    "$venv/bin/pip" install -q --require-hashes --no-deps -r "requirements/$profile.txt"
+  "$venv/bin/pip" install -q --no-deps -e .
+  want_of "$profile" >"$(stamp_of "$profile")"
 fi
 
 # The UI is rebuilt only when one of its sources is newer than the last build.
@@ -66,7 +72,7 @@ fi
 # as a plugin here.
 plugin=/usr/local/lib/docker/cli-plugins/docker-compose
 if [ "$dev" = 1 ]; then
-  compose_bin=$(.venv/bin/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
+  compose_bin=$("$venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
   if ! cmp -s "$compose_bin" "$plugin"; then
     echo "==> installing docker compose ($plugin)"
     sudo_cmd=""; [ "$(id -u)" != 0 ] && sudo_cmd="sudo"

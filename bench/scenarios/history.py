@@ -5,6 +5,10 @@ Store (the same Lua scripts a real turn runs, without the model), then messages 
 to each through nginx in turn, alternating sessions. The figure is the median time to first
 token at the largest history over the smallest. Reading a whole history back
 (`GET /api/sessions/{id}`, what a reload does) is reported too; it is expected to grow.
+
+A branched session stores as many messages as the largest, in BRANCHES branches from its
+first message (each made by editing it, as a person does), so its active path is one
+branch: its time to first token over the smallest's has the same target.
 """
 
 from __future__ import annotations
@@ -20,25 +24,36 @@ from bench.context import Bench
 from bench.report import Outcome, at_most
 from bench.stats import ms, summary
 from conversation.config import Settings
-from conversation.store import Claim, Store, TurnStarted, new_message
+from conversation.store import Claim, Store, TurnMode, TurnStarted, new_message
 
 QUESTION = "What is a good way to keep a chat history fast as it grows? " * 2
 ANSWER = "Read only the newest messages that fit the context, and append, never rewrite. " * 3
+BRANCHES = 20
+BRANCHED = -1  # the branched session's key among the sizes
 
 
-async def seed(store: Store, messages: int) -> ChatSession:
-    """A session holding `messages` stored messages (user and reply alternating)."""
+async def seed(store: Store, messages: int, branches: int = 1) -> ChatSession:
+    """A session holding `messages` stored messages (user and reply alternating), in
+    `branches` branches of equal length from the first message."""
     meta, token = await store.create_session("bench history", "", "")
     claim = Claim.for_token(meta.session_id, token)
-    for _ in range(messages // 2):
-        user = new_message("user", QUESTION, "complete")
-        reply = new_message("assistant", "", "streaming")
-        # A budget of one token: the seeding turn reads back the least context it can.
-        started = await store.begin_turn(claim, "message", user, reply, None, 1)
-        if not isinstance(started, TurnStarted):
-            raise RuntimeError(f"seeding refused: {started}")
-        done = reply.model_copy(update={"content": ANSWER, "status": "complete"})
-        await store.finish(meta.session_id, done, 0)
+    turns = branch_length(messages, branches) // 2
+    first = ""
+    for branch in range(branches):
+        for i in range(turns):
+            user = new_message("user", QUESTION, "complete")
+            reply = new_message("assistant", "", "streaming")
+            # Each further branch starts by editing the first message of the one before.
+            mode: TurnMode = "edit" if branch and not i else "message"
+            # A budget of one token: the seeding turn reads back the least context it can.
+            started = await store.begin_turn(claim, mode, user, reply, None, 1, first)
+            if not isinstance(started, TurnStarted):
+                raise RuntimeError(f"seeding refused: {started}")
+            first = started.user.id if not i else first
+            done = reply.model_copy(
+                update={"content": ANSWER, "status": "complete", "parent": started.user.id}
+            )
+            await store.finish(meta.session_id, done, 0)
     return ChatSession(meta.session_id, token)
 
 
@@ -54,35 +69,38 @@ async def read_history(bench: Bench, session: ChatSession) -> float:
 
 async def run(bench: Bench) -> Outcome:
     stack, scale = bench.stack, bench.scale
-    # Seeded past the product's MAX_MESSAGES_PER_SESSION, which the bench turns off.
+    # Seeded past the product's MAX_MESSAGES_PER_SESSION (and MAX_STORED_...), which the
+    # bench turns off.
     settings = Settings(
-        redis_url=f"redis://127.0.0.1:{stack.redis.port}/0", max_messages_per_session=0
+        redis_url=f"redis://127.0.0.1:{stack.redis.port}/0",
+        max_messages_per_session=0,
+        max_stored_messages_per_session=0,
     )
+    largest = max(scale.history_sizes)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         began = time.perf_counter()
-        sessions = dict(
-            zip(
-                scale.history_sizes,
-                await asyncio.gather(
-                    *(seed(Store(redis, settings), n) for n in scale.history_sizes)
-                ),
-                strict=True,
-            )
+        seeded = await asyncio.gather(
+            *(seed(Store(redis, settings), n) for n in scale.history_sizes),
+            seed(Store(redis, settings), largest, BRANCHES),
         )
+        sessions = dict(zip(scale.history_sizes, seeded, strict=False))
+        branched = seeded[-1]
         seeding = time.perf_counter() - began
     finally:
         await redis.aclose()
     stack.fake.reset()
-    turns: dict[int, list[Turn]] = {n: [] for n in sessions}
-    reads: dict[int, list[float]] = {n: [] for n in sessions}
-    for session in sessions.values():  # warm-up
+    # The branched session's figures under key BRANCHED, beside the sizes.
+    every = {**sessions, BRANCHED: branched}
+    turns: dict[int, list[Turn]] = {n: [] for n in every}
+    reads: dict[int, list[float]] = {n: [] for n in every}
+    for session in every.values():  # warm-up
         await sse_turn(bench.http, stack.nginx.url, session, "warm up")
     for _ in range(scale.history_turns):
-        for n, session in sessions.items():
+        for n, session in every.items():
             turns[n].append(await sse_turn(bench.http, stack.nginx.url, session, "hello"))
     for _ in range(max(scale.history_turns // 8, 1)):
-        for n, session in sessions.items():
+        for n, session in every.items():
             reads[n].append(await read_history(bench, session))
     figures: dict[int, dict[str, Any]] = {}
     for n, found in turns.items():
@@ -95,8 +113,8 @@ async def run(bench: Bench) -> Outcome:
         }
     small, large = min(sessions), max(sessions)
 
-    def ratio(key: str, base: int = small) -> float:
-        return round(median_of(figures[large], key) / median_of(figures[base], key), 3)
+    def ratio(key: str, base: int = small, of: int = large) -> float:
+        return round(median_of(figures[of], key) / median_of(figures[base], key), 3)
 
     middle = sorted(sessions)[-2]
     # Past a few dozen messages the context sent to the model is full (CONTEXT_TOKEN_BUDGET),
@@ -112,12 +130,31 @@ async def run(bench: Bench) -> Outcome:
         note=f"whole turn {ratio('turn_ms')}x; reading the whole history back "
         f"{ratio('read_history_ms')}x{context_full if middle != small else ''}",
     )
+    shape = f"{BRANCHES} branches of {branch_length(largest):,}"
+    branched_target = at_most(
+        7,
+        f"time to first token with {largest:,} stored messages in {shape} / with {small}",
+        1.2,
+        ratio("ttft_ms", of=BRANCHED),
+        "x",
+        note=f"whole turn {ratio('turn_ms', of=BRANCHED)}x; reading its active path back "
+        f"{ratio('read_history_ms', of=BRANCHED)}x",
+    )
     result = {
-        "sizes": {str(n): f for n, f in figures.items()},
+        "sizes": {str(n): figures[n] for n in sessions},
+        "branched": {"shape": shape, **figures[BRANCHED]},
         "seeding_seconds": round(seeding, 1),
         "ratios": {k: ratio(k) for k in ("ttft_ms", "turn_ms", "read_history_ms")},
+        "branched_ratios": {
+            k: ratio(k, of=BRANCHED) for k in ("ttft_ms", "turn_ms", "read_history_ms")
+        },
     }
-    return Outcome(result, [target])
+    return Outcome(result, [target, branched_target])
+
+
+def branch_length(messages: int, branches: int = BRANCHES) -> int:
+    """Messages per branch: whole turns, at least one."""
+    return max(messages // (2 * branches), 1) * 2
 
 
 def median_of(figures: dict[str, Any], key: str) -> float:

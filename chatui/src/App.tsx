@@ -152,9 +152,10 @@ export function App() {
         <Thread
           chat={chat}
           onEdit={(id, content) => void controller.edit(id, content)}
-          onRegenerate={() => void controller.regenerate()}
-          onRegenerateWith={(m) => void controller.regenerate(m)}
+          onRegenerate={(id) => void controller.regenerate(id)}
+          onRegenerateWith={(id, m) => void controller.regenerate(id, m)}
           catalogue={catalogue}
+          onSwitch={(id, index) => void controller.switchBranch(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}
           empty={<EmptyState onPick={send} />}

@@ -7,62 +7,46 @@
  * never kept, so no page script can read a credential.
  */
 
+import type { components } from "./api.gen";
 import { readSse } from "./sse";
 
-export type Role = "user" | "assistant" | "system";
+/**
+ * conversation's request and response bodies and reply events, generated from its OpenAPI
+ * document: `.venv/bin/python scripts/gen_ui_types.py` after changing them there.
+ */
+type Wire = components["schemas"];
+
+export type Role = Wire["SessionMessage"]["role"];
 /**
  * `length`: the model stopped at its token limit (Continue asks for more). `pending` is the
  * page's own: a user message sent but not yet confirmed as stored.
  */
-export type MessageStatus = "complete" | "length" | "streaming" | "cancelled" | "error" | "interrupted" | "pending";
+export type MessageStatus = Wire["SessionMessage"]["status"] | "pending";
 
 /** Replies that stopped short of an answer: Continue asks the model to go on from their text. */
 export const CONTINUABLE: ReadonlySet<MessageStatus> = new Set(["length", "cancelled", "interrupted"]);
 
-export interface Message {
-  id: string;
-  role: Role;
-  content: string;
+/**
+ * A message as the server stores it (`error`: why a reply failed, so a reload knows too), or
+ * one the page shows before the server has it: `pending`, with no time yet.
+ */
+export interface Message extends Omit<Wire["SessionMessage"], "status" | "created_at"> {
   status: MessageStatus;
   created_at?: string;
-  /** Why a reply failed (its `error` event), kept by the server so a reload knows too. */
-  error?: { code: string; message: string } | null;
-  /** The model that wrote a reply, as the model service reported it. */
-  model?: string | null;
-  /** A reply's tokens, when the model reported them. */
-  usage?: Usage | null;
 }
 
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
+/** What the page reads of a chat. */
+export type SessionSummary = Pick<Wire["SessionSummary"], "session_id" | "name" | "model">;
 
-export interface SessionSummary {
-  session_id: string;
-  name: string;
-  created_at?: string;
-  updated_at?: string;
-  /** The chat's model (null: the service's default). */
-  model?: string | null;
-}
+/** A reply's tokens, as the model reported them. */
+export type Usage = Wire["Usage"];
 
-/** One model of the catalogue (`GET /api/models`). */
-export interface ModelInfo {
-  id: string;
-  display_name: string;
-  provider: string;
-  context_length: number | null;
-  /** Not ready: still loading, or its provider is unreachable; it can be chosen anyway. */
-  ready: boolean;
-  default: boolean;
-}
+/** One model of the catalogue (`GET /api/models`): `ready` false when it is still loading
+ * or its provider is unreachable (it can be chosen anyway). */
+export type ModelInfo = Wire["ModelInfo"];
 
-export interface Catalogue {
-  models: ModelInfo[];
-  default: string | null;
-}
+/** The models a chat may use, and the default. */
+export type Catalogue = Wire["ModelCatalogue"];
 
 /** One page of a chat's history: its newest messages, or those just before a given one. */
 export interface SessionDetail extends SessionSummary {
@@ -152,28 +136,21 @@ export function retryAfterOf(value: unknown): number | null {
   return Number.isFinite(n) && n >= 0 ? Math.ceil(n) : null;
 }
 
-/** Pull a human sentence out of FastAPI's `detail` (string or validation list) or `error.message`. */
+/**
+ * The sentence and code of an error body: `{"detail", "code"}` from conversation and from
+ * nginx alike, `detail` a string or FastAPI's validation list. Anything else (a proxy's HTML
+ * page) gives the fallback.
+ */
 export function messageOf(body: unknown, fallback: string): { message: string; code: string } {
   if (typeof body !== "object" || body === null) return { message: fallback, code: "" };
-  const b = body as Record<string, unknown>;
-  const err = b.error;
-  if (typeof err === "object" && err !== null) {
-    const e = err as Record<string, unknown>;
-    if (typeof e.message === "string") return { message: e.message, code: String(e.code ?? "") };
-  }
+  const b = body as { detail?: unknown; code?: unknown };
   const code = typeof b.code === "string" ? b.code : "";
   const detail = b.detail;
   if (typeof detail === "string") return { message: detail, code };
   if (Array.isArray(detail) && detail.length > 0) {
-    const first = detail[0] as Record<string, unknown>;
+    const first = detail[0] as Partial<Wire["ValidationError"]>;
     if (typeof first.msg === "string") return { message: first.msg, code: String(first.type ?? code) };
   }
-  if (typeof detail === "object" && detail !== null) {
-    const d = detail as Record<string, unknown>;
-    if (typeof d.message === "string") return { message: d.message, code: String(d.code ?? code) };
-    if (typeof d.msg === "string") return { message: d.msg, code };
-  }
-  if (typeof b.message === "string") return { message: b.message, code };
   return { message: fallback, code };
 }
 
@@ -204,7 +181,9 @@ async function errorFrom(res: Response): Promise<ApiError> {
 async function request(method: string, path: string, body?: unknown, extra?: HeadersInit, signal?: AbortSignal): Promise<Response> {
   const headers = new Headers(HEADERS);
   if (body !== undefined) headers.set("Content-Type", "application/json");
-  if (extra) new Headers(extra).forEach((v, k) => headers.set(k, v));
+  if (extra) {
+    for (const [k, v] of new Headers(extra)) headers.set(k, v);
+  }
   let res: Response;
   try {
     res = await fetch(path, {
@@ -229,86 +208,55 @@ async function json<T>(method: string, path: string, body?: unknown): Promise<T>
   return (await res.json()) as T;
 }
 
-function str(v: unknown, fallback = ""): string {
-  return typeof v === "string" ? v : typeof v === "number" ? String(v) : fallback;
-}
-
-export function toMessage(raw: unknown): Message {
-  const m = (raw ?? {}) as Record<string, unknown>;
-  const role = str(m.role, "assistant");
-  const e = m.error;
-  const error =
-    typeof e === "object" && e !== null
-      ? { code: str((e as Record<string, unknown>).code, "error"), message: str((e as Record<string, unknown>).message) }
-      : null;
-  const model = str(m.model) || null;
-  const usage = toUsage(m.usage);
-  return {
-    id: str(m.id ?? m.message_id),
-    role: role === "user" || role === "system" ? role : "assistant",
-    content: str(m.content),
-    status: (str(m.status, "complete") as MessageStatus) || "complete",
-    created_at: str(m.created_at) || undefined,
-    ...(error ? { error } : {}),
-    ...(model ? { model } : {}),
-    ...(usage ? { usage } : {}),
-  };
-}
-
-function toUsage(raw: unknown): Usage | null {
-  if (typeof raw !== "object" || raw === null) return null;
-  const u = raw as Record<string, unknown>;
-  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
-  return { prompt_tokens: n(u.prompt_tokens), completion_tokens: n(u.completion_tokens), total_tokens: n(u.total_tokens) };
-}
-
-function toSummary(raw: unknown): SessionSummary {
-  const s = (raw ?? {}) as Record<string, unknown>;
-  return {
-    session_id: str(s.session_id ?? s.id),
-    name: str(s.name),
-    created_at: str(s.created_at) || undefined,
-    updated_at: str(s.updated_at ?? s.last_active ?? s.created_at) || undefined,
-    model: str(s.model) || null,
-  };
+function toSummary({ session_id, name, model }: SessionSummary): SessionSummary {
+  return { session_id, name, model: model ?? null };
 }
 
 const base = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
 
 export async function listSessions(): Promise<SessionSummary[]> {
-  const body = await json<unknown>("GET", "/api/sessions");
-  const list = Array.isArray(body) ? body : ((body as Record<string, unknown> | null)?.sessions ?? []);
-  return (list as unknown[]).map(toSummary);
+  const body = await json<Wire["SessionList"]>("GET", "/api/sessions");
+  return body.sessions.map(toSummary);
 }
 
+/** `model`: the chat's model (null: the service's default). */
 export async function createSession(name: string, model: string | null = null): Promise<SessionSummary> {
   // The response also holds a bearer token: deliberately dropped, the cookie is our credential.
-  const body = await json<unknown>("POST", "/api/sessions", model ? { name, model } : { name });
-  return toSummary(body);
+  const request: Wire["CreateSession"] = model ? { name, model } : { name };
+  return toSummary(await json<Wire["SessionCreated"]>("POST", "/api/sessions", request));
 }
 
 /** The models a chat may use, each with its readiness. */
 export async function listModels(): Promise<Catalogue> {
-  const body = await json<Record<string, unknown>>("GET", "/api/models");
-  const models = Array.isArray(body.models) ? (body.models as ModelInfo[]) : [];
-  return { models, default: str(body.default) || null };
+  return json<Wire["ModelCatalogue"]>("GET", "/api/models");
 }
 
 /** The chat's model from its next reply on. */
 export async function setSessionModel(id: string, model: string): Promise<SessionSummary> {
-  return toSummary(await json<unknown>("PATCH", base(id), { model }));
+  const request: Wire["RenameSession"] = { model };
+  return toSummary(await json<Wire["SessionSummary"]>("PATCH", base(id), request));
 }
 
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
   const query = new URLSearchParams({ limit: String(page.limit) });
   if (page.before) query.set("before", page.before);
-  const body = await json<Record<string, unknown>>("GET", `${base(id)}?${query.toString()}`);
-  const messages = Array.isArray(body.messages) ? body.messages.map(toMessage) : [];
-  return { ...toSummary({ session_id: id, ...body }), messages, has_more: body.has_more === true };
+  return toDetail(await json<Wire["SessionDetail"]>("GET", `${base(id)}?${query.toString()}`));
+}
+
+function toDetail(body: Wire["SessionDetail"]): SessionDetail {
+  return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true };
+}
+
+/** Show another version of a message (its sibling at `siblingIndex`, 1-based); answers with the new active path's first page. */
+export async function switchBranch(id: string, messageId: string, siblingIndex: number): Promise<SessionDetail> {
+  const path = `${base(id)}/messages/${encodeURIComponent(messageId)}/active`;
+  const request: Wire["SwitchBranch"] = { sibling_index: siblingIndex };
+  return toDetail(await json<Wire["SessionDetail"]>("PATCH", path, request));
 }
 
 export async function renameSession(id: string, name: string): Promise<void> {
-  await json<unknown>("PATCH", base(id), { name });
+  const request: Wire["RenameSession"] = { name };
+  await json<unknown>("PATCH", base(id), request);
 }
 
 export async function deleteSession(id: string): Promise<void> {
@@ -321,32 +269,27 @@ export async function cancelReply(id: string, messageId: string): Promise<void> 
 
 /** Decode one SSE event of a reply stream; unknown events (future additions) give null. */
 export function toStreamEvent(event: string, data: string, id: string | null): StreamEvent | null {
-  let d: Record<string, unknown> = {};
+  let d: unknown;
   try {
-    const parsed: unknown = data ? JSON.parse(data) : {};
-    if (typeof parsed === "object" && parsed !== null) d = parsed as Record<string, unknown>;
+    d = JSON.parse(data);
   } catch {
     return null;
   }
+  if (typeof d !== "object" || d === null) return null;
   switch (event) {
     case "user":
-      return { type: "user", id, message: toMessage({ role: "user", ...(d.message as object ?? d) }) };
+      return { type: "user", id, message: d as Wire["Message"] };
     case "start":
-      return { type: "start", id, messageId: str(d.message_id ?? d.id) };
+      return { type: "start", id, messageId: (d as Wire["StartEvent"]).message_id };
     case "delta":
-      return { type: "delta", id, text: str(d.text ?? d.content) };
-    case "done": {
-      const m = (d.message ?? d) as Record<string, unknown>;
-      return { type: "done", id, message: m.id !== undefined || m.message_id !== undefined ? toMessage({ role: "assistant", ...m }) : null };
+      return { type: "delta", id, text: (d as Wire["DeltaEvent"]).text };
+    case "done":
+      return { type: "done", id, message: d as Wire["DoneEvent"] };
+    case "error": {
+      // `retry_after`: what conversation's WebSocket error frame adds for a limit.
+      const e = d as Wire["ErrorEvent"] & { retry_after?: unknown };
+      return { type: "error", id, code: e.code, message: e.message, retryAfterSeconds: retryAfterOf(e.retry_after) };
     }
-    case "error":
-      return {
-        type: "error",
-        id,
-        code: str(d.code, "error"),
-        message: str(d.message, "The reply failed."),
-        retryAfterSeconds: retryAfterOf(d.retry_after),
-      };
     default:
       return null;
   }
@@ -366,16 +309,22 @@ async function stream(method: string, path: string, body: unknown, signal: Abort
 }
 
 export function sendMessage(id: string, content: string, clientMessageId: string, signal: AbortSignal) {
-  return stream("POST", `${base(id)}/messages`, { content, client_message_id: clientMessageId }, signal);
+  const request: Wire["SendMessage"] = { content, client_message_id: clientMessageId };
+  return stream("POST", `${base(id)}/messages`, request, signal);
 }
 
-/** `model`: another model for this reply only (null: the chat's). */
-export function regenerate(id: string, signal: AbortSignal, model: string | null = null) {
-  return stream("POST", `${base(id)}/regenerate`, model ? { model } : {}, signal);
+/**
+ * A new version of reply `messageId` (none: the last); the old one stays as its sibling.
+ * `model`: another model for this version only (none: the chat's).
+ */
+export function regenerate(id: string, signal: AbortSignal, messageId?: string, model?: string | null) {
+  const request: Wire["Regenerate"] = { ...(messageId ? { message_id: messageId } : {}), ...(model ? { model } : {}) };
+  return stream("POST", `${base(id)}/regenerate`, request, signal);
 }
 
 export function editMessage(id: string, messageId: string, content: string, signal: AbortSignal) {
-  return stream("PATCH", `${base(id)}/messages/${encodeURIComponent(messageId)}`, { content }, signal);
+  const request: Wire["EditMessage"] = { content };
+  return stream("PATCH", `${base(id)}/messages/${encodeURIComponent(messageId)}`, request, signal);
 }
 
 /** Ask the model to go on from a reply's text: its deltas append to it (same message id). */
@@ -410,6 +359,7 @@ export async function getReadiness(signal: AbortSignal): Promise<ModelState> {
   } catch {
     // nginx's own error page (conversation down): unreachable
   }
-  const assistant = typeof body === "object" && body !== null ? (body as Record<string, unknown>).assistant : null;
+  // Conversation's Readiness, or nginx's own error when conversation does not answer.
+  const assistant = typeof body === "object" && body !== null ? (body as Partial<Wire["Readiness"]>).assistant : null;
   return assistant === "loading" ? "loading" : "unreachable";
 }

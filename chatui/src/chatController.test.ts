@@ -25,6 +25,7 @@ function harness(api: Partial<ChatApi>) {
     resumeReply: fail,
     cancelReply: () => Promise.resolve(),
     setSessionModel: fail,
+    switchBranch: fail,
     ...api,
   };
   const wait = (ms: number) => {
@@ -38,6 +39,19 @@ function harness(api: Partial<ChatApi>) {
 const session = (messages: Message[]): SessionDetail => ({ session_id: "s1", name: "Chat", messages, has_more: false });
 
 describe("ChatController", () => {
+  it("switching versions shows the path the server answers with", async () => {
+    const user = (id: string, i: number): Message => ({ id, role: "user", content: id, status: "complete", sibling_index: i, sibling_count: 2 });
+    const switched = vi.fn(async () => session([user("u1", 1), reply("Echo: u1")]));
+    const h = harness({ getSession: async () => session([user("u2", 2)]), switchBranch: switched });
+    await h.controller.open("s1");
+    await h.controller.switchBranch("u2", 1);
+    expect(switched).toHaveBeenCalledWith("s1", "u2", 1);
+    expect(h.state().messages.map((m) => [m.id, m.sibling_index])).toEqual([
+      ["u1", 1],
+      ["a1", undefined],
+    ]);
+  });
+
   it("resumes a dropped reply from the last event id, without duplicating text", async () => {
     const resumeReply = vi.fn(async () =>
       stream([delta(10, "two "), delta(15, "three"), { type: "done", id: "15", message: reply("Echo: two three") }]),
@@ -349,7 +363,7 @@ describe("a chat's model", () => {
     const regenerate = vi.fn(async () => stream([{ type: "start", id: "0", messageId: "a2" }, { type: "done", id: "2", message: reply("hi") }]));
     const h = harness({ getSession: async () => session([]), regenerate });
     await h.controller.open("s1");
-    await h.controller.regenerate("beta");
-    expect(regenerate).toHaveBeenCalledWith("s1", expect.anything(), "beta");
+    await h.controller.regenerate("a1", "beta");
+    expect(regenerate).toHaveBeenCalledWith("s1", expect.anything(), "a1", "beta");
   });
 });

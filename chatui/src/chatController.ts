@@ -12,6 +12,7 @@ import { ApiError, type ErrorKind, type StreamEvent } from "./api";
 import {
   chatReducer,
   initialChat,
+  isBusy,
   replyWaitingForModel,
   type ChatAction,
   type ChatError,
@@ -25,7 +26,7 @@ type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
 /** The part of the API the controller uses: the real module, or a fake in unit tests. */
 export type ChatApi = Pick<
   typeof realApi,
-  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "setSessionModel"
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "switchBranch" | "setSessionModel"
 >;
 
 export interface ChatOptions {
@@ -154,12 +155,15 @@ export class ChatController {
     await this.follow(sid, (signal) => this.api.sendMessage(sid, content, clientMessageId, signal), retry);
   }
 
-  /** `model`: another model for this reply only ("regenerate with…"); null: the chat's. */
-  async regenerate(model: string | null = null): Promise<void> {
+  /**
+   * A new version of reply `messageId` (none: the last); the old one stays on its branch.
+   * `model`: another model for this version only ("regenerate with…"); none: the chat's.
+   */
+  async regenerate(messageId?: string, model?: string | null): Promise<void> {
     const sid = this.state.sessionId;
     if (!sid) return;
-    this.dispatch({ type: "regenerate" });
-    await this.follow(sid, (signal) => this.api.regenerate(sid, signal, model), { type: "regenerate" });
+    this.dispatch({ type: "regenerate", messageId });
+    await this.follow(sid, (signal) => this.api.regenerate(sid, signal, messageId, model), { type: "regenerate" });
   }
 
   /** The chat's model from its next reply on (a new chat: the one it will be created with). */
@@ -175,6 +179,19 @@ export class ChatController {
       if (this.state.sessionId !== sid) return;
       this.dispatch({ type: "model", model: before });
       this.dispatch({ type: "failed", error: toChatError(e, null) });
+    }
+  }
+
+  /** Show another version of a message: its sibling at `siblingIndex` (1-based), and the branch below it. */
+  async switchBranch(messageId: string, siblingIndex: number): Promise<void> {
+    const sid = this.state.sessionId;
+    if (!sid || isBusy(this.state)) return;
+    const signal = this.connect();
+    try {
+      const session = await this.api.switchBranch(sid, messageId, siblingIndex);
+      if (!signal.aborted) this.dispatch({ type: "loaded", session });
+    } catch (e) {
+      if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, null) });
     }
   }
 

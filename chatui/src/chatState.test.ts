@@ -174,6 +174,32 @@ describe("regenerate and edit", () => {
     ]);
   });
 
+  it("editing an earlier message makes it a new version and drops what followed from the view", () => {
+    const two = run(
+      finished,
+      { type: "send", content: "second", clientMessageId: "c2" },
+      ev({ type: "user", id: "0", message: msg("u2", "user", "second") }),
+      ev({ type: "start", id: "0", messageId: "a2" }),
+      ev({ type: "done", id: "6", message: msg("a2", "assistant", "Echo 2") }),
+    );
+    const s = run(two, { type: "edit", messageId: "u1", content: "uno" }, ev({ type: "user", id: "0", message: msg("u3", "user", "uno") }));
+    expect(s.messages.map((m) => [m.id, m.content, m.sibling_index, m.sibling_count])).toEqual([
+      ["u3", "uno", 2, 2],
+      ["", "", undefined, undefined],
+    ]);
+  });
+
+  it("regenerating a given reply keeps what came before it and counts one more version", () => {
+    const s = run(finished, { type: "regenerate", messageId: "a1" });
+    expect(s.messages.map((m) => [m.id, m.role])).toEqual([
+      ["u1", "user"],
+      ["", "assistant"],
+    ]);
+    expect(s.messages[1]).toMatchObject({ sibling_index: 2, sibling_count: 2 });
+    const done = run(s, ev({ type: "start", id: "0", messageId: "a2" }), ev({ type: "done", id: "5", message: msg("a2", "assistant", "again") }));
+    expect(done.messages[1]).toMatchObject({ id: "a2", content: "again", sibling_index: 2, sibling_count: 2 });
+  });
+
   it("a new reply counts its characters from zero", () => {
     const s = run(finished, { type: "regenerate" });
     expect(s.offset).toBe(0);

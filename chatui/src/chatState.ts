@@ -30,7 +30,7 @@ export interface ChatMessage extends Message {
 /** What the person can do about an error, offered as a button. */
 export type Retry =
   | { type: "send"; content: string; clientMessageId: string }
-  | { type: "regenerate" }
+  | { type: "regenerate"; messageId?: string }
   | { type: "continue"; messageId: string }
   | { type: "resume" }
   | { type: "new-chat" };
@@ -84,7 +84,7 @@ export type ChatAction =
   | { type: "renamed"; name: string }
   | { type: "model"; model: string | null }
   | { type: "send"; content: string; clientMessageId: string }
-  | { type: "regenerate" }
+  | { type: "regenerate"; messageId?: string }
   | { type: "edit"; messageId: string; content: string }
   | { type: "continue"; messageId: string }
   | { type: "olderLoading" }
@@ -162,8 +162,15 @@ export function unseenText(text: string, id: string | null, have: number): { tex
   return { text: start < have ? chars.slice(have - start).join("") : text, offset: end };
 }
 
-function startReply(state: ChatState, messages: ChatMessage[], key: string): ChatState {
-  return { ...state, ...streamReset, messages: [...messages, placeholder(key)], phase: "waiting", error: null };
+function startReply(state: ChatState, messages: ChatMessage[], key: string, versionOf?: Message): ChatState {
+  const reply = versionOf ? { ...placeholder(key), ...newVersion(versionOf) } : placeholder(key);
+  return { ...state, ...streamReset, messages: [...messages, reply], phase: "waiting", error: null };
+}
+
+/** The place of a new version of `m` (an edit, a regeneration): the last of one more. */
+function newVersion(m: Message): Pick<Message, "sibling_index" | "sibling_count"> {
+  const count = (m.sibling_count ?? 1) + 1;
+  return { sibling_index: count, sibling_count: count };
 }
 
 /**
@@ -195,7 +202,7 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
       const i = lastUserIndex(state.messages);
       if (i === -1) return state;
       const messages = state.messages.map((m, j) =>
-        j === i ? { ...event.message, key: m.key, status: "complete" as const } : m,
+        j === i ? { ...m, ...event.message, key: m.key, status: "complete" as const } : m,
       );
       return { ...state, messages };
     }
@@ -213,7 +220,9 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
     case "done": {
       const stored = event.message;
       const messages = updateReply(state, (m) => {
-        if (stored && stored.content !== "") return { ...stored, key: m.key, role: "assistant" };
+        // The event does not say which version the reply is: the page counted it.
+        const place = m.sibling_count ? { sibling_index: m.sibling_index, sibling_count: m.sibling_count } : {};
+        if (stored && stored.content !== "") return { ...stored, ...place, key: m.key, role: "assistant" };
         const status = stored?.status ?? (state.stopRequested ? "cancelled" : "complete");
         return { ...m, id: stored?.id || m.id, status: status === "streaming" ? "complete" : status };
       });
@@ -277,14 +286,21 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return startReply(state, [...state.messages, user], action.clientMessageId);
     }
     case "regenerate": {
-      const last = state.messages[state.messages.length - 1];
-      const kept = last && last.role === "assistant" ? state.messages.slice(0, -1) : state.messages;
-      return startReply(state, kept, `regen:${state.messages.length}:${last?.id ?? ""}`);
+      // The reply asked for (else the last) and everything after it leave the path: the
+      // server keeps them on their branch.
+      const i = action.messageId ? state.messages.findIndex((m) => m.id === action.messageId) : state.messages.length - 1;
+      const old = state.messages[i];
+      const kept = old && old.role === "assistant" ? state.messages.slice(0, i) : state.messages;
+      const versionOf = old && old.role === "assistant" ? old : undefined;
+      return startReply(state, kept, `regen:${state.messages.length}:${old?.id ?? ""}`, versionOf);
     }
     case "edit": {
       const i = state.messages.findIndex((m) => m.id === action.messageId);
-      if (i === -1) return state;
-      const kept = state.messages.slice(0, i + 1).map((m, j) => (j === i ? { ...m, content: action.content } : m));
+      const old = state.messages[i];
+      if (!old) return state;
+      // A new version of the message: the server answers with its id in the `user` event.
+      const version: ChatMessage = { ...old, ...newVersion(old), id: "", content: action.content };
+      const kept = [...state.messages.slice(0, i), version];
       return startReply(state, kept, `edit:${action.messageId}:${action.content.length}`);
     }
     case "continue": {

@@ -101,7 +101,8 @@ async def _session_for(store: Store, token: str | None) -> SessionMeta | None:
     return await store.session_for_token(token) if token else None
 
 
-@router.api_route("/refresh_token", methods=["GET", "POST"])
+@router.get("/refresh_token", operation_id="refresh_token_get")
+@router.post("/refresh_token", operation_id="refresh_token_post")
 async def refresh_token(
     store: StoreDep, settings: SettingsDep, token: str | None = None
 ) -> ChatHistory:

@@ -87,12 +87,14 @@ async def regenerate(
     catalogue: CatalogueDep,
     body: Regenerate | None = None,
 ) -> EventStreamResponse:
-    """Replace the last reply with a new one (events: start, delta..., done), written by
-    `model` if given (this reply only; the chat keeps its model)."""
-    model = body.model if body else None
+    """A new version of a reply on the active path (`message_id`; none: the last), the old
+    one kept as its sibling (events: start, delta..., done), written by `model` if given
+    (this reply only; the chat keeps its model)."""
+    target = body.message_id if body is not None and body.message_id else ""
+    model = body.model if body is not None else None
     if model is not None:
         model = await checked_model(catalogue, model)
-    return stream(await turns.regenerate(claim, client, model))
+    return stream(await turns.regenerate(claim, client, target, model))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)
@@ -104,6 +106,7 @@ async def edit_message(
     turns: TurnsDep,
     settings: SettingsDep,
 ) -> EventStreamResponse:
-    """Edit the last user message and regenerate its reply (events: user, start, ...)."""
+    """A new version of a user message on the active path, and a reply to it; the old
+    version is kept as its sibling (events: user, start, ...)."""
     content = check_length(body.content, settings.max_message_chars, "The message")
     return stream(await turns.edit(claim, message_id, content, client))

@@ -26,7 +26,7 @@ from conversation.models import (
     SessionList,
     SessionSummary,
 )
-from conversation.store import NoSuchMessage, SessionMeta, digest, utcnow
+from conversation.store import HistoryPage, NoSuchMessage, SessionMeta, Store, digest, utcnow
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -114,9 +114,17 @@ async def get_session(
         ) from None
     if page is None:
         raise not_found()
+    return detail(session, store, page)
+
+
+def detail(session: SessionMeta, store: Store, page: HistoryPage) -> SessionDetail:
+    """A session with a page of its active path, as `GET /api/sessions/{id}` answers."""
     return SessionDetail(
         **summary(session, store.expires_at()).model_dump(),
-        messages=[m.in_session() for m in page.messages],
+        messages=[
+            m.in_session(place.index, place.count)
+            for m, place in zip(page.messages, page.siblings, strict=True)
+        ],
         has_more=page.has_more,
     )
 

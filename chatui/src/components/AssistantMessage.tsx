@@ -6,6 +6,7 @@ import { CopyButton } from "./CopyButton";
 import { RetryCountdown } from "./RetryCountdown";
 import { RetryIcon } from "./Icons";
 import { Markdown } from "./Markdown";
+import { SiblingSwitch } from "./SiblingSwitch";
 import { useLongWait } from "./useLongWait";
 
 interface Props {
@@ -21,6 +22,9 @@ interface Props {
   /** The models: the name under the reply, and the choices of "regenerate with…". */
   catalogue?: Catalogue;
   onContinue: () => void;
+  /** Show another version of this reply; `canSwitch` while nothing is being written. */
+  canSwitch?: boolean;
+  onSwitch?: (siblingIndex: number) => void;
   /** The model's state now, for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
   /** The page sends the message again by itself once the model is ready. */
@@ -78,6 +82,8 @@ export function AssistantMessage({
   onRegenerateWith,
   catalogue = NO_CATALOGUE,
   onContinue,
+  canSwitch = false,
+  onSwitch = () => undefined,
   model = null,
   autoRetry = false,
 }: Props) {
@@ -144,8 +150,9 @@ export function AssistantMessage({
             {message.usage ? <span className="msg-usage"> · {usageText(message.usage)}</span> : null}
           </p>
         ) : null}
-        {!live && (message.content !== "" || (canRegenerate && !failed) || regenerateWith) ? (
+        {!live && (message.content !== "" || (canRegenerate && !failed) || regenerateWith || (message.sibling_count ?? 1) > 1) ? (
           <div className="msg-actions">
+            <SiblingSwitch message={message} disabled={!canSwitch} onSwitch={onSwitch} />
             {message.content !== "" ? <CopyButton text={message.content} label="Copy reply" /> : null}
             {canRegenerate && !failed ? (
               <button type="button" className="icon-button" aria-label="Regenerate reply" title="Regenerate" onClick={onRegenerate}>

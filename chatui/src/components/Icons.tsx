@@ -4,6 +4,7 @@ import type { ReactElement } from "react";
 
 function Icon({ d, label }: { d: string; label?: string }): ReactElement {
   return (
+    // biome-ignore lint/a11y/noSvgWithoutTitle: a labelled icon has its title; an unlabelled one is aria-hidden
     <svg className="icon" viewBox="0 0 24 24" aria-hidden={label ? undefined : true} role={label ? "img" : undefined}>
       {label ? <title>{label}</title> : null}
       <path d={d} />

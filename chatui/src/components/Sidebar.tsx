@@ -82,12 +82,14 @@ function ChatItem({ session, active, onSelect, onRename, onDelete, modelName }: 
   }
   if (mode === "confirm") {
     return (
+      // biome-ignore lint/a11y/useSemanticElements: a list item cannot be a fieldset
       <li className="chat-item is-confirming" role="group" aria-label={`Delete ${title}?`}>
         <span className="confirm-text">Delete “{title}”?</span>
         <span className="confirm-buttons">
           <button type="button" className="button danger small" onClick={() => onDelete(session.session_id)}>
             Delete
           </button>
+          {/* biome-ignore lint/a11y/noAutofocus: the question just replaced the item under the person's focus; the safe answer takes it */}
           <button type="button" className="button ghost small" onClick={() => setMode("view")} autoFocus>
             Cancel
           </button>

@@ -8,9 +8,12 @@ import { UserMessage } from "./UserMessage";
 interface Props {
   chat: ChatState;
   onEdit: (messageId: string, content: string) => void;
-  onRegenerate: () => void;
-  /** Regenerate the last reply with another model (that reply only). */
-  onRegenerateWith: (model: string) => void;
+  /** A new version of this reply. */
+  onRegenerate: (messageId: string) => void;
+  /** A new version of this reply, by another model (that version only). */
+  onRegenerateWith: (messageId: string, model: string) => void;
+  /** Show the message's sibling at this position instead. */
+  onSwitch?: (messageId: string, siblingIndex: number) => void;
   onContinue: (messageId: string) => void;
   /** Read the page of history before the first message shown. */
   onLoadOlder: () => void;
@@ -27,7 +30,7 @@ const FOLLOW_SLACK_PX = 48;
 /** How close to the top asks for older messages: early enough that they are usually there in time. */
 const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinue, onLoadOlder, empty, model = null, autoRetry = false, catalogue }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch = () => undefined, onContinue, onLoadOlder, empty, model = null, autoRetry = false, catalogue }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -109,11 +112,11 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinu
     if (el && canLoadOlder && el.scrollHeight <= el.clientHeight) onLoadOlder();
   }, [chat.messages, canLoadOlder, onLoadOlder]);
 
-  const lastUser = findLast(chat.messages, (m) => m.role === "user");
   const last = chat.messages[chat.messages.length - 1];
 
   return (
     <div className="thread-wrap">
+      {/* biome-ignore lint/a11y/noStaticElementInteractions: the handlers only watch the person scroll, to stop following the reply */}
       <div className="thread" ref={scroller} onScroll={onScroll} onWheel={onWheel} onKeyDown={onKeyDown} onTouchMove={stopFollowing}>
         {chat.phase === "loading" ? (
           <div className="thread-loading" role="status">
@@ -141,8 +144,9 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinu
                   <UserMessage
                     key={m.key}
                     message={m}
-                    canEdit={!busy && m === lastUser && m.id !== ""}
+                    canEdit={!busy && m.id !== ""}
                     onEdit={(content) => onEdit(m.id, content)}
+                    onSwitch={(index) => onSwitch(m.id, index)}
                   />
                 ) : (
                   <AssistantMessage
@@ -151,10 +155,12 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinu
                     live={busy && m === last}
                     phase={chat.phase}
                     canRegenerate={!busy && m === last}
-                    onRegenerate={onRegenerate}
-                    onRegenerateWith={onRegenerateWith}
+                    onRegenerate={() => onRegenerate(m.id)}
+                    onRegenerateWith={(model) => onRegenerateWith(m.id, model)}
                     catalogue={catalogue}
                     onContinue={() => onContinue(m.id)}
+                    canSwitch={!busy && m.id !== ""}
+                    onSwitch={(index) => onSwitch(m.id, index)}
                     model={m === last ? model : null}
                     autoRetry={m === last && autoRetry}
                   />
@@ -171,12 +177,4 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onContinu
       ) : null}
     </div>
   );
-}
-
-function findLast<T>(list: T[], test: (t: T) => boolean): T | undefined {
-  for (let i = list.length - 1; i >= 0; i--) {
-    const item = list[i];
-    if (item !== undefined && test(item)) return item;
-  }
-  return undefined;
 }

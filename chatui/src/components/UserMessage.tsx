@@ -2,14 +2,17 @@ import { useEffect, useRef, useState, type KeyboardEvent } from "react";
 import type { ChatMessage } from "../chatState";
 import { CopyButton } from "./CopyButton";
 import { EditIcon } from "./Icons";
+import { SiblingSwitch } from "./SiblingSwitch";
 
 interface Props {
   message: ChatMessage;
+  /** Nothing is being written: the message may be edited (a new version) or another version shown. */
   canEdit: boolean;
   onEdit: (content: string) => void;
+  onSwitch: (siblingIndex: number) => void;
 }
 
-export function UserMessage({ message, canEdit, onEdit }: Props) {
+export function UserMessage({ message, canEdit, onEdit, onSwitch }: Props) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(message.content);
   const area = useRef<HTMLTextAreaElement>(null);
@@ -65,6 +68,7 @@ export function UserMessage({ message, canEdit, onEdit }: Props) {
   return (
     <article className={`msg msg-user${message.status === "pending" ? " is-pending" : ""}`} aria-label="You">
       <div className="bubble">{message.content}</div>
+      <SiblingSwitch message={message} disabled={!canEdit} onSwitch={onSwitch} />
       <div className="msg-actions">
         <CopyButton text={message.content} label="Copy message" />
         {canEdit ? (

@@ -8,6 +8,7 @@ import { initialChat, type ChatMessage, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { ErrorNotice } from "./ErrorNotice";
 import { ModelPicker } from "./ModelPicker";
+import { SiblingSwitch } from "./SiblingSwitch";
 import { Thread } from "./Thread";
 
 // React's act() outside a test renderer: tell it this is a test environment.
@@ -212,5 +213,35 @@ describe("models", () => {
     );
     expect(el.querySelector(".msg-meta")?.textContent).toBe("Beta · 7 tokens (5 prompt, 2 reply)");
     expect(el.querySelector("select[aria-label='Regenerate with another model']")).not.toBeNull();
+  });
+});
+
+describe("the versions of a message", () => {
+  const message = (index: number, count: number): ChatMessage => ({
+    key: "u1",
+    id: "u1",
+    role: "user",
+    content: "hi",
+    status: "complete",
+    sibling_index: index,
+    sibling_count: count,
+  });
+
+  it("shows ‹ 2 / 3 › and asks for the neighbour it points to", () => {
+    const onSwitch = vi.fn();
+    const el = show(<SiblingSwitch message={message(2, 3)} disabled={false} onSwitch={onSwitch} />);
+    expect(el.textContent).toBe("‹2 / 3›");
+    act(() => el.querySelector<HTMLButtonElement>('[aria-label="Next version"]')?.click());
+    act(() => el.querySelector<HTMLButtonElement>('[aria-label="Previous version"]')?.click());
+    expect(onSwitch.mock.calls).toEqual([[3], [1]]);
+  });
+
+  it("shows nothing for a message with one version, and cannot go past the ends", () => {
+    expect(show(<SiblingSwitch message={message(1, 1)} disabled={false} onSwitch={() => undefined} />).textContent).toBe("");
+    act(() => root?.unmount());
+    container.remove();
+    const el = show(<SiblingSwitch message={message(1, 2)} disabled={false} onSwitch={() => undefined} />);
+    expect(el.querySelector<HTMLButtonElement>('[aria-label="Previous version"]')?.disabled).toBe(true);
+    expect(el.querySelector<HTMLButtonElement>('[aria-label="Next version"]')?.disabled).toBe(false);
   });
 });

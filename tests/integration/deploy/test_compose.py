@@ -269,6 +269,15 @@ def test_dockerfiles_build_non_root_images_with_cached_dependencies(service: str
 
 
 @pytest.mark.parametrize("service", ["assistant", "conversation"])
+def test_python_images_install_their_locked_requirements(service: str) -> None:
+    # Exact versions with hashes (scripts/lock.sh), and nothing pip would resolve by itself.
+    text = (ROOT / service / "Dockerfile").read_text()
+    assert f"COPY requirements/{service}.txt" in text
+    assert f"pip install --require-hashes --no-deps -r {service}.txt" in text
+    assert "pyproject.toml" not in text
+
+
+@pytest.mark.parametrize("service", ["assistant", "conversation"])
 def test_python_images_serve_with_gunicorn_and_uvicorn_workers(service: str) -> None:
     cmd = (ROOT / service / "Dockerfile").read_text().split("\nCMD ", 1)[1]
     assert "exec gunicorn" in cmd and "--keep-alive 75" in cmd
