@@ -177,6 +177,16 @@ def test_regenerate_with_another_model_for_that_reply_only(fresh: Stack) -> None
     replies = [m for m in data["messages"] if m["role"] == "assistant"]
     assert replies[-1]["model"] == "beta" and replies[-1]["id"] == again["id"]
     assert asked(fresh, "beta") == ["beta"]
+    # The first reply is kept as the new one's sibling, with the model that wrote it.
+    assert (replies[-1]["sibling_index"], replies[-1]["sibling_count"]) == (2, 2)
+    first = httpx.patch(
+        session.url(f"/messages/{again['id']}/active"),
+        json={"sibling_index": 1},
+        headers=session.auth,
+        timeout=10,
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["messages"][-1]["model"] == "alpha"
     # Without a model, the chat's own.
     assert done(regenerate(session))["model"] == "alpha"
     response = httpx.post(
