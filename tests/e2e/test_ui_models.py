@@ -104,5 +104,9 @@ def test_regenerate_with_another_model(
     expect(reply_meta(chat)).to_contain_text("Model beta", timeout=REPLY_TIMEOUT_MS)
     expect(chat.last_reply.locator(".markdown")).to_have_text("Echo: try me")
     expect(chat.replies).to_have_count(1)
+    # The first reply is kept as the other version, with its own model.
+    expect(chat.last_reply.locator(".siblings-count")).to_have_text("2 / 2")
+    chat.last_reply.get_by_label("Previous version").click()
+    expect(reply_meta(chat)).to_contain_text("Model alpha")
     expect(picker(page)).to_have_value("alpha")  # the chat keeps its model
     chat.assert_clean()
