@@ -23,7 +23,10 @@ from conversation.api import (
     shares,
     ws,
 )
+from conversation.api import catalogue as catalogue_api
+from conversation.api import usage as usage_api
 from conversation.assistant_client import AssistantClient, create_http_session
+from conversation.catalogue import Catalogue
 from conversation.config import Settings
 from conversation.generation import Hub
 from conversation.limits import Limits
@@ -33,7 +36,9 @@ from conversation.redis_timing import Timings
 from conversation.search import Search
 from conversation.shares import Shares
 from conversation.store import Store
+from conversation.titles import Titles
 from conversation.turns import Turns
+from conversation.usage import UsageBook
 
 log = logging.getLogger("conversation")
 
@@ -46,20 +51,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     http = create_http_session(settings)
     store = Store(redis, settings)
     assistant = AssistantClient(http, settings, latency=metrics.assistant_latency)
-    hub = Hub(store, assistant, redis, settings, metrics=metrics)
+    catalogue = Catalogue(assistant.models, settings.catalogue_refresh_interval)
+    titles = Titles(store, assistant, catalogue, settings, metrics)
+    usage = UsageBook(redis, settings.key_prefix, settings.usage_retention_days)
+    hub = Hub(store, assistant, redis, settings, titles, usage, metrics=metrics)
     app.state.store = store
     app.state.shares = Shares(store)
     app.state.search = Search(store)
     app.state.assistant = assistant
+    app.state.catalogue = catalogue
+    app.state.usage = usage
     app.state.limits = limits = Limits(redis, settings)
     app.state.turns = Turns(store, hub, settings, limits)
     await hub.start_background()
+    catalogue.start()
     freeze_startup_objects()
     try:
         yield
     finally:
         await hub.drain(settings.shutdown_grace_period)
         await hub.stop()
+        await titles.stop()
+        await catalogue.stop()
         await http.close()
         await redis.aclose()
 
@@ -78,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     app.state.metrics = metrics = ConversationMetrics()
     errors.install(app)
-    for module in (health, sessions, messages, branches, ws, compat, exports, shares, search):
+    routers = (health, catalogue_api, sessions, usage_api, messages, branches, ws, compat)
+    for module in (*routers, exports, shares, search):
         app.include_router(module.router)
     app.add_middleware(Observe, metrics=metrics)
     return app

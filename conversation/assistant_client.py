@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -80,16 +80,21 @@ class AssistantClient:
         base = settings.assistant_url.rstrip("/")
         self._url = base + "/v1/chat/completions"
         self._ready_url = base + "/health/ready"
+        self._models_url = base + "/v1/models"
         self._model = settings.assistant_model
         self._max_tokens = settings.reply_max_tokens
-        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if settings.assistant_api_key:
-            self._headers["Authorization"] = f"Bearer {settings.assistant_api_key}"
+        key = settings.assistant_api_key
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **self._auth,
+        }
 
-    def _request_body(self, messages: list[ChatMessage]) -> str:
+    def _request_body(self, messages: list[ChatMessage], model: str | None) -> str:
         request = ChatCompletionRequest(
             messages=messages,
-            model=self._model,
+            model=model or self._model,
             stream=True,
             stream_options=StreamOptions(include_usage=True),
             max_tokens=self._max_tokens,
@@ -97,11 +102,12 @@ class AssistantClient:
         return request.model_dump_json(exclude_none=True)
 
     async def stream(
-        self, messages: list[ChatMessage]
+        self, messages: list[ChatMessage], model: str | None = None
     ) -> AsyncIterator[list[str] | Queued | ReplyEnd]:
         """Yield the reply's text deltas as they arrive (those read together, together),
-        then how it ended; before the first, each new place in the model's queue."""
-        body = self._request_body(messages)
+        then how it ended; before the first, each new place in the model's queue. `model`:
+        the chat's (None: ASSISTANT_MODEL, else assistant's default)."""
+        body = self._request_body(messages, model)
         # A long history would otherwise stay in memory for the whole reply, twice.
         del messages
         rid = request_id.get()  # assistant logs under the id of the request that asked
@@ -147,6 +153,34 @@ class AssistantClient:
                 "The connection to the assistant service failed mid-reply. "
                 "The partial reply is kept; regenerate it when assistant is back.",
             ) from exc
+
+    async def models(self) -> Any:
+        """Assistant's `GET /v1/models` answer, parsed JSON (read by conversation.catalogue)."""
+        async with self._http.get(
+            self._models_url,
+            headers=self._auth,
+            timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT),
+        ) as resp:
+            resp.raise_for_status()
+            return await resp.json(content_type=None)
+
+    async def complete(
+        self, messages: list[ChatMessage], model: str | None, max_tokens: int
+    ) -> str:
+        """A short non-streaming completion's text (a chat's title); AssistantCallError
+        when assistant refuses or cannot be reached. The caller bounds its time."""
+        body = ChatCompletionRequest(
+            messages=messages, model=model or self._model, stream=False, max_tokens=max_tokens
+        ).model_dump_json(exclude_none=True)
+        headers = {**self._auth, "Content-Type": "application/json"}
+        try:
+            async with self._http.post(self._url, data=body, headers=headers) as resp:
+                if resp.status != 200:
+                    raise await _failure(resp)
+                answer = await resp.json(content_type=None)
+            return str(answer["choices"][0]["message"]["content"] or "")
+        except (aiohttp.ClientError, TimeoutError, ValueError, LookupError, TypeError) as exc:
+            raise AssistantCallError("assistant_error", f"no completion: {exc!r}") from exc
 
     async def readiness(self) -> AssistantState:
         """Assistant's `/health/ready`: whether it can write a reply now, and if not, why."""

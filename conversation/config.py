@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     # for a free connection to assistant.
     max_active_generations: int = Field(default=1024, ge=1)
 
+    # Seconds between reads of assistant's catalogue of models (what a chat may use, and
+    # each model's readiness for the UI's picker).
+    catalogue_refresh_interval: float = Field(default=15.0, gt=0)
+    # Title chats after their first reply (false: they keep their first message's title).
+    titles: bool = True
+    # The model that titles a chat after its first reply ("": the catalogue's local model,
+    # else the chat's own); one assistant does not list is replaced by the chat's own.
+    title_model: str = ""
+    # Seconds a title may take; past it the chat keeps its first-message title.
+    title_timeout: float = Field(default=30.0, gt=0)
+    # Days of usage (tokens per chat and per client, per day and model) kept in Redis.
+    usage_retention_days: int = Field(default=7, ge=1, le=366)
+
     session_ttl: int = Field(default=7 * 24 * 3600, ge=1)
     max_message_chars: int = Field(default=8000, ge=1)
     max_name_chars: int = Field(default=120, ge=1)

@@ -85,7 +85,7 @@ def error_event(code: str, message: str, offset: int) -> Event:
 
 
 def done_event(message: StoredMessage) -> Event:
-    payload = DoneEvent(**message.public().model_dump(), usage=message.usage)
+    payload = DoneEvent(**message.public().model_dump(), model=message.model, usage=message.usage)
     return _event("done", len(message.content), payload)
 
 

@@ -28,12 +28,14 @@ from conversation.events import (
     terminal_event,
 )
 from conversation.flush_schedule import FlushSchedule
-from conversation.limits import Admission, estimate_tokens
+from conversation.limits import Admission
 from conversation.metrics import ConversationMetrics
 from conversation.models import ErrorInfo, StoredMessage
 from conversation.redis_client import RedisClient
 from conversation.slim_queues import Flag, SlimQueue
 from conversation.store import Store
+from conversation.titles import Titles
+from conversation.usage import Spent, UsageBook, chat_identity, spent
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class Generation:
         assistant: AssistantClient,
         settings: Settings,
         metrics: ConversationMetrics,
+        usage: UsageBook,
+        titles: Titles,
+        title: bool = False,
     ) -> None:
         self.session_id = session_id
         self._reply = reply
@@ -69,6 +74,11 @@ class Generation:
         self._assistant = assistant
         self._settings = settings
         self._metrics = metrics
+        self._usage = usage
+        self._titles = titles
+        # For usage when assistant reports none, and for the title after a first reply.
+        self._prompt_bytes = sum(len(m.content.encode()) for m in context)
+        self._question = context[-1].content if title and context else None
         # A continued reply goes on from its text, which its stream already holds.
         self._parts: list[str] = [reply.content] if reply.content else []
         self._length = len(reply.content)
@@ -184,7 +194,8 @@ class Generation:
         error: ErrorInfo | None = None
         status: str = "complete"
         try:
-            async for item in self._assistant.stream(self._take_context()):
+            stream = self._assistant.stream(self._take_context(), self._reply.model)
+            async for item in stream:
                 if isinstance(item, list):
                     self._on_deltas(item)
                 elif isinstance(item, Queued):
@@ -214,17 +225,19 @@ class Generation:
         self._closing.set()
         self._dirty.set()
         await flusher
-        await self._finish(status, usage, error)
+        await self._finish(status, usage, error, model)
         self._metrics.reply_ended(
             status,
             time.perf_counter() - began,
             None if self._first_text_at is None else self._first_text_at - began,
-            model or self._settings.assistant_model or "unknown",
+            model or self._reply.model or self._settings.assistant_model or "unknown",
             usage.completion_tokens if usage else self._deltas,
             error.code if error else None,
         )
 
-    async def _finish(self, status: str, usage: Usage | None, error: ErrorInfo | None) -> None:
+    async def _finish(
+        self, status: str, usage: Usage | None, error: ErrorInfo | None, model: str | None
+    ) -> None:
         final = self._reply.model_copy(
             update={
                 "content": "".join(self._parts),
@@ -232,16 +245,33 @@ class Generation:
                 "usage": usage,
                 "tokens": usage.completion_tokens if usage else None,
                 "error": error,
+                "model": model or self._reply.model,
             }
         )
         # The client's slots are free, and the reply's tokens counted, before anyone hears
         # `done`: a client that sends its next message at once finds its slot free.
-        tokens = usage.completion_tokens if usage else estimate_tokens(len(final.content.encode()))
-        await asyncio.gather(self._store_reply(final), self._admission.release(tokens))
+        cost = spent(usage, final.content, self._prompt_bytes, self._first_text_at is not None)
+        await asyncio.gather(
+            self._store_reply(final),
+            self._admission.release(cost.completion_tokens),
+            self._count_usage(final.model, cost),
+        )
         self._reply = final
         self._terminal = terminal_event(final)
         self._publish([self._terminal])
         self._subscribers.clear()
+        if self._question is not None and status in ("complete", "length") and final.content:
+            self._titles.start(self.session_id, final.model, self._question, final.content)
+
+    async def _count_usage(self, model: str | None, cost: Spent) -> None:
+        """The reply's tokens in the chat's and the client's usage; a failure is only logged
+        (the reply matters more than its bookkeeping)."""
+        client = self._admission.client
+        who = [chat_identity(self.session_id), *(client.others if client else ())]
+        try:
+            await self._usage.record(who, model, cost)
+        except RedisError:
+            log.warning("could not count the usage of reply %s", self.id, exc_info=True)
 
     async def _store_reply(self, final: StoredMessage) -> None:
         """Write the finished reply to the history, trying again while Redis refuses.
@@ -319,11 +349,15 @@ class Hub:
         assistant: AssistantClient,
         redis: RedisClient,
         settings: Settings,
+        titles: Titles,
+        usage: UsageBook,
         metrics: ConversationMetrics | None = None,
     ) -> None:
         self.metrics = metrics or ConversationMetrics()
         self.store = store
         self.assistant = assistant
+        self.titles = titles
+        self.usage = usage
         self.redis = redis
         self.settings = settings
         self._active: dict[tuple[str, str], Generation] = {}
@@ -356,9 +390,11 @@ class Hub:
         reply: StoredMessage,
         context: list[ChatMessage],
         admission: Admission,
+        title: bool = False,
     ) -> Generation:
         """Start a generation in a slot taken with `reserve()`; the slot ends with it, and
-        so do the client's slots `admission` holds."""
+        so do the client's slots `admission` holds. `title`: a first reply, whose chat gets
+        a title once it is written."""
         gen = Generation(
             session_id,
             reply,
@@ -368,6 +404,9 @@ class Hub:
             assistant=self.assistant,
             settings=self.settings,
             metrics=self.metrics,
+            usage=self.usage,
+            titles=self.titles,
+            title=title,
         )
         key = (session_id, reply.id)
         self._active[key] = gen

@@ -64,7 +64,9 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
             )
             continue
         try:
-            meta, token = await store.create_session(c.title, c.system_prompt, owner, c.created_at)
+            meta, token = await store.create_session(
+                c.title, c.system_prompt, owner, created_at=c.created_at
+            )
         except LimitExceeded as exc:
             full = exc.message
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))

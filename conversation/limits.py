@@ -348,6 +348,44 @@ def limit_key(prefix: str, kind: LimitKey, identity: Identity) -> str:
 Call = tuple[AsyncScript, list[str], list[ScriptArg]]
 
 
+async def run_scripts(redis: RedisClient, calls: list[Call]) -> list[Any]:
+    """Scripts in one round trip: a pipeline of EVALSHA. (redis-py's own script calls in
+    a pipeline first ask SCRIPT EXISTS, a round trip more.) A script Redis does not know
+    (it restarted) did not run: it is loaded, and only such calls are sent again."""
+    if isinstance(redis, RedisCluster):
+        # A cluster pipeline refuses EVALSHA; the calls go to their nodes side by side.
+        return list(await asyncio.gather(*(_call_one(redis, call) for call in calls)))
+    results: list[Any] = [None] * len(calls)
+    pending = list(range(len(calls)))
+    while pending:
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in pending:
+                script, keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            out = await pipe.execute(raise_on_error=False)
+        unknown = []
+        for i, result in zip(pending, out, strict=True):
+            if isinstance(result, NoScriptError):
+                unknown.append(i)
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                results[i] = result
+        for script in {calls[i][0] for i in unknown}:
+            await redis.script_load(script.script)
+        pending = unknown
+    return results
+
+
+async def _call_one(redis: RedisClient, call: Call) -> Any:
+    script, keys, args = call
+    try:
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.script_load(script.script)
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+
+
 class Limits:
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
@@ -373,46 +411,13 @@ class Limits:
         return limit_key(self.settings.key_prefix, kind, identity)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        """Scripts in one round trip: a pipeline of EVALSHA. (redis-py's own script calls in
-        a pipeline first ask SCRIPT EXISTS, a round trip more.) A script Redis does not know
-        (it restarted) did not run: it is loaded, and only such calls are sent again."""
-        if isinstance(self.redis, RedisCluster):
-            # A cluster pipeline refuses EVALSHA; the calls go to their nodes side by side.
-            return list(await asyncio.gather(*(self._call_one(call) for call in calls)))
-        results: list[Any] = [None] * len(calls)
-        pending = list(range(len(calls)))
-        while pending:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in pending:
-                    script, keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                out = await pipe.execute(raise_on_error=False)
-            unknown = []
-            for i, result in zip(pending, out, strict=True):
-                if isinstance(result, NoScriptError):
-                    unknown.append(i)
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    results[i] = result
-            for script in {calls[i][0] for i in unknown}:
-                await self.redis.script_load(script.script)
-            pending = unknown
-        return results
-
-    async def _call_one(self, call: Call) -> Any:
-        script, keys, args = call
-        try:
-            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.redis.script_load(script.script)
-            return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+        return await run_scripts(self.redis, calls)
 
     async def admit(self, client: Client) -> Admission:
         """Count a turn against every identity of `client`, taking a slot for its reply;
         raises LimitExceeded (nothing counted) when any identity is over a limit."""
         limited = [i for i in client.identities if not self.quotas[i.kind].off]
-        admission = Admission(self, limited)
+        admission = Admission(self, limited, client=client)
         if not limited:
             return admission
         calls: list[Call] = []
@@ -453,6 +458,7 @@ class Admission:
     identities: list[Identity]
     ticket: str = field(default_factory=lambda: secrets.token_hex(8))
     _released: bool = False
+    client: Client | None = None  # who asked (its usage is counted when the reply ends)
 
     async def renew(self) -> None:
         """Another lease for the reply's slots. A failure is only logged: the slot then

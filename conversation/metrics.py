@@ -59,6 +59,14 @@ class ConversationMetrics(ServiceMetrics):
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
+        self.titles = Counter(
+            "titles",
+            "Chat titles asked of a model after a first reply, by outcome: titled, kept (the "
+            "chat was renamed or deleted meanwhile), failed (an error, a timeout, no text).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.assistant_latency = self.upstream_latency.labels("assistant")
         self._durations: dict[str, Any] = {}
         self._tokens: dict[str, Any] = {}

@@ -8,9 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from common.protocol import Usage
+from conversation.catalogue import ModelInfo
 
 Role = Literal["user", "assistant"]
 # complete: finished normally; streaming: being written now (resume it);
@@ -36,6 +44,8 @@ def unicode_text(value: str) -> str:
 AnyText = Annotated[str, AfterValidator(unicode_text)]
 Text = Annotated[AnyText, StringConstraints(strip_whitespace=False, min_length=1)]
 ClientMessageId = Annotated[AnyText, StringConstraints(min_length=1, max_length=128)]
+# A model id of assistant's catalogue (checked against it by the route).
+ModelId = Annotated[AnyText, StringConstraints(min_length=1, max_length=200)]
 
 
 class Request(BaseModel):
@@ -45,10 +55,20 @@ class Request(BaseModel):
 class CreateSession(Request):
     name: AnyText | None = None
     system_prompt: AnyText | None = None
+    model: ModelId | None = None  # None: assistant's default
 
 
 class RenameSession(Request):
-    name: Text
+    """Rename the chat, change its model, or both."""
+
+    name: Text | None = None
+    model: ModelId | None = None
+
+    @model_validator(mode="after")
+    def name_or_model(self) -> RenameSession:
+        if self.name is None and self.model is None:
+            raise ValueError("give `name`, `model` or both")
+        return self
 
 
 class SendMessage(Request):
@@ -63,6 +83,7 @@ class EditMessage(Request):
 class Regenerate(Request):
     # The reply to write again, on the active path (none: the last reply).
     message_id: Annotated[AnyText, StringConstraints(min_length=1, max_length=64)] | None = None
+    model: ModelId | None = None  # another model for this reply only (None: the chat's)
 
 
 class SwitchBranch(Request):
@@ -87,9 +108,12 @@ class ErrorInfo(BaseModel):
 
 class SessionMessage(Message):
     """A message as `GET /api/sessions/{id}` returns it: with why it failed, if it did, so a
-    page that reloads tells "the model is loading" from any other failure."""
+    page that reloads tells "the model is loading" from any other failure; a reply with the
+    model that wrote it (as assistant reported it) and its usage (when reported)."""
 
     error: ErrorInfo | None = None
+    model: str | None = None
+    usage: Usage | None = None
     # Its position among the versions of this message (its parent's children, oldest
     # first), 1-based, and how many there are: switch with PATCH .../messages/{id}/active.
     sibling_index: int = 1
@@ -99,6 +123,7 @@ class SessionMessage(Message):
 class StoredMessage(Message):
     """A message as kept in Redis: the public fields plus what replay and context need."""
 
+    model: str | None = None
     usage: Usage | None = None
     # Token count when the model reported it; context budgeting estimates the rest.
     tokens: int | None = None
@@ -126,6 +151,8 @@ class SessionSummary(BaseModel):
     name: str
     created_at: datetime
     expires_at: datetime
+    model: str | None = None  # None: assistant's default
+    named_by_user: bool = False  # renamed by a person: no generated title replaces it
 
 
 class SessionCreated(SessionSummary):
@@ -139,6 +166,39 @@ class SessionDetail(SessionSummary):
 
 class SessionList(BaseModel):
     sessions: list[SessionSummary]
+
+
+class ModelCatalogue(BaseModel):
+    """`GET /api/models`: the models a chat may use."""
+
+    models: list[ModelInfo]
+    default: str | None
+
+
+class ModelUsage(BaseModel):
+    """Tokens spent by replies of one model. `estimated_tokens`: the part of the counts
+    estimated (about four bytes a token) for replies assistant reported no usage for (a
+    cancelled or failed one, mostly)."""
+
+    model: str
+    replies: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated_tokens: int = 0
+
+
+class DayUsage(BaseModel):
+    date: str  # YYYY-MM-DD, UTC
+    models: list[ModelUsage]
+
+
+class UsageReport(BaseModel):
+    """`GET /api/usage`: the caller's own usage, newest day first, today included."""
+
+    # Whose: a browser (its cookie), a session (its Bearer token), or a chat (its own path).
+    client: Literal["browser", "session", "chat"]
+    days: list[DayUsage]
 
 
 class Health(BaseModel):
@@ -174,6 +234,7 @@ class DeltaEvent(BaseModel):
 
 
 class DoneEvent(Message):
+    model: str | None = None
     usage: Usage | None = None
 
 

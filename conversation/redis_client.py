@@ -23,7 +23,7 @@ REDIS_COMMANDS = (
     *("exists", "get", "set", "hget", "hset", "hgetall", "ttl", "xread"),
     *("zrange", "zrem", "zrevrange"),
     # called by its scripts
-    *("del", "expire", "pexpire", "pttl", "hdel", "hexists", "hmget", "hsetnx"),
+    *("del", "expire", "pexpire", "pttl", "hdel", "hexists", "hmget", "hsetnx", "hincrby"),
     *("incr", "incrby", "lindex", "llen", "lpos", "lrange", "rpop", "rpush"),
     *("ltrim", "hlen"),
     *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),

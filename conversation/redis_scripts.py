@@ -618,3 +618,16 @@ renew(ttl)
 return 1
 """
 )
+
+# KEYS: P. ARGV: unless_named ('1': not when a person named the chat), then the meta hash's
+# fields and values to set. Returns 1 when set; 0 when the session is gone (nothing is
+# written: a key without its expiry would never go) or, with unless_named, was named by a
+# person (a generated title loses to a rename made while it was being written).
+UPDATE_META = r"""
+local P = KEYS[1]
+local unless_named, fields = ARGV[1], {unpack(ARGV, 2)}
+if redis.call('EXISTS', P) == 0 then return 0 end
+if unless_named == '1' and redis.call('HGET', P, 'named') == '1' then return 0 end
+redis.call('HSET', P, unpack(fields))
+return 1
+"""

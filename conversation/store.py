@@ -50,6 +50,17 @@ class SessionMeta:
     token_hash: str
     owner: str
     system_prompt: str
+    model: str = ""  # "": assistant's default
+    named_by_user: bool = False
+    titled: bool = False  # a generated title replaced the first message's
+
+
+@dataclass(frozen=True, slots=True)
+class ChatModel:
+    """What a turn needs to know of its session besides the turn script's answer."""
+
+    model: str | None  # None: assistant's default
+    wants_title: bool  # neither titled nor named by a person yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,7 @@ class Store:
         self._index: AsyncScript = redis.register_script(redis_scripts.INDEX)
         self._delete: AsyncScript = redis.register_script(redis_scripts.DELETE)
         self._append: AsyncScript = redis.register_script(redis_scripts.APPEND)
+        self._update_meta: AsyncScript = redis.register_script(redis_scripts.UPDATE_META)
 
     # Key names -----------------------------------------------------------------------
 
@@ -211,7 +223,13 @@ class Store:
     # Sessions ------------------------------------------------------------------------
 
     async def create_session(
-        self, name: str, system_prompt: str, owner: str, created_at: datetime | None = None
+        self,
+        name: str,
+        system_prompt: str,
+        owner: str,
+        model: str = "",
+        named_by_user: bool = False,
+        created_at: datetime | None = None,
     ) -> tuple[SessionMeta, str]:
         """A new session and its token. Two steps, in two slots of a Redis Cluster: the
         browser's index (which may refuse: too many sessions), then the session. A crash
@@ -228,6 +246,8 @@ class Store:
             token_hash=digest(token),
             owner=owner,
             system_prompt=system_prompt,
+            model=model,
+            named_by_user=named_by_user,
         )
         fields: dict[str, str] = {
             "name": meta.name,
@@ -235,6 +255,8 @@ class Store:
             "th": meta.token_hash,
             "owner": owner,
             "system": system_prompt,
+            "model": model,
+            "named": "1" if named_by_user else "",
         }
         if owner:
             await self._add_to_index(owner, sid, meta.created_at.timestamp())
@@ -283,6 +305,9 @@ class Store:
             token_hash=raw["th"],
             owner=raw.get("owner", ""),
             system_prompt=raw.get("system", ""),
+            model=raw.get("model", ""),
+            named_by_user=raw.get("named") == "1",
+            titled=raw.get("titled") == "1",
         )
 
     async def session_for_token(self, token: str) -> SessionMeta | None:
@@ -293,9 +318,30 @@ class Store:
         meta = await self.get_meta(Claim.for_token(sid, token))
         return meta if isinstance(meta, SessionMeta) else None
 
-    async def rename(self, sid: str, name: str) -> None:
-        # The caller has just read the session, which renewed its expiry.
-        await self.redis.hset(self.keys.session(sid), "name", name)
+    async def update(self, sid: str, name: str | None = None, model: str | None = None) -> None:
+        """A person's change to the chat: its name (which no generated title then
+        replaces), its model, or both, in one step."""
+        fields: list[str] = []
+        if name is not None:
+            fields += ["name", name, "named", "1"]
+        if model is not None:
+            fields += ["model", model]
+        await self._update_meta(keys=[self.keys.session(sid)], args=["0", *fields])
+
+    async def set_title(self, sid: str, title: str) -> bool:
+        """The generated title, unless a person named the chat meanwhile (or it is gone)."""
+        args = ["1", "name", title, "titled", "1"]
+        return bool(await self._update_meta(keys=[self.keys.session(sid)], args=args))
+
+    async def chat_model(self, sid: str) -> ChatModel:
+        """The session's model and whether it still wants a title. Read beside a turn's start
+        (which checks the credentials): it costs the turn no round trip of its own."""
+        raw = cast(
+            list[str | None],
+            await self.redis.hmget(self.keys.session(sid), ["model", "named", "titled"]),
+        )
+        model, named, titled = raw
+        return ChatModel(model or None, wants_title=named != "1" and titled != "1")
 
     async def delete(self, meta: SessionMeta) -> str | None:
         """Remove every key of the session, then its entry in the browser's index (another

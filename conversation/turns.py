@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import cast
+
+from redis.exceptions import RedisError
 
 from common.protocol import ChatMessage
 from conversation.auth import not_found, refused
@@ -17,6 +20,7 @@ from conversation.generation import Hub, outbox_events
 from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (
+    ChatModel,
     Claim,
     Store,
     TurnDuplicate,
@@ -25,6 +29,8 @@ from conversation.store import (
     new_message,
 )
 from conversation.streams import Events, from_generation, from_history, from_redis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -107,10 +113,15 @@ class Turns:
         user = new_message("user", content, "complete")
         return await self._begin(claim, "message", user, client_message_id, client)
 
-    async def regenerate(self, claim: Claim, client: Client, reply_id: str = "") -> Turn:
-        """A new version of a reply on the active path ("": the last); the old one is kept."""
+    async def regenerate(
+        self, claim: Claim, client: Client, reply_id: str = "", model: str | None = None
+    ) -> Turn:
+        """A new version of a reply on the active path ("": the last); the old one is kept.
+        `model`: another model for this version only (None: the chat's)."""
         user = new_message("user", "", "complete")
-        return await self._begin(claim, "regenerate", user, None, client, target=reply_id)
+        return await self._begin(
+            claim, "regenerate", user, None, client, target=reply_id, model=model
+        )
 
     async def edit(self, claim: Claim, message_id: str, content: str, client: Client) -> Turn:
         """A new version of a user message on the active path, and a reply to it; the old
@@ -132,6 +143,7 @@ class Turns:
         client: Client | Admission,
         reply_id: str | None = None,
         target: str = "",
+        model: str | None = None,
     ) -> Turn:
         # Refused before anything is stored: a full replica answers at once and loses
         # nothing (the message is not half-sent, a regenerate keeps the old reply), instead
@@ -146,7 +158,7 @@ class Turns:
             if admission is None:
                 admission = await self.limits.admit(cast(Client, client))
             turn, started = await self._begin_reserved(
-                claim, mode, user, client_message_id, admission, reply_id, target
+                claim, mode, user, client_message_id, admission, reply_id, target, model
             )
         finally:
             if not started:
@@ -165,20 +177,25 @@ class Turns:
         admission: Admission,
         reply_id: str | None,
         target: str,
+        model: str | None,
     ) -> tuple[Turn, bool]:
         """The turn, and whether it started a generation (which then holds the slot)."""
         sid = claim.session_id
         reply = new_message("assistant", "", "streaming")
         if reply_id is not None:
             reply.id = reply_id
-        outcome = await self.store.begin_turn(
-            claim,
-            mode,
-            user,
-            reply,
-            client_message_id,
-            self.settings.context_token_budget,
-            target,
+        # The chat's model is read beside the turn's start, not before it: no round trip more.
+        outcome, chat = await asyncio.gather(
+            self.store.begin_turn(
+                claim,
+                mode,
+                user,
+                reply,
+                client_message_id,
+                self.settings.context_token_budget,
+                target,
+            ),
+            self._chat_model(sid),
         )
         if isinstance(outcome, TurnRefused):
             raise _refusal(sid, outcome, self.settings)
@@ -192,10 +209,18 @@ class Turns:
         if outcome.system_prompt:
             history.insert(0, ChatMessage(role="system", content=outcome.system_prompt))
         if mode == "continue":
-            reply = outcome.user  # the reply itself, with the text it has
+            reply = outcome.user  # the reply itself, with the text it has, by its model
         else:
             reply.parent = outcome.user.id  # as stored: the finished reply is stored whole
-        gen = self.hub.start(sid, reply, history, admission)
+        reply.model = reply.model or model or chat.model
+        # Only a chat's first exchange (or its first answered one) is the whole context.
+        title = (
+            self.settings.titles
+            and chat.wants_title
+            and mode != "continue"
+            and len(outcome.context) == 1
+        )
+        gen = self.hub.start(sid, reply, history, admission, title)
         # Subscribe before yielding to the loop, so not a single delta is missed.
         outbox = gen.subscribe(gen.length)
         # Yield once so the generation sends its request to assistant now: assistant and
@@ -205,6 +230,15 @@ class Turns:
         first = [] if mode in ("regenerate", "continue") else [user_event(outcome.user.public())]
         start = start_event(reply.id, gen.length)
         return Turn(reply.id, [*first, start], outbox_events(gen, outbox)), True
+
+    async def _chat_model(self, sid: str) -> ChatModel:
+        """The chat's model; on a Redis failure here (the turn's own start may well have
+        worked), the default model and no title rather than a started turn left to lapse."""
+        try:
+            return await self.store.chat_model(sid)
+        except RedisError:
+            log.warning("could not read the model of session %s", sid, exc_info=True)
+            return ChatModel(None, wants_title=False)
 
     async def resume(self, sid: str, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""

@@ -7,14 +7,21 @@ import { ChatMenu } from "./components/ChatMenu";
 import { MenuIcon, PlusIcon } from "./components/Icons";
 import { Sidebar } from "./components/Sidebar";
 import { ModelBanner } from "./components/ModelBanner";
+import { ModelPicker } from "./components/ModelPicker";
 import { Thread } from "./components/Thread";
 import { pathOf, sessionIdFromPath } from "./routes";
 import { useChat } from "./useChat";
 import { useModelStatus } from "./useModelStatus";
+import { modelLabel, useModels } from "./useModels";
 import { useSessions } from "./useSessions";
+
+/** When the chat list is read again after a chat's first reply, for its generated title. */
+const TITLE_CHECKS_MS = [1500, 4000, 10000, 30000];
 
 export function App() {
   const sessions = useSessions();
+  const catalogue = useModels();
+  const modelName = useCallback((id: string | null | undefined) => modelLabel(catalogue, id), [catalogue]);
   const [draft, setDraft] = useState("");
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const composer = useRef<ComposerHandle>(null);
@@ -41,6 +48,25 @@ export function App() {
   useEffect(() => {
     document.title = chat.name ? `${chat.name} · Chat` : "Chat";
   }, [chat.name]);
+  // A chat's title is written in the background after its first reply: the list is read
+  // again a few times then, and the header follows the list.
+  const firstReply = chat.messages.length === 2 && chat.phase === "idle" && chat.messages[1]?.status === "complete" ? chat.messages[1].id : null;
+  const refreshSessions = sessions.refresh;
+  useEffect(() => {
+    if (!firstReply) return;
+    const timers = TITLE_CHECKS_MS.map((ms) => setTimeout(() => void refreshSessions(), ms));
+    return () => timers.forEach(clearTimeout);
+  }, [firstReply, refreshSessions]);
+  // Only a change of the list's name while the same chat stays open: a list read before a
+  // chat was titled must not undo the title its own history brought.
+  const listedName = sessions.sessions.find((s) => s.session_id === chat.sessionId)?.name;
+  const listed = useRef<{ sessionId: string | null; name: string | undefined }>({ sessionId: null, name: undefined });
+  useEffect(() => {
+    const before = listed.current;
+    listed.current = { sessionId: chat.sessionId, name: listedName };
+    if (!listedName || before.sessionId !== chat.sessionId || before.name === listedName) return;
+    if (listedName !== chat.name) controller.renamed(listedName);
+  }, [listedName, chat.sessionId, chat.name, controller]);
 
   const select = useCallback(
     (id: string | null) => {
@@ -128,6 +154,7 @@ export function App() {
       </a>
       <Sidebar
         sessions={sessions.sessions}
+        modelName={modelName}
         loaded={sessions.loaded}
         error={sessions.error}
         activeId={chat.sessionId}
@@ -147,6 +174,7 @@ export function App() {
             <MenuIcon />
           </button>
           <h1 className="chat-title">{chat.name || "New chat"}</h1>
+          <ModelPicker catalogue={catalogue} value={chat.model} disabled={busy} onChange={(m) => void controller.setModel(m)} />
           {chat.sessionId ? <ChatMenu key={chat.sessionId} sessionId={chat.sessionId} /> : null}
           <button type="button" className="icon-button only-narrow" aria-label="New chat" onClick={() => select(null)}>
             <PlusIcon />
@@ -157,6 +185,8 @@ export function App() {
           chat={chat}
           onEdit={(id, content) => void controller.edit(id, content)}
           onRegenerate={(id) => void controller.regenerate(id)}
+          onRegenerateWith={(id, m) => void controller.regenerate(id, m)}
+          catalogue={catalogue}
           onSwitch={(id, index) => void controller.switchBranch(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}

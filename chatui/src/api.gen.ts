@@ -37,6 +37,13 @@ export interface paths {
      */
     post: operations["import_file_api_import_post"];
   };
+  "/api/models": {
+    /**
+     * List Models
+     * @description Each model's id, display name, provider, context length, readiness, and the default.
+     */
+    get: operations["list_models_api_models_get"];
+  };
   "/api/search": {
     /**
      * Search
@@ -51,7 +58,11 @@ export interface paths {
      * @description The sessions created by the calling browser (identified by its cookie), newest first.
      */
     get: operations["list_sessions_api_sessions_get"];
-    /** Create Session */
+    /**
+     * Create Session
+     * @description A new chat with the model given (checked against assistant's catalogue), else the
+     * catalogue's default (none when the catalogue cannot be read: assistant's own then).
+     */
     post: operations["create_session_api_sessions_post"];
   };
   "/api/sessions/{session_id}": {
@@ -67,8 +78,12 @@ export interface paths {
      * being written is stopped, wherever it runs.
      */
     delete: operations["delete_session_api_sessions__session_id__delete"];
-    /** Rename Session */
-    patch: operations["rename_session_api_sessions__session_id__patch"];
+    /**
+     * Update Session
+     * @description Rename the chat (a generated title never replaces the name then) and/or change its
+     * model, for the replies from now on.
+     */
+    patch: operations["update_session_api_sessions__session_id__patch"];
   };
   "/api/sessions/{session_id}/export": {
     /** Export Session */
@@ -124,7 +139,8 @@ export interface paths {
     /**
      * Regenerate
      * @description A new version of a reply on the active path (`message_id`; none: the last), the old
-     * one kept as its sibling (events: start, delta..., done).
+     * one kept as its sibling (events: start, delta..., done), written by `model` if given
+     * (this reply only; the chat keeps its model).
      */
     post: operations["regenerate_api_sessions__session_id__regenerate_post"];
   };
@@ -137,6 +153,13 @@ export interface paths {
   "/api/sessions/{session_id}/shares/{share_id}": {
     /** Revoke Share */
     delete: operations["revoke_share_api_sessions__session_id__shares__share_id__delete"];
+  };
+  "/api/sessions/{session_id}/usage": {
+    /**
+     * Chat Usage
+     * @description What this chat's replies spent, today first.
+     */
+    get: operations["chat_usage_api_sessions__session_id__usage_get"];
   };
   "/api/shares/{share_id}": {
     /**
@@ -152,6 +175,14 @@ export interface paths {
      * the snapshot's messages, to go on with.
      */
     post: operations["continue_share_api_shares__share_id__continue_post"];
+  };
+  "/api/usage": {
+    /**
+     * My Usage
+     * @description The caller's own usage, today first: a Bearer token's is its chat's, a browser's
+     * covers every chat it wrote in (deleted ones too).
+     */
+    get: operations["my_usage_api_usage_get"];
   };
 }
 
@@ -196,6 +227,8 @@ export interface components {
     };
     /** CreateSession */
     CreateSession: {
+      /** Model */
+      model?: string | null;
       /** Name */
       name?: string | null;
       /** System Prompt */
@@ -208,6 +241,13 @@ export interface components {
        * @description Seconds the link lives (default: SHARE_MAX_TTL)
        */
       expires_in?: number | null;
+    };
+    /** DayUsage */
+    DayUsage: {
+      /** Date */
+      date: string;
+      /** Models */
+      models: components["schemas"]["ModelUsage"][];
     };
     /** DeltaEvent */
     DeltaEvent: {
@@ -225,6 +265,11 @@ export interface components {
       created_at: string;
       /** Id */
       id: string;
+      /**
+       * Model
+       * @default null
+       */
+      model?: string | null;
       /**
        * Role
        * @enum {string}
@@ -318,6 +363,75 @@ export interface components {
       status: "complete" | "streaming" | "cancelled" | "error" | "interrupted" | "length";
     };
     /**
+     * ModelCatalogue
+     * @description `GET /api/models`: the models a chat may use.
+     */
+    ModelCatalogue: {
+      /** Default */
+      default: string | null;
+      /** Models */
+      models: components["schemas"]["ModelInfo"][];
+    };
+    /**
+     * ModelInfo
+     * @description One model as the UI sees it: never assistant's address or keys.
+     */
+    ModelInfo: {
+      /** Context Length */
+      context_length?: number | null;
+      /**
+       * Default
+       * @default false
+       */
+      default?: boolean;
+      /** Display Name */
+      display_name: string;
+      /** Id */
+      id: string;
+      /** Provider */
+      provider: string;
+      /**
+       * Ready
+       * @default true
+       */
+      ready?: boolean;
+    };
+    /**
+     * ModelUsage
+     * @description Tokens spent by replies of one model. `estimated_tokens`: the part of the counts
+     * estimated (about four bytes a token) for replies assistant reported no usage for (a
+     * cancelled or failed one, mostly).
+     */
+    ModelUsage: {
+      /**
+       * Completion Tokens
+       * @default 0
+       */
+      completion_tokens?: number;
+      /**
+       * Estimated Tokens
+       * @default 0
+       */
+      estimated_tokens?: number;
+      /** Model */
+      model: string;
+      /**
+       * Prompt Tokens
+       * @default 0
+       */
+      prompt_tokens?: number;
+      /**
+       * Replies
+       * @default 0
+       */
+      replies?: number;
+      /**
+       * Total Tokens
+       * @default 0
+       */
+      total_tokens?: number;
+    };
+    /**
      * QueuedEvent
      * @description The reply waits for the model: `position` requests are ahead of it (0: next).
      */
@@ -347,11 +461,18 @@ export interface components {
     Regenerate: {
       /** Message Id */
       message_id?: string | null;
+      /** Model */
+      model?: string | null;
     };
-    /** RenameSession */
+    /**
+     * RenameSession
+     * @description Rename the chat, change its model, or both.
+     */
     RenameSession: {
+      /** Model */
+      model?: string | null;
       /** Name */
-      name: string;
+      name?: string | null;
     };
     /** SearchResult */
     SearchResult: {
@@ -399,8 +520,15 @@ export interface components {
        * Format: date-time
        */
       expires_at: string;
+      /** Model */
+      model?: string | null;
       /** Name */
       name: string;
+      /**
+       * Named By User
+       * @default false
+       */
+      named_by_user?: boolean;
       /** Session Id */
       session_id: string;
       /** Token */
@@ -425,8 +553,15 @@ export interface components {
       has_more?: boolean;
       /** Messages */
       messages: components["schemas"]["SessionMessage"][];
+      /** Model */
+      model?: string | null;
       /** Name */
       name: string;
+      /**
+       * Named By User
+       * @default false
+       */
+      named_by_user?: boolean;
       /** Session Id */
       session_id: string;
     };
@@ -438,7 +573,8 @@ export interface components {
     /**
      * SessionMessage
      * @description A message as `GET /api/sessions/{id}` returns it: with why it failed, if it did, so a
-     * page that reloads tells "the model is loading" from any other failure.
+     * page that reloads tells "the model is loading" from any other failure; a reply with the
+     * model that wrote it (as assistant reported it) and its usage (when reported).
      */
     SessionMessage: {
       /** Content */
@@ -451,6 +587,8 @@ export interface components {
       error?: components["schemas"]["ErrorInfo"] | null;
       /** Id */
       id: string;
+      /** Model */
+      model?: string | null;
       /**
        * Role
        * @enum {string}
@@ -471,6 +609,7 @@ export interface components {
        * @enum {string}
        */
       status: "complete" | "streaming" | "cancelled" | "error" | "interrupted" | "length";
+      usage?: components["schemas"]["Usage"] | null;
     };
     /** SessionSummary */
     SessionSummary: {
@@ -484,8 +623,15 @@ export interface components {
        * Format: date-time
        */
       expires_at: string;
+      /** Model */
+      model?: string | null;
       /** Name */
       name: string;
+      /**
+       * Named By User
+       * @default false
+       */
+      named_by_user?: boolean;
       /** Session Id */
       session_id: string;
     };
@@ -593,6 +739,19 @@ export interface components {
        * @default 0
        */
       total_tokens?: number;
+    };
+    /**
+     * UsageReport
+     * @description `GET /api/usage`: the caller's own usage, newest day first, today included.
+     */
+    UsageReport: {
+      /**
+       * Client
+       * @enum {string}
+       */
+      client: "browser" | "session" | "chat";
+      /** Days */
+      days: components["schemas"]["DayUsage"][];
     };
     /** ValidationError */
     ValidationError: {
@@ -706,6 +865,20 @@ export interface operations {
     };
   };
   /**
+   * List Models
+   * @description Each model's id, display name, provider, context length, readiness, and the default.
+   */
+  list_models_api_models_get: {
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ModelCatalogue"];
+        };
+      };
+    };
+  };
+  /**
    * Search
    * @description Matching titles and messages, newest chat first; each names the chat and the message
    * to open, with a snippet in segments (`hit`: a query word matched; never HTML).
@@ -748,7 +921,11 @@ export interface operations {
       };
     };
   };
-  /** Create Session */
+  /**
+   * Create Session
+   * @description A new chat with the model given (checked against assistant's catalogue), else the
+   * catalogue's default (none when the catalogue cannot be read: assistant's own then).
+   */
   create_session_api_sessions_post: {
     requestBody?: {
       content: {
@@ -826,8 +1003,12 @@ export interface operations {
       };
     };
   };
-  /** Rename Session */
-  rename_session_api_sessions__session_id__patch: {
+  /**
+   * Update Session
+   * @description Rename the chat (a generated title never replaces the name then) and/or change its
+   * model, for the replies from now on.
+   */
+  update_session_api_sessions__session_id__patch: {
     parameters: {
       path: {
         session_id: string;
@@ -1066,7 +1247,8 @@ export interface operations {
   /**
    * Regenerate
    * @description A new version of a reply on the active path (`message_id`; none: the last), the old
-   * one kept as its sibling (events: start, delta..., done).
+   * one kept as its sibling (events: start, delta..., done), written by `model` if given
+   * (this reply only; the chat keeps its model).
    */
   regenerate_api_sessions__session_id__regenerate_post: {
     parameters: {
@@ -1166,6 +1348,35 @@ export interface operations {
     };
   };
   /**
+   * Chat Usage
+   * @description What this chat's replies spent, today first.
+   */
+  chat_usage_api_sessions__session_id__usage_get: {
+    parameters: {
+      query?: {
+        /** @description How many days, today included (default and most: USAGE_RETENTION_DAYS) */
+        days?: number | null;
+      };
+      path: {
+        session_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["UsageReport"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /**
    * Read Share
    * @description No credentials needed, none read, no cookie set: the link is the permission.
    */
@@ -1206,6 +1417,33 @@ export interface operations {
       201: {
         content: {
           "application/json": components["schemas"]["SessionCreated"];
+        };
+      };
+      /** @description Validation Error */
+      422: {
+        content: {
+          "application/json": components["schemas"]["HTTPValidationError"];
+        };
+      };
+    };
+  };
+  /**
+   * My Usage
+   * @description The caller's own usage, today first: a Bearer token's is its chat's, a browser's
+   * covers every chat it wrote in (deleted ones too).
+   */
+  my_usage_api_usage_get: {
+    parameters: {
+      query?: {
+        /** @description How many days, today included (default and most: USAGE_RETENTION_DAYS) */
+        days?: number | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["UsageReport"];
         };
       };
       /** @description Validation Error */

@@ -152,3 +152,14 @@ describe("the conversation API as the page calls it", () => {
     expect((await getSession("s1", { limit: 50 })).has_more).toBe(false);
   });
 });
+
+describe("models and usage", () => {
+  it("keeps the model and usage of a finished reply", () => {
+    const done = toStreamEvent(
+      "done",
+      JSON.stringify({ id: "a1", content: "hi", status: "complete", model: "beta", usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }),
+      "2",
+    );
+    expect(done).toMatchObject({ message: { model: "beta", usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } } });
+  });
+});

@@ -36,7 +36,17 @@ export interface Message extends Omit<Wire["SessionMessage"], "status" | "create
 }
 
 /** What the page reads of a chat. */
-export type SessionSummary = Pick<Wire["SessionSummary"], "session_id" | "name">;
+export type SessionSummary = Pick<Wire["SessionSummary"], "session_id" | "name" | "model">;
+
+/** A reply's tokens, as the model reported them. */
+export type Usage = Wire["Usage"];
+
+/** One model of the catalogue (`GET /api/models`): `ready` false when it is still loading
+ * or its provider is unreachable (it can be chosen anyway). */
+export type ModelInfo = Wire["ModelInfo"];
+
+/** The models a chat may use, and the default. */
+export type Catalogue = Wire["ModelCatalogue"];
 
 /** One page of a chat's history: its newest messages, or those just before a given one. */
 export interface SessionDetail extends SessionSummary {
@@ -199,8 +209,8 @@ async function json<T>(method: string, path: string, body?: unknown): Promise<T>
   return (await res.json()) as T;
 }
 
-function toSummary({ session_id, name }: SessionSummary): SessionSummary {
-  return { session_id, name };
+function toSummary({ session_id, name, model }: SessionSummary): SessionSummary {
+  return { session_id, name, model: model ?? null };
 }
 
 const base = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
@@ -210,10 +220,22 @@ export async function listSessions(): Promise<SessionSummary[]> {
   return body.sessions.map(toSummary);
 }
 
-export async function createSession(name: string): Promise<SessionSummary> {
+/** `model`: the chat's model (null: the service's default). */
+export async function createSession(name: string, model: string | null = null): Promise<SessionSummary> {
   // The response also holds a bearer token: deliberately dropped, the cookie is our credential.
-  const request: Wire["CreateSession"] = { name };
+  const request: Wire["CreateSession"] = model ? { name, model } : { name };
   return toSummary(await json<Wire["SessionCreated"]>("POST", "/api/sessions", request));
+}
+
+/** The models a chat may use, each with its readiness. */
+export async function listModels(): Promise<Catalogue> {
+  return json<Wire["ModelCatalogue"]>("GET", "/api/models");
+}
+
+/** The chat's model from its next reply on. */
+export async function setSessionModel(id: string, model: string): Promise<SessionSummary> {
+  const request: Wire["RenameSession"] = { model };
+  return toSummary(await json<Wire["SessionSummary"]>("PATCH", base(id), request));
 }
 
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
@@ -267,10 +289,8 @@ export function toStreamEvent(event: string, data: string, id: string | null): S
       return { type: "queued", id, position: (d as Wire["QueuedEvent"]).position };
     case "delta":
       return { type: "delta", id, text: (d as Wire["DeltaEvent"]).text };
-    case "done": {
-      const { usage: _usage, ...message } = d as Wire["DoneEvent"];
-      return { type: "done", id, message };
-    }
+    case "done":
+      return { type: "done", id, message: d as Wire["DoneEvent"] };
     case "error": {
       // `retry_after`: what conversation's WebSocket error frame adds for a limit.
       const e = d as Wire["ErrorEvent"] & { retry_after?: unknown };
@@ -299,9 +319,12 @@ export function sendMessage(id: string, content: string, clientMessageId: string
   return stream("POST", `${base(id)}/messages`, request, signal);
 }
 
-/** A new version of reply `messageId` (none: the last); the old one stays as its sibling. */
-export function regenerate(id: string, signal: AbortSignal, messageId?: string) {
-  const request: Wire["Regenerate"] = messageId ? { message_id: messageId } : {};
+/**
+ * A new version of reply `messageId` (none: the last); the old one stays as its sibling.
+ * `model`: another model for this version only (none: the chat's).
+ */
+export function regenerate(id: string, signal: AbortSignal, messageId?: string, model?: string | null) {
+  const request: Wire["Regenerate"] = { ...(messageId ? { message_id: messageId } : {}), ...(model ? { model } : {}) };
   return stream("POST", `${base(id)}/regenerate`, request, signal);
 }
 

@@ -24,6 +24,7 @@ function harness(api: Partial<ChatApi>) {
     continueReply: fail,
     resumeReply: fail,
     cancelReply: () => Promise.resolve(),
+    setSessionModel: fail,
     switchBranch: fail,
     ...api,
   };
@@ -324,5 +325,45 @@ describe("ChatController", () => {
     fail = false;
     await h.controller.loadOlder();
     expect(h.state().messages.map((m) => m.id)).toEqual(["m2", "m3"]);
+  });
+});
+
+describe("a chat's model", () => {
+  it("creates a new chat with the model picked for it, and changes an open chat's model", async () => {
+    const createSession = vi.fn(async (name: string, model: string | null = null) => ({ session_id: "s9", name, model }));
+    const setSessionModel = vi.fn(async (id: string, model: string) => ({ session_id: id, name: "Chat", model }));
+    const h = harness({
+      createSession,
+      setSessionModel,
+      sendMessage: async () => stream([{ type: "start", id: "0", messageId: "a1" }, { type: "done", id: "2", message: reply("hi") }]),
+    });
+    await h.controller.open(null);
+    await h.controller.setModel("beta");
+    expect(setSessionModel).not.toHaveBeenCalled();
+    await h.controller.send("hello", "c1");
+    expect(createSession).toHaveBeenCalledWith("hello", "beta");
+    expect(h.state().model).toBe("beta");
+    await h.controller.setModel("gamma");
+    expect(setSessionModel).toHaveBeenCalledWith("s9", "gamma");
+    expect(h.state().model).toBe("gamma");
+  });
+
+  it("puts the model back when the server refuses the change", async () => {
+    const h = harness({
+      getSession: async () => ({ ...session([]), model: "alpha" }),
+      setSessionModel: async () => Promise.reject(new ApiError("invalid", "Unknown model 'nope'.", 422)),
+    });
+    await h.controller.open("s1");
+    await h.controller.setModel("nope");
+    expect(h.state().model).toBe("alpha");
+    expect(h.state().error?.message).toContain("Unknown model");
+  });
+
+  it("regenerates with another model for that reply", async () => {
+    const regenerate = vi.fn(async () => stream([{ type: "start", id: "0", messageId: "a2" }, { type: "done", id: "2", message: reply("hi") }]));
+    const h = harness({ getSession: async () => session([]), regenerate });
+    await h.controller.open("s1");
+    await h.controller.regenerate("a1", "beta");
+    expect(regenerate).toHaveBeenCalledWith("s1", expect.anything(), "a1", "beta");
   });
 });

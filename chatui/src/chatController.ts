@@ -26,7 +26,7 @@ type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
 /** The part of the API the controller uses: the real module, or a fake in unit tests. */
 export type ChatApi = Pick<
   typeof realApi,
-  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "switchBranch"
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "switchBranch" | "setSessionModel"
 >;
 
 export interface ChatOptions {
@@ -141,10 +141,10 @@ export class ChatController {
     if (!sessionId) {
       const signal = this.connect();
       try {
-        const created = await this.api.createSession(titleFrom(content));
+        const created = await this.api.createSession(titleFrom(content), this.state.model);
         if (signal.aborted) return;
         sessionId = created.session_id;
-        this.dispatch({ type: "created", sessionId, name: created.name });
+        this.dispatch({ type: "created", sessionId, name: created.name, model: created.model ?? null });
         this.options.onListChanged();
       } catch (e) {
         if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, retry) });
@@ -155,12 +155,31 @@ export class ChatController {
     await this.follow(sid, (signal) => this.api.sendMessage(sid, content, clientMessageId, signal), retry);
   }
 
-  /** A new version of reply `messageId` (none: the last); the old one stays on its branch. */
-  async regenerate(messageId?: string): Promise<void> {
+  /**
+   * A new version of reply `messageId` (none: the last); the old one stays on its branch.
+   * `model`: another model for this version only ("regenerate with…"); none: the chat's.
+   */
+  async regenerate(messageId?: string, model?: string | null): Promise<void> {
     const sid = this.state.sessionId;
     if (!sid) return;
     this.dispatch({ type: "regenerate", messageId });
-    await this.follow(sid, (signal) => this.api.regenerate(sid, signal, messageId), { type: "regenerate" });
+    await this.follow(sid, (signal) => this.api.regenerate(sid, signal, messageId, model), { type: "regenerate" });
+  }
+
+  /** The chat's model from its next reply on (a new chat: the one it will be created with). */
+  async setModel(model: string): Promise<void> {
+    const sid = this.state.sessionId;
+    const before = this.state.model;
+    this.dispatch({ type: "model", model });
+    if (!sid) return;
+    try {
+      await this.api.setSessionModel(sid, model);
+      this.options.onListChanged();
+    } catch (e) {
+      if (this.state.sessionId !== sid) return;
+      this.dispatch({ type: "model", model: before });
+      this.dispatch({ type: "failed", error: toChatError(e, null) });
+    }
   }
 
   /**

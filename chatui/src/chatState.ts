@@ -59,6 +59,8 @@ export type Phase =
 export interface ChatState {
   sessionId: string | null;
   name: string;
+  /** The chat's model (a new chat: the one picked for it); null: the service's default. */
+  model: string | null;
   messages: ChatMessage[];
   phase: Phase;
   /** The reply being written (its server id; for Continue, known before the server begins). */
@@ -79,9 +81,10 @@ export interface ChatState {
 
 export type ChatAction =
   | { type: "open"; sessionId: string | null }
-  | { type: "created"; sessionId: string; name: string }
+  | { type: "created"; sessionId: string; name: string; model: string | null }
   | { type: "loaded"; session: SessionDetail }
   | { type: "renamed"; name: string }
+  | { type: "model"; model: string | null }
   | { type: "send"; content: string; clientMessageId: string }
   | { type: "regenerate"; messageId?: string }
   | { type: "edit"; messageId: string; content: string }
@@ -100,6 +103,7 @@ export type ChatAction =
 export const initialChat: ChatState = {
   sessionId: null,
   name: "",
+  model: null,
   messages: [],
   phase: "idle",
   replyId: null,
@@ -253,9 +257,11 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case "open":
       return { ...initialChat, sessionId: action.sessionId, phase: action.sessionId ? "loading" : "idle" };
     case "created":
-      return { ...state, sessionId: action.sessionId, name: action.name };
+      return { ...state, sessionId: action.sessionId, name: action.name, model: action.model };
     case "renamed":
       return { ...state, name: action.name };
+    case "model":
+      return { ...state, model: action.model };
     case "loaded": {
       const messages = action.session.messages.map(withKey);
       const last = messages[messages.length - 1];
@@ -263,6 +269,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
         ...initialChat,
         sessionId: action.session.session_id,
         name: action.session.name,
+        model: action.session.model ?? null,
         messages,
         hasMore: action.session.has_more,
       };

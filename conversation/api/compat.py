@@ -92,7 +92,8 @@ async def create_token(
     if not name or len(name) > settings.max_name_chars:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, INVALID_NAME)
     await limits.count_session(client_of(request))
-    _, token = await store.create_session(name, "", "")
+    # The tutorials' name is the person's own, not a chat's title to replace.
+    _, token = await store.create_session(name, "", "", named_by_user=True)
     return TokenOut(name=name, token=token)
 
 
@@ -185,7 +186,8 @@ async def chat_turn(
         client = await turns.limits.admit(asking)
         try:
             await turns.limits.count_session(asking)
-            meta, token = await store.create_session("Chat", "", "")
+            # No list shows it: a title would only spend the model.
+            meta, token = await store.create_session("Chat", "", "", named_by_user=True)
         except BaseException:
             await client.release(started=False)
             raise

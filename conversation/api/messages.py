@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from common.event_stream import EventStreamResponse
+from conversation.api.catalogue import CatalogueDep, checked_model
 from conversation.api.clients import ClientDep
 from conversation.deps import ClaimDep, SessionDep, SettingsDep, TurnsDep, check_length
 from conversation.models import EditMessage, Message, Regenerate, SendMessage
@@ -80,12 +81,20 @@ async def continue_reply(
 
 @router.post("/regenerate", responses=SSE_DOC)
 async def regenerate(
-    claim: ClaimDep, client: ClientDep, turns: TurnsDep, body: Regenerate | None = None
+    claim: ClaimDep,
+    client: ClientDep,
+    turns: TurnsDep,
+    catalogue: CatalogueDep,
+    body: Regenerate | None = None,
 ) -> EventStreamResponse:
     """A new version of a reply on the active path (`message_id`; none: the last), the old
-    one kept as its sibling (events: start, delta..., done)."""
+    one kept as its sibling (events: start, delta..., done), written by `model` if given
+    (this reply only; the chat keeps its model)."""
     target = body.message_id if body is not None and body.message_id else ""
-    return stream(await turns.regenerate(claim, client, target))
+    model = body.model if body is not None else None
+    if model is not None:
+        model = await checked_model(catalogue, model)
+    return stream(await turns.regenerate(claim, client, target, model))
 
 
 @router.patch("/messages/{message_id}", responses=SSE_DOC)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from conversation.api.catalogue import CatalogueDep, checked_model
 from conversation.api.clients import LimitsDep, client_of
 from conversation.api.search import SearchDep
 from conversation.api.shares import SharesDep
@@ -34,12 +35,14 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 DEFAULT_NAME = "New chat"
 
 
-def summary(meta: SessionMeta, store: Store) -> SessionSummary:
+def summary(meta: SessionMeta, expires_at: datetime) -> SessionSummary:
     return SessionSummary(
         session_id=meta.session_id,
         name=meta.name,
         created_at=meta.created_at,
-        expires_at=store.expires_at(),
+        expires_at=expires_at,
+        model=meta.model or None,
+        named_by_user=meta.named_by_user,
     )
 
 
@@ -50,8 +53,11 @@ async def create_session(
     store: StoreDep,
     settings: SettingsDep,
     limits: LimitsDep,
+    catalogue: CatalogueDep,
     body: CreateSession | None = None,
 ) -> SessionCreated:
+    """A new chat with the model given (checked against assistant's catalogue), else the
+    catalogue's default (none when the catalogue cannot be read: assistant's own then)."""
     body = body or CreateSession()
     name = (body.name or "").strip() or DEFAULT_NAME
     check_length(name, settings.max_name_chars, "The session name")
@@ -61,9 +67,13 @@ async def create_session(
     # The cookie names this browser; it owns the sessions it creates.
     browser = browser_id(request, settings) or new_browser_id()
     set_browser_cookie(response, browser, settings)
+    if body.model is not None:
+        model = await checked_model(catalogue, body.model)
+    else:
+        model = await catalogue.default_id() or ""
     await limits.count_session(client_of(request))
-    meta, token = await store.create_session(name, system_prompt, digest(browser))
-    return SessionCreated(**summary(meta, store).model_dump(), token=token)
+    meta, token = await store.create_session(name, system_prompt, digest(browser), model)
+    return SessionCreated(**summary(meta, store.expires_at()).model_dump(), token=token)
 
 
 @router.get("")
@@ -74,15 +84,7 @@ async def list_sessions(request: Request, store: StoreDep, settings: SettingsDep
         return SessionList(sessions=[])
     owned = await store.owned_sessions(digest(browser))
     return SessionList(
-        sessions=[
-            SessionSummary(
-                session_id=meta.session_id,
-                name=meta.name,
-                created_at=meta.created_at,
-                expires_at=utcnow() + timedelta(seconds=ttl),
-            )
-            for meta, ttl in owned
-        ]
+        sessions=[summary(meta, utcnow() + timedelta(seconds=ttl)) for meta, ttl in owned]
     )
 
 
@@ -120,7 +122,7 @@ async def get_session(
 def detail(session: SessionMeta, store: Store, page: HistoryPage) -> SessionDetail:
     """A session with a page of its active path, as `GET /api/sessions/{id}` answers."""
     return SessionDetail(
-        **summary(session, store).model_dump(),
+        **summary(session, store.expires_at()).model_dump(),
         messages=[
             m.in_session(place.index, place.count)
             for m, place in zip(page.messages, page.siblings, strict=True)
@@ -130,12 +132,28 @@ def detail(session: SessionMeta, store: Store, page: HistoryPage) -> SessionDeta
 
 
 @router.patch("/{session_id}")
-async def rename_session(
-    body: RenameSession, session: SessionDep, store: StoreDep, settings: SettingsDep
+async def update_session(
+    body: RenameSession,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
 ) -> SessionSummary:
-    name = check_length(body.name.strip(), settings.max_name_chars, "The session name")
-    await store.rename(session.session_id, name)
-    return summary(dataclasses.replace(session, name=name), store)
+    """Rename the chat (a generated title never replaces the name then) and/or change its
+    model, for the replies from now on."""
+    name = model = None
+    if body.name is not None:
+        name = check_length(body.name.strip(), settings.max_name_chars, "The session name")
+    if body.model is not None:
+        model = await checked_model(catalogue, body.model)
+    await store.update(session.session_id, name, model)
+    changed = dataclasses.replace(
+        session,
+        name=session.name if name is None else name,
+        named_by_user=session.named_by_user or name is not None,
+        model=session.model if model is None else model,
+    )
+    return summary(changed, store.expires_at())
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,6 +43,9 @@ def conversation_env(redis: Server, assistant_url: str, **extra: str) -> dict[st
         "HEARTBEAT_INTERVAL": "0.5",
         # Teardown stops replicas with SIGTERM, which waits for their replies: not for long.
         "SHUTDOWN_GRACE_PERIOD": "2",
+        # Tests script a fake model's answers in order, and a chat's title request would
+        # take one: titles are tested where they are turned on (test_models.py).
+        "TITLES": "false",
         **extra,
     }
 
@@ -135,3 +140,31 @@ def text_of(events: list[Event]) -> str:
 def slow_reply(tokens: int) -> str:
     """What the fake upstream says when FAKE_TOKENS is set."""
     return "".join(f"tok{i} " for i in range(tokens))
+
+
+def models_file(upstreams: dict[str, Server], default: str) -> Path:
+    """A MODELS_FILE serving each model id from its own fake upstream (one provider each,
+    key from FAKE_KEY in assistant's environment)."""
+    lines = [f"default = {default!r}"]
+    for model, upstream in upstreams.items():
+        lines += [
+            "[[providers]]",
+            f"name = 'p-{model}'",
+            "kind = 'openai'",
+            f"base_url = '{upstream.url}/v1'",
+            "api_key_env = 'FAKE_KEY'",
+            "[[models]]",
+            f"id = {model!r}",
+            f"provider = 'p-{model}'",
+            f"display_name = 'Model {model}'",
+            "context_length = 4096",
+        ]
+    path = Path(tempfile.mkdtemp(prefix="models-")) / "models.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_catalogue_assistant(upstreams: dict[str, Server], default: str) -> Server:
+    """Assistant serving one model per fake upstream, `default` its default."""
+    env = {"MODELS_FILE": str(models_file(upstreams, default)), "FAKE_KEY": "test-key"}
+    return start_assistant(env)

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from conversation.assistant_client import AssistantClient, create_http_session
+from conversation.catalogue import Catalogue
 from conversation.config import Settings
 from conversation.events import Event
 from conversation.generation import Hub
@@ -21,7 +22,9 @@ from conversation.redis_client import connect_redis
 from conversation.redis_timing import Timings
 from conversation.store import Claim, Store
 from conversation.streams import Events
+from conversation.titles import Titles
 from conversation.turns import Turn, Turns
+from conversation.usage import UsageBook
 from tests.support.scripted_assistant import ScriptedAssistant, ScriptedReply
 
 CLIENT = Client.of("192.0.2.1")
@@ -44,7 +47,11 @@ async def replica(settings: Settings) -> AsyncIterator[Replica]:
     redis = await connect_redis(settings, Timings(metrics.redis_latency))
     http = create_http_session(settings)
     store = Store(redis, settings)
-    hub = Hub(store, AssistantClient(http, settings), redis, settings, metrics=metrics)
+    assistant = AssistantClient(http, settings)
+    catalogue = Catalogue(assistant.models, settings.catalogue_refresh_interval)
+    titles = Titles(store, assistant, catalogue, settings, metrics)
+    usage = UsageBook(redis, settings.key_prefix, settings.usage_retention_days)
+    hub = Hub(store, assistant, redis, settings, titles, usage, metrics=metrics)
     await hub.start_background()
     try:
         yield Replica(
@@ -52,6 +59,7 @@ async def replica(settings: Settings) -> AsyncIterator[Replica]:
         )
     finally:
         await hub.stop()
+        await titles.stop()
         await http.close()
         await redis.aclose()
 

@@ -1,4 +1,5 @@
-import { CONTINUABLE, type ModelState } from "../api";
+import { CONTINUABLE, type Catalogue, type ModelState, type Usage } from "../api";
+import { modelLabel } from "../useModels";
 import type { ChatMessage, Phase } from "../chatState";
 import { modelStateOf } from "../readiness";
 import { CopyButton } from "./CopyButton";
@@ -16,6 +17,10 @@ interface Props {
   /** The last reply, nothing being written: it may be regenerated or continued. */
   canRegenerate: boolean;
   onRegenerate: () => void;
+  /** Regenerate with another model (that reply only). */
+  onRegenerateWith?: (model: string) => void;
+  /** The models: the name under the reply, and the choices of "regenerate with…". */
+  catalogue?: Catalogue;
   onContinue: () => void;
   /** Show another version of this reply; `canSwitch` while nothing is being written. */
   canSwitch?: boolean;
@@ -61,12 +66,21 @@ function statusNote(message: ChatMessage, live: boolean, phase: Phase, model: Mo
   }
 }
 
+/** The reply's tokens, as the details line says them. */
+export function usageText(usage: Usage): string {
+  return `${usage.total_tokens} tokens (${usage.prompt_tokens} prompt, ${usage.completion_tokens} reply)`;
+}
+
+const NO_CATALOGUE: Catalogue = { models: [], default: null };
+
 export function AssistantMessage({
   message,
   live,
   phase,
   canRegenerate,
   onRegenerate,
+  onRegenerateWith,
+  catalogue = NO_CATALOGUE,
   onContinue,
   canSwitch = false,
   onSwitch = () => undefined,
@@ -81,6 +95,8 @@ export function AssistantMessage({
   const canContinue = !live && canRegenerate && CONTINUABLE.has(message.status) && message.content !== "";
   // Waiting for the model is not a fault of this reply: said politely, not as an alert.
   const forModel = failed && model !== null && modelStateOf(message.errorCode) !== null;
+  // "Try this with another model": offered wherever Regenerate or Retry is.
+  const regenerateWith = canRegenerate && catalogue.models.length > 1 ? onRegenerateWith : undefined;
   return (
     <article className={`msg msg-assistant${streaming ? " is-streaming" : ""}`} aria-label="Assistant" data-status={message.status} data-message-id={message.id}>
       <div className="avatar" aria-hidden="true">
@@ -132,7 +148,13 @@ export function AssistantMessage({
             </span>
           </div>
         ) : null}
-        {!live && (message.content !== "" || (canRegenerate && !failed) || (message.sibling_count ?? 1) > 1) ? (
+        {!live && message.model ? (
+          <p className="msg-meta" data-testid="reply-meta" title={message.usage ? usageText(message.usage) : "The model reported no token count."}>
+            <span className="msg-model">{modelLabel(catalogue, message.model)}</span>
+            {message.usage ? <span className="msg-usage"> · {usageText(message.usage)}</span> : null}
+          </p>
+        ) : null}
+        {!live && (message.content !== "" || (canRegenerate && !failed) || regenerateWith || (message.sibling_count ?? 1) > 1) ? (
           <div className="msg-actions">
             <SiblingSwitch message={message} disabled={!canSwitch} onSwitch={onSwitch} />
             {message.content !== "" ? <CopyButton text={message.content} label="Copy reply" /> : null}
@@ -140,6 +162,23 @@ export function AssistantMessage({
               <button type="button" className="icon-button" aria-label="Regenerate reply" title="Regenerate" onClick={onRegenerate}>
                 <RetryIcon />
               </button>
+            ) : null}
+            {regenerateWith ? (
+              <select
+                className="regenerate-with"
+                aria-label="Regenerate with another model"
+                value=""
+                onChange={(e) => {
+                  if (e.target.value) regenerateWith(e.target.value);
+                }}
+              >
+                <option value="">Regenerate with…</option>
+                {catalogue.models.map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.ready ? m.display_name : `${m.display_name} (not ready)`}
+                  </option>
+                ))}
+              </select>
             ) : null}
           </div>
         ) : null}

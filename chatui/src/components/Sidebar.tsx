@@ -7,6 +7,8 @@ import { ImportExport } from "./ImportExport";
 
 interface Props {
   sessions: SessionSummary[];
+  /** Each chat's model as a person reads it (its display name). */
+  modelName: (id: string | null | undefined) => string;
   loaded: boolean;
   error: string | null;
   activeId: string | null;
@@ -62,7 +64,7 @@ export function Sidebar(props: Props) {
   );
 }
 
-function ChatItem({ session, active, onSelect, onRename, onDelete }: Props & { session: SessionSummary; active: boolean }) {
+function ChatItem({ session, active, onSelect, onRename, onDelete, modelName }: Props & { session: SessionSummary; active: boolean }) {
   const [mode, setMode] = useState<"view" | "rename" | "confirm">("view");
   const [name, setName] = useState(session.name);
   const input = useRef<HTMLInputElement>(null);
@@ -114,13 +116,20 @@ function ChatItem({ session, active, onSelect, onRename, onDelete }: Props & { s
       <a
         href={pathOf(session.session_id)}
         aria-current={active ? "page" : undefined}
+        aria-describedby={session.model ? `model-of-${session.session_id}` : undefined}
         onClick={(e) => {
           if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return; // new tab: let the browser do it
           e.preventDefault();
           onSelect(session.session_id);
         }}
       >
-        {title}
+        <span className="chat-item-name">{title}</span>
+        {/* Described, not named by it: the link's name stays the chat's. */}
+        {session.model ? (
+          <span className="chat-item-model" id={`model-of-${session.session_id}`} aria-hidden="true">
+            {modelName(session.model)}
+          </span>
+        ) : null}
       </a>
       <span className="chat-item-actions">
         <button

@@ -1,5 +1,5 @@
 import { useCallback, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode, type WheelEvent } from "react";
-import type { ModelState } from "../api";
+import type { Catalogue, ModelState } from "../api";
 import { isBusy, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { DownIcon } from "./Icons";
@@ -10,6 +10,8 @@ interface Props {
   onEdit: (messageId: string, content: string) => void;
   /** A new version of this reply. */
   onRegenerate: (messageId: string) => void;
+  /** A new version of this reply, by another model (that version only). */
+  onRegenerateWith: (messageId: string, model: string) => void;
   /** Show the message's sibling at this position instead. */
   onSwitch?: (messageId: string, siblingIndex: number) => void;
   onContinue: (messageId: string) => void;
@@ -19,6 +21,8 @@ interface Props {
   /** The model's state for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
   autoRetry?: boolean;
+  /** The models, for the name under each reply and "regenerate with…". */
+  catalogue: Catalogue;
 }
 
 /** How close to the bottom still counts as "following the reply". */
@@ -26,7 +30,7 @@ const FOLLOW_SLACK_PX = 48;
 /** How close to the top asks for older messages: early enough that they are usually there in time. */
 const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, onSwitch = () => undefined, onContinue, onLoadOlder, empty, model = null, autoRetry = false }: Props) {
+export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch = () => undefined, onContinue, onLoadOlder, empty, model = null, autoRetry = false, catalogue }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -152,6 +156,8 @@ export function Thread({ chat, onEdit, onRegenerate, onSwitch = () => undefined,
                     phase={chat.phase}
                     canRegenerate={!busy && m === last}
                     onRegenerate={() => onRegenerate(m.id)}
+                    onRegenerateWith={(model) => onRegenerateWith(m.id, model)}
+                    catalogue={catalogue}
                     onContinue={() => onContinue(m.id)}
                     canSwitch={!busy && m.id !== ""}
                     onSwitch={(index) => onSwitch(m.id, index)}

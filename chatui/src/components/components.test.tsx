@@ -3,10 +3,11 @@
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { MessageStatus } from "../api";
+import type { Catalogue, MessageStatus } from "../api";
 import { initialChat, type ChatMessage, type ChatState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { ErrorNotice } from "./ErrorNotice";
+import { ModelPicker } from "./ModelPicker";
 import { SiblingSwitch } from "./SiblingSwitch";
 import { Thread } from "./Thread";
 
@@ -147,9 +148,11 @@ describe("older messages", () => {
       chat={state}
       onEdit={() => undefined}
       onRegenerate={() => undefined}
+      onRegenerateWith={() => undefined}
       onContinue={() => undefined}
       onLoadOlder={onLoadOlder}
       empty={null}
+      catalogue={{ models: [], default: null }}
     />
   );
 
@@ -173,6 +176,55 @@ describe("older messages", () => {
     const none = vi.fn();
     show(thread(chat({ hasMore: false }), none));
     expect(none).not.toHaveBeenCalled();
+  });
+});
+
+describe("models", () => {
+  const catalogue: Catalogue = {
+    default: "alpha",
+    models: [
+      { id: "alpha", display_name: "Alpha", provider: "local", context_length: 2048, ready: true, default: true },
+      { id: "beta", display_name: "Beta", provider: "openai", context_length: null, ready: false, default: false },
+    ],
+  };
+
+  it("marks a model that is not ready, keeps it selectable, and starts on the default", () => {
+    const onChange = vi.fn();
+    const el = show(<ModelPicker catalogue={catalogue} value={null} onChange={onChange} />);
+    const select = el.querySelector("select") as HTMLSelectElement;
+    expect(select.value).toBe("alpha");
+    const options = [...select.options].map((o) => [o.textContent, o.disabled]);
+    expect(options).toEqual([
+      ["Alpha", false],
+      ["Beta (not ready)", false],
+    ]);
+    act(() => {
+      select.value = "beta";
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    expect(onChange).toHaveBeenCalledWith("beta");
+  });
+
+  it("shows a chat's model the catalogue no longer lists", () => {
+    const el = show(<ModelPicker catalogue={catalogue} value="gone" onChange={() => undefined} />);
+    expect((el.querySelector("select") as HTMLSelectElement).value).toBe("gone");
+  });
+
+  it("says under a reply which model wrote it and what it cost", () => {
+    const message: ChatMessage = {
+      key: "a1",
+      id: "a1",
+      role: "assistant",
+      content: "hi",
+      status: "complete",
+      model: "beta",
+      usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+    };
+    const el = show(
+      <AssistantMessage message={message} live={false} phase="idle" canRegenerate onRegenerate={() => undefined} onContinue={() => undefined} catalogue={catalogue} onRegenerateWith={() => undefined} />,
+    );
+    expect(el.querySelector(".msg-meta")?.textContent).toBe("Beta · 7 tokens (5 prompt, 2 reply)");
+    expect(el.querySelector("select[aria-label='Regenerate with another model']")).not.toBeNull();
   });
 });
 

@@ -16,8 +16,11 @@ from tests.support.servers import wait_until
 def test_create_returns_the_session_and_a_token(fast: Fast) -> None:
     session = create_session(fast.conversation, name="Trip plans")
     data = session.data
-    assert set(data) == {"session_id", "token", "name", "created_at", "expires_at"}
+    fields = {"session_id", "token", "name", "created_at", "expires_at", "model", "named_by_user"}
+    assert set(data) == fields
     assert data["name"] == "Trip plans"
+    assert data["model"] == "fake-model"  # assistant's default
+    assert data["named_by_user"] is False
     assert len(session.token) >= 43  # 32 random bytes, urlsafe base64
     assert get_session(session)["messages"] == []
 

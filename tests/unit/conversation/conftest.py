@@ -24,6 +24,8 @@ async def rig(redis_server: Server) -> AsyncIterator[Rig]:
             assistant_url=assistant.url,
             # A resume's blocking read gives up (to check on the writer) after this.
             heartbeat_interval=0.2,
+            # The tests answer assistant's requests one by one: a title would be one more.
+            titles=False,
         )
         yield Rig(assistant, settings)
 

@@ -34,12 +34,13 @@ def test_websocket_frame_matches_the_sse_event() -> None:
     assert orjson.loads(event.ws()) == {"event": "delta", "id": "2", "data": {"text": "Hi"}}
 
 
-def test_done_carries_the_stored_reply_and_usage() -> None:
+def test_done_carries_the_stored_reply_its_model_and_usage() -> None:
     usage = Usage(prompt_tokens=3, completion_tokens=1, total_tokens=4)
-    event = done_event(reply(usage=usage, tokens=1))
+    event = done_event(reply(usage=usage, tokens=1, model="m-1"))
     data = orjson.loads(event.data)
-    assert set(data) == {"id", "role", "content", "status", "created_at", "usage"}
+    assert set(data) == {"id", "role", "content", "status", "created_at", "model", "usage"}
     assert data["usage"]["total_tokens"] == 4 and event.id == 5 and event.terminal
+    assert data["model"] == "m-1"
 
 
 def test_terminal_event_follows_the_status() -> None:

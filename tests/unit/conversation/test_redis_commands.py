@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conversation import expiring_hash, limits, redis_scripts, search_scripts
+from conversation import expiring_hash, limits, redis_scripts, search_scripts, usage
 from conversation.redis_client import REDIS_COMMANDS, acl_rule
 
 CALL = re.compile(r"redis\.p?call\('([A-Za-z]+)'")
@@ -13,7 +13,7 @@ CALL = re.compile(r"redis\.p?call\('([A-Za-z]+)'")
 def lua_sources() -> list[str]:
     return [
         text
-        for module in (redis_scripts, limits, search_scripts, expiring_hash)
+        for module in (redis_scripts, limits, search_scripts, expiring_hash, usage)
         for name, text in vars(module).items()
         if name.isupper() and isinstance(text, str)
     ]
