@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     local_model_path: Path | None = None
     local_n_ctx: int = Field(default=2048, ge=64)
     local_n_threads: int = Field(default=0, ge=0)
+    local_parallel: int = Field(default=4, ge=1, le=64)
     local_queue_size: int = Field(default=8, ge=0)
     local_max_tokens: int = Field(default=256, ge=1)
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, internal, upstream_failed, upstream_timeout
-from assistant.providers.base import Finish, GenerationParams, Provider, StreamItem, TokenStream
+from assistant.providers.base import (
+    Finish,
+    GenerationParams,
+    Provider,
+    Queued,
+    StreamItem,
+    TokenStream,
+)
 from common.protocol import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -104,12 +111,14 @@ async def follow(provider: Provider, started: Started, policy: Policy) -> AsyncI
     stream = started.stream
     idle = policy.idle_timeout
     loop = asyncio.get_running_loop()
+    # A request in the local model's queue waits as long as the replies before it take.
+    queued = isinstance(started.first, Queued)
     try:
         yield started.first
         try:
             async with asyncio.timeout(None) as waiting:
                 while True:
-                    waiting.reschedule(loop.time() + idle)
+                    waiting.reschedule(None if queued else loop.time() + idle)
                     try:
                         item = await anext(stream)
                     except StopAsyncIteration:
@@ -121,6 +130,7 @@ async def follow(provider: Provider, started: Started, policy: Policy) -> AsyncI
                     # Disarmed while suspended at `yield`: firing there would cancel the
                     # caller's own work (a socket write) instead of the upstream read.
                     waiting.reschedule(None)
+                    queued = isinstance(item, Queued)
                     yield item
         except TimeoutError:
             raise upstream_timeout(provider.name, "token", idle) from None
@@ -135,7 +145,7 @@ async def collect(provider: Provider, started: Started, policy: Policy) -> tuple
     async for item in follow(provider, started, policy):
         if isinstance(item, list):
             parts.extend(item)
-        else:
+        elif isinstance(item, Finish):
             finish = item
     if finish is None:
         raise upstream_failed(provider.name, "the stream ended without a finish reason")

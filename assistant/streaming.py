@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 import orjson
 
 from assistant.errors import AssistantError, log_failure, upstream_failed
-from assistant.providers.base import Finish, StreamItem
+from assistant.providers.base import Finish, Queued, StreamItem
 from common.protocol import FinishReason, Usage
 
 DONE = b"data: [DONE]\n\n"
@@ -47,6 +47,13 @@ class ChunkEncoder:
             + b"}]}\n\n"
         )
 
+    def queued(self, ahead: int) -> bytes:
+        """Before the first token: how many requests wait before this one for the model.
+
+        OpenAI's clients ignore the unknown `queue` field and the empty `choices`.
+        """
+        return self._head + b',"choices":[],"queue":{"position":' + str(ahead).encode() + b"}}\n\n"
+
     def usage(self, usage: Usage | None) -> bytes:
         body = orjson.dumps(usage.model_dump() if usage is not None else None)
         return self._head + b',"choices":[],"usage":' + body + b"}\n\n"
@@ -80,6 +87,8 @@ async def encode(
                     sent_role = True
                     first, *rest = item
                     yield b"".join([encoder.first(first), *(encoder.text(t) for t in rest)])
+            elif isinstance(item, Queued):
+                yield encoder.queued(item.ahead)
             elif isinstance(item, Finish):
                 # The end of the reply in one write: finish reason, usage, [DONE].
                 end = [encoder.finish(item.reason)]

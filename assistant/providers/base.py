@@ -30,9 +30,16 @@ class Finish:
     usage: Usage | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """Before the first token: the request waits for the model, `ahead` others before it."""
+
+    ahead: int
+
+
 # Text deltas come as a list: those that arrived together (one read from the upstream) go on
 # together, in one socket write; plain `str`s, so a token costs nothing beyond its text.
-StreamItem: TypeAlias = list[str] | Finish
+StreamItem: TypeAlias = list[str] | Finish | Queued
 
 
 class TokenStream(Protocol):

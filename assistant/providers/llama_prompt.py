@@ -19,13 +19,13 @@ from assistant.chat_template import Breaker, Piece, any_of
 
 
 class PromptTokenizer:
-    def __init__(self, llm: Any, markers: frozenset[str] = frozenset()) -> None:
+    def __init__(self, model: Any, markers: frozenset[str] = frozenset()) -> None:
+        """`model`: llama-cpp-python's `LlamaModel` (weights and vocabulary)."""
         from llama_cpp import LLAMA_TOKEN_ATTR_CONTROL, llama_vocab_get_attr
 
-        self._llm = llm
-        model = llm._model
+        self._model = model
         self.controls: dict[str, int] = {}
-        for token in range(llm.n_vocab()):
+        for token in range(model.n_vocab()):
             if llama_vocab_get_attr(model.vocab, token) & LLAMA_TOKEN_ATTR_CONTROL:
                 text = model.token_get_text(token)
                 if text:
@@ -58,5 +58,5 @@ class PromptTokenizer:
         if not text:
             return []
         # The template writes any BOS itself (as llama-cpp-python's chat handlers assume).
-        tokens: list[int] = self._llm.tokenize(text.encode(), add_bos=False, special=False)
+        tokens: list[int] = self._model.tokenize(text.encode(), add_bos=False, special=False)
         return tokens

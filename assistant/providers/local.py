@@ -1,10 +1,11 @@
 """The embedded model: a GGUF run in-process by llama.cpp (`llama-cpp-python`).
 
-The model is loaded once, off the event loop. One generation runs at a time, in a worker
-thread that hands its tokens to the event loop (`call_soon_threadsafe`); requests beyond
-that wait in a bounded queue, and past its size get 503 with Retry-After at once. The
-worker checks a cancellation flag before every token, so a caller that disconnects stops
-generation within a token.
+The model is loaded once, off the event loop. Up to LOCAL_PARALLEL chats are generated at
+once, decoded together by one worker thread (see `local_batch`); requests beyond that wait
+in a bounded FIFO queue, learning their place in it (`Queued` items before the first token),
+and past its size get 503 with Retry-After at once. The worker checks each chat's
+cancellation flag before every step, so a caller that disconnects frees its slot within a
+token.
 """
 
 from __future__ import annotations
@@ -12,26 +13,28 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from assistant.chat_template import ChatTemplate, TemplateError
 from assistant.config import SMOLLM2_FILE, Settings
-from assistant.errors import AssistantError, internal, invalid_request, overloaded
+from assistant.errors import AssistantError, invalid_request, overloaded
 from assistant.providers.base import (
     Finish,
     GenerationParams,
     Provider,
+    Queued,
     StreamItem,
     TokenStream,
     message_dicts,
     token_budget,
 )
 from assistant.providers.llama_prompt import PromptTokenizer
+from assistant.providers.local_batch import QueueFull, Sampling, Scheduler
 from assistant.stops import StopFilter
 from common.protocol import ChatMessage, FinishReason, Usage
 
@@ -52,6 +55,19 @@ def model_name(path: Path) -> str:
     return path.name.removesuffix(".gguf")
 
 
+def load_model(path: Path) -> Any:
+    """The weights and vocabulary, without a context (the scheduler makes its own)."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(False)  # llama.cpp's load and context logs go to stderr otherwise
+    llama_cpp.llama_backend_init()
+    return LlamaModel(
+        path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+    )
+
+
 class LocalProvider(Provider):
     name = "local"
 
@@ -61,10 +77,7 @@ class LocalProvider(Provider):
         self.llm: Any = None
         self.template: ChatTemplate | None = None
         self.tokenizer: PromptTokenizer | None = None
-        self._slot = asyncio.Lock()
-        self._waiting = 0
-        # One thread: llama.cpp's context is not safe to use from two threads at once.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self.scheduler: Scheduler | None = None
         self.counters = {"completed": 0, "cancelled": 0, "failed": 0, "tokens_after_cancel": 0}
 
     async def start(self) -> None:
@@ -74,77 +87,110 @@ class LocalProvider(Provider):
         size_mb = path.stat().st_size / 1e6
         log.info("local model: loading %s (%.0f MB) ...", path, size_mb)
         began = time.monotonic()
-        loop = asyncio.get_running_loop()
-        self.llm = await loop.run_in_executor(self._executor, self._load, path)
+        self.llm = await asyncio.to_thread(load_model, path)
+        self.scheduler = await asyncio.to_thread(self._scheduler)
         log.info(
-            "local model: weights loaded in %.1fs (context %d tokens, %d threads)",
+            "local model: weights loaded in %.1fs (%d chats at once, %d tokens each)",
             time.monotonic() - began,
-            self.llm.n_ctx(),
-            self.llm.n_threads,
+            len(self.scheduler.slots),
+            self.scheduler.n_ctx,
         )
         self.template = self._chat_template()
-        markers = self.template.markers
-        self.tokenizer = await loop.run_in_executor(
-            self._executor, PromptTokenizer, self.llm, markers
-        )
+        self.tokenizer = await asyncio.to_thread(PromptTokenizer, self.llm, self.template.markers)
         await super().start()
 
-    def _load(self, path: Path) -> Any:
-        from llama_cpp import Llama
-
-        return Llama(
-            model_path=str(path),
-            n_ctx=self.settings.local_n_ctx,
-            n_threads=self.settings.local_n_threads or None,
-            verbose=False,
+    def _scheduler(self) -> Scheduler:
+        settings = self.settings
+        cores = os.cpu_count() or 1
+        # llama-cpp-python's defaults: half the cores for one token, all for a prompt.
+        return Scheduler(
+            self.llm,
+            n_ctx=settings.local_n_ctx,
+            slots=settings.local_parallel,
+            queue_size=settings.local_queue_size,
+            n_threads=settings.local_n_threads or max(cores // 2, 1),
+            n_threads_batch=settings.local_n_threads or cores,
         )
 
     def _chat_template(self) -> ChatTemplate:
-        llm = self.llm
-        source = llm.metadata.get("tokenizer.chat_template")
+        model = self.llm
+        source = model.metadata().get("tokenizer.chat_template")
         if not source:
             log.warning("local model: the GGUF has no chat template; using ChatML")
-        eos, bos = llm.token_eos(), llm.token_bos()
-        eos_text = llm._model.token_get_text(eos) if eos != -1 else ""
-        bos_text = llm._model.token_get_text(bos) if bos != -1 else ""
+        eos, bos = model.token_eos(), model.token_bos()
+        eos_text = model.token_get_text(eos) if eos != -1 else ""
+        bos_text = model.token_get_text(bos) if bos != -1 else ""
         log.info("local model: chat template from the GGUF metadata (eos %r)", eos_text)
         return ChatTemplate(source or CHATML, bos_token=bos_text, eos_token=eos_text)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.close)
+            self.scheduler = None
         if self.llm is not None:
             self.llm.close()
+            self.llm = None
 
     def stats(self) -> dict[str, int | bool]:
-        return {"busy": self._slot.locked(), "queued": self._waiting, **self.counters}
+        load = self.scheduler.stats() if self.scheduler is not None else {}
+        return {"busy": bool(load.get("active")), **load, **self.counters}
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
-        if self._slot.locked() and self._waiting >= self.settings.local_queue_size:
-            raise overloaded(self.settings.local_queue_size, self.settings.assistant_retry_after)
-        self._waiting += 1
+        scheduler = self.scheduler
+        assert scheduler is not None
+        prompt = await asyncio.to_thread(self._prompt, message_dicts(messages))
+        n_ctx = scheduler.n_ctx
+        if len(prompt) >= n_ctx:
+            raise invalid_request(
+                f"The conversation is {len(prompt)} tokens; the local model's context "
+                f"(LOCAL_N_CTX) holds {n_ctx}.",
+                "messages",
+            )
+        budget = token_budget(params.max_tokens, self.settings.local_max_tokens)
+        stream = LocalStream(self, prompt, params, min(budget, n_ctx - len(prompt)))
         try:
-            await self._slot.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            return LocalStream(self, message_dicts(messages), params)
-        except BaseException:
-            self._slot.release()
-            raise
+            ahead = scheduler.submit(stream)
+        except QueueFull:
+            raise overloaded(
+                self.settings.local_queue_size, self.settings.assistant_retry_after
+            ) from None
+        if ahead is not None:
+            stream.queued(ahead)
+        return stream
 
-    def release(self) -> None:
-        self._slot.release()
+    def _prompt(self, messages: list[dict[str, str]]) -> list[int]:
+        template, tokenizer = self.template, self.tokenizer
+        assert template is not None and tokenizer is not None
+        try:
+            pieces = template.pieces(messages)
+        except TemplateError as exc:
+            message = f"The local model's chat template refused the messages: {exc}"
+            raise invalid_request(message, "messages") from exc
+        return tokenizer.tokenize(pieces)
 
 
 class LocalStream:
-    """One generation: the worker thread produces, the event loop consumes."""
+    """One chat: the scheduler's worker produces (a `local_batch.Job`), the loop consumes."""
 
     def __init__(
-        self, provider: LocalProvider, messages: list[dict[str, str]], params: GenerationParams
+        self,
+        provider: LocalProvider,
+        prompt: list[int],
+        params: GenerationParams,
+        max_tokens: int,
     ) -> None:
         self.provider = provider
+        self.prompt = prompt
+        self.sampling = Sampling(
+            temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
+            top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
+        )
+        self.max_tokens = max_tokens
+        assert provider.template is not None
+        self.stops = StopFilter([*params.stop, *provider.template.stop])
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.queue: asyncio.Queue[StreamItem | AssistantError] = asyncio.Queue()
-        self.cancel = threading.Event()
+        self.cancelled = threading.Event()
         self.generated = 0
         self.generated_at_cancel = 0
         self.ended = False
@@ -153,9 +199,7 @@ class LocalStream:
         self._handoff: list[StreamItem | AssistantError] = []
         self._handoff_lock = threading.Lock()
         self._wake_pending = False
-        self._loop = loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(provider._executor, self._generate, messages, params)
-        work.add_done_callback(lambda _: provider.release())
+        self._loop = asyncio.get_running_loop()
 
     def __aiter__(self) -> AsyncIterator[StreamItem]:
         return self
@@ -172,9 +216,11 @@ class LocalStream:
         return item
 
     async def aclose(self) -> None:
-        if not self.ended and not self.cancel.is_set():
+        if not self.ended and not self.cancelled.is_set():
             self.generated_at_cancel = self.generated
-            self.cancel.set()
+            self.cancelled.set()
+            if self.provider.scheduler is not None:
+                self.provider.scheduler.wake()
         self.ended = True
 
     def _deliver(self) -> None:
@@ -199,7 +245,7 @@ class LocalStream:
         if texts:
             self.queue.put_nowait(texts)
 
-    # --- in the worker thread --------------------------------------------------------------
+    # --- in the scheduler's worker thread (and `queued` once on the loop, from `open`) -------
 
     def _put(self, item: StreamItem | AssistantError) -> None:
         with self._handoff_lock:
@@ -209,82 +255,39 @@ class LocalStream:
             self._wake_pending = True
         self._loop.call_soon_threadsafe(self._deliver)
 
-    def _generate(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
-        provider = self.provider
-        try:
-            reason = self._run(messages, params)
-        except AssistantError as exc:
-            provider.counters["failed"] += 1
-            self._put(exc)
-        except Exception as exc:
-            log.exception("local generation failed")
-            provider.counters["failed"] += 1
-            self._put(internal("The local model failed.", f"{type(exc).__name__}: {exc}"))
-        else:
-            if reason == "cancelled":
-                provider.counters["cancelled"] += 1
-                overrun = self.generated - self.generated_at_cancel
-                provider.counters["tokens_after_cancel"] = overrun
-                log.info("local generation cancelled after %d tokens", self.generated)
-            else:
-                provider.counters["completed"] += 1
+    def queued(self, ahead: int) -> None:
+        self._put(Queued(ahead))
 
-    def _run(self, messages: list[dict[str, str]], params: GenerationParams) -> FinishReason:
-        from llama_cpp import llama_vocab_is_eog
+    def token(self, token: int) -> FinishReason | None:
+        self.generated += 1
+        piece = self.provider.llm.detokenize([token])
+        text, stopped = self.stops.feed(self.decoder.decode(piece))
+        if text:
+            self._put([text])
+        if stopped:
+            return "stop"
+        if self.generated >= self.max_tokens:
+            return "length"
+        return None
 
-        provider = self.provider
-        llm = provider.llm
-        template, tokenizer = provider.template, provider.tokenizer
-        assert llm is not None and template is not None and tokenizer is not None
-        try:
-            pieces = template.pieces(messages)
-        except TemplateError as exc:
-            message = f"The local model's chat template refused the messages: {exc}"
-            raise invalid_request(message, "messages") from exc
-        tokens = tokenizer.tokenize(pieces)
-        n_ctx = llm.n_ctx()
-        if len(tokens) >= n_ctx:
-            raise invalid_request(
-                f"The conversation is {len(tokens)} tokens; the local model's context "
-                f"(LOCAL_N_CTX) holds {n_ctx}.",
-                "messages",
-            )
-        budget = token_budget(params.max_tokens, provider.settings.local_max_tokens)
-        max_tokens = min(budget, n_ctx - len(tokens))
-        stops = StopFilter([*params.stop, *template.stop])
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = llm._model.vocab
-        reason: FinishReason = "length"
-        generator = llm.generate(
-            tokens,
-            temp=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
-            top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
-        )
-        try:
-            for token in generator:
-                if self.cancel.is_set():
-                    return "cancelled"
-                if llama_vocab_is_eog(vocab, token):
-                    reason = "stop"
-                    break
-                self.generated += 1
-                text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
-                if text:
-                    self._put([text])
-                if stopped:
-                    reason = "stop"
-                    break
-                if self.generated >= max_tokens:
-                    break
-        finally:
-            generator.close()
-        rest = stops.flush() + decoder.decode(b"", final=True)
+    def end(self, reason: FinishReason | None) -> None:
+        counters = self.provider.counters
+        if reason is None:
+            counters["cancelled"] += 1
+            counters["tokens_after_cancel"] = self.generated - self.generated_at_cancel
+            log.info("local generation cancelled after %d tokens", self.generated)
+            return
+        counters["completed"] += 1
+        rest = self.stops.flush() + self.decoder.decode(b"", final=True)
         if rest:
             self._put([rest])
         usage = Usage(
-            prompt_tokens=len(tokens),
+            prompt_tokens=len(self.prompt),
             completion_tokens=self.generated,
-            total_tokens=len(tokens) + self.generated,
+            total_tokens=len(self.prompt) + self.generated,
         )
         self._put(Finish(reason, usage))
-        return reason
+
+    def fail(self, error: AssistantError) -> None:
+        self.provider.counters["failed"] += 1
+        self._put(error)

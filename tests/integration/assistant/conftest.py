@@ -161,5 +161,10 @@ def hf_chat_assistant(hf_chat_upstream_server: Server) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def local_assistant() -> Iterator[Server]:
     """The real embedded SmolLM2; one request at a time, none queued."""
-    env = {"ASSISTANT_PROVIDER": "local", "LOCAL_QUEUE_SIZE": "0", "LOCAL_MAX_TOKENS": "1000"}
+    env = {
+        "ASSISTANT_PROVIDER": "local",
+        "LOCAL_PARALLEL": "1",
+        "LOCAL_QUEUE_SIZE": "0",
+        "LOCAL_MAX_TOKENS": "1000",
+    }
     yield from assistant_with(env, timeout=180)
