@@ -168,3 +168,15 @@ def local_assistant() -> Iterator[Server]:
         "LOCAL_MAX_TOKENS": "1000",
     }
     yield from assistant_with(env, timeout=180)
+
+
+@pytest.fixture(scope="session")
+def parallel_assistant() -> Iterator[Server]:
+    """The real embedded SmolLM2 writing four replies at once, two more waiting."""
+    env = {
+        "ASSISTANT_PROVIDER": "local",
+        "LOCAL_PARALLEL": "4",
+        "LOCAL_QUEUE_SIZE": "2",
+        "LOCAL_MAX_TOKENS": "1000",
+    }
+    yield from assistant_with(env, timeout=180)

@@ -14,7 +14,14 @@ import pytest
 
 from assistant import generation
 from assistant.errors import AssistantError
-from assistant.providers.base import Finish, GenerationParams, Provider, StreamItem, TokenStream
+from assistant.providers.base import (
+    Finish,
+    GenerationParams,
+    Provider,
+    Queued,
+    StreamItem,
+    TokenStream,
+)
 from common.protocol import ChatMessage
 
 IDLE = 0.05
@@ -24,19 +31,27 @@ PATIENT = generation.Policy(first_token_timeout=60, idle_timeout=60, attempts=1,
 
 
 class Scripted(Provider):
-    """Yields `tokens` at once; then a Finish, or, `silent`, nothing ever again."""
+    """Yields `tokens` at once; then a Finish, or, `silent`, nothing ever again.
+
+    `queued`: first a queue place, then nothing until the test sets `admitted`.
+    """
 
     name = "scripted"
 
-    def __init__(self, tokens: int, silent: bool = False) -> None:
+    def __init__(self, tokens: int, silent: bool = False, queued: bool = False) -> None:
         super().__init__("scripted-model")
-        self.tokens, self.silent = tokens, silent
+        self.tokens, self.silent, self.queued = tokens, silent, queued
         self.fell_silent = asyncio.Event()
+        self.waiting, self.admitted = asyncio.Event(), asyncio.Event()
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
         return self._stream()
 
     async def _stream(self) -> AsyncGenerator[StreamItem, None]:
+        if self.queued:
+            yield Queued(0)
+            self.waiting.set()
+            await self.admitted.wait()
         for i in range(self.tokens):
             yield [f"t{i}"]
         if self.silent:
@@ -77,3 +92,27 @@ async def test_cancelling_the_caller_is_not_a_timeout() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_wait_in_the_queue_is_not_an_idle_upstream() -> None:
+    provider = Scripted(1, queued=True)
+    task = asyncio.ensure_future(items(provider))
+    await provider.waiting.wait()
+    await asyncio.sleep(IDLE * 3)  # the replies ahead take longer than the idle timeout
+    provider.admitted.set()
+    assert await task == [Queued(0), ["t0"], Finish("stop")]
+
+
+async def test_after_the_queue_an_idle_upstream_still_times_out() -> None:
+    provider = Scripted(1, silent=True, queued=True)
+    provider.admitted.set()
+    with pytest.raises(AssistantError) as raised:
+        await items(provider)
+    assert raised.value.status == 504
+
+
+async def test_a_whole_answer_leaves_the_queue_place_out() -> None:
+    provider = Scripted(2, queued=True)
+    provider.admitted.set()
+    started = await generation.start(provider, [], GenerationParams(), POLICY)
+    assert await generation.collect(provider, started, POLICY) == ("t0t1", Finish("stop"))

@@ -41,6 +41,13 @@ def test_finish_and_usage_chunks() -> None:
     assert last.choices == [] and last.usage == usage
 
 
+def test_queue_place_is_a_chunk_without_choices() -> None:
+    event = payload(ENCODER.queued(3))
+    chunk = ChatCompletionChunk.model_validate(event)
+    assert chunk.choices == [] and chunk.model == 'model "quoted"'
+    assert event == {**chunk.model_dump(exclude={"usage"}), "queue": {"position": 3}}
+
+
 def test_error_event_is_openais_error_body() -> None:
     error = ErrorResponse.model_validate(payload(ENCODER.error(upstream_timeout("x", "token", 2))))
     assert error.error.code == "upstream_timeout"
