@@ -68,6 +68,19 @@ def load_model(path: Path) -> Any:
     )
 
 
+def unbatched_llama(settings: Settings) -> Any:
+    """llama-cpp-python's one-chat-at-a-time `Llama` with this service's settings: what the
+    service ran before it batched chats, kept as the reference for tests and the bench."""
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=str(settings.model_path()),
+        n_ctx=settings.local_n_ctx,
+        n_threads=settings.local_n_threads or None,
+        verbose=False,
+    )
+
+
 class LocalProvider(Provider):
     name = "local"
 

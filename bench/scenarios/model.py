@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from assistant.config import Settings
-from assistant.providers.local import LocalProvider
+from assistant.providers.local import LocalProvider, unbatched_llama
 from bench import procs
 from bench.clients import Turn, openai_stream
 from bench.context import Bench
@@ -45,13 +45,17 @@ TARGET = 0.99
 
 
 def direct(
-    provider: LocalProvider, messages: list[dict[str, str]], max_tokens: int, cpu: list[float]
+    provider: LocalProvider,
+    llm: Any,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    cpu: list[float],
 ) -> Turn:
     """llama-cpp-python's generate loop, timed like the client times assistant's stream."""
     from llama_cpp import llama_vocab_is_eog
 
-    llm, template = provider.llm, provider.template
-    assert llm is not None and template is not None
+    template = provider.template
+    assert template is not None
     turn = Turn(start=time.perf_counter())
     cpu_before = time.thread_time()
     tokens = llm.tokenize(template.render(messages).encode(), add_bos=False, special=True)
@@ -151,6 +155,7 @@ async def run(bench: Bench) -> Outcome:
     ]
     provider = LocalProvider(settings)
     await provider.start()
+    llm = unbatched_llama(settings)
     server = start_local_assistant(LOCAL_MAX_TOKENS=str(scale.model_tokens))
 
     # CPU seconds of each counted run: the direct loop's thread; assistant's whole process
@@ -172,7 +177,7 @@ async def run(bench: Bench) -> Outcome:
 
     async def directly() -> Turn:
         return await asyncio.to_thread(
-            direct, provider, messages, scale.model_tokens, cpu["direct"]
+            direct, provider, llm, messages, scale.model_tokens, cpu["direct"]
         )
 
     found: dict[str, list[Turn]] = {"direct": [], "assistant": []}
@@ -197,6 +202,7 @@ async def run(bench: Bench) -> Outcome:
                 break
     finally:
         server.stop()
+        llm.close()
         await provider.close()
     figures: dict[str, dict[str, Any]] = {
         name: {

@@ -19,7 +19,7 @@ import pytest
 from assistant.api.chat import with_system_prompt
 from assistant.config import Settings
 from assistant.providers.base import Finish, GenerationParams
-from assistant.providers.local import LocalProvider
+from assistant.providers.local import LocalProvider, unbatched_llama
 from common.protocol import ChatMessage
 from tests.integration.assistant.helpers import chat
 from tests.integration.assistant.test_local_model import LONG, QUESTION, idle, local_stats
@@ -167,9 +167,9 @@ async def batched_reply(provider: LocalProvider, question: str) -> str:
 
 def unbatched_replies(provider: LocalProvider) -> list[str]:
     """llama-cpp-python's one-sequence `Llama.generate`, which the service used before."""
-    from llama_cpp import Llama, llama_vocab_is_eog
+    from llama_cpp import llama_vocab_is_eog
 
-    llm = Llama(model_path=str(provider.settings.model_path()), n_ctx=2048, verbose=False)
+    llm = unbatched_llama(provider.settings)
     replies = []
     try:
         for question in PROMPTS:
