@@ -59,14 +59,19 @@ class ChunkReader:
         raise NotImplementedError
 
     async def batches(self, reads: AsyncIterable[bytes]) -> AsyncGenerator[list[str], None]:
-        """The texts of each read that has any, read to the body's end; a failure is raised
-        once the texts read before it have gone out."""
+        """The texts of each read that has any (or that `noted` news in), read to the body's
+        end; a failure is raised once the texts read before it have gone out."""
         async for lines in line_batches(reads):
             texts = self.read(lines)
-            if texts:
+            if texts or self.noted():
                 yield texts
             if self.failure is not None:
                 raise self.failure
+
+    def noted(self) -> bool:
+        """Whether the chunks read carried news besides text that the caller should get now
+        (a subclass's queue place, say), so the read is handed on even without text."""
+        return False
 
     def read(self, lines: list[bytes]) -> list[str]:
         """The texts of the chunks in `lines`, up to `[DONE]` or a failure (lines after

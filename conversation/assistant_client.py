@@ -41,6 +41,13 @@ class ReplyEnd:
     model: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """Before the first token: the model is busy and `ahead` requests wait before this one."""
+
+    ahead: int
+
+
 class AssistantCallError(Exception):
     """Assistant could not produce the reply; `message` tells a person what happened."""
 
@@ -89,9 +96,11 @@ class AssistantClient:
         )
         return request.model_dump_json(exclude_none=True)
 
-    async def stream(self, messages: list[ChatMessage]) -> AsyncIterator[list[str] | ReplyEnd]:
+    async def stream(
+        self, messages: list[ChatMessage]
+    ) -> AsyncIterator[list[str] | Queued | ReplyEnd]:
         """Yield the reply's text deltas as they arrive (those read together, together),
-        then how it ended."""
+        then how it ended; before the first, each new place in the model's queue."""
         body = self._request_body(messages)
         # A long history would otherwise stay in memory for the whole reply, twice.
         del messages
@@ -110,7 +119,11 @@ class AssistantClient:
                 # its connection instead of returning it to the pool, and the next reply
                 # would wait for a new one (a resolver thread hop and a TCP handshake).
                 async for texts in chunks.batches(resp.content.iter_any()):
-                    yield texts
+                    if chunks.ahead is not None:
+                        yield Queued(chunks.ahead)
+                        chunks.ahead = None
+                    if texts:
+                        yield texts
                 if not chunks.done:
                     raise AssistantCallError(
                         "assistant_disconnected",
@@ -162,9 +175,15 @@ class _Chunks(ChunkReader):
     def __init__(self) -> None:
         super().__init__()
         self.end = ReplyEnd()
+        self.ahead: int | None = None  # the queue place read and not yet handed on
 
     def parse(self, payload: bytes, texts: list[str]) -> None:
-        _parse_chunk(payload, texts, self.end)
+        ahead = _parse_chunk(payload, texts, self.end)
+        if ahead is not None:
+            self.ahead = ahead
+
+    def noted(self) -> bool:
+        return self.ahead is not None
 
 
 def _unreadable(reason: object) -> AssistantCallError:
@@ -173,8 +192,9 @@ def _unreadable(reason: object) -> AssistantCallError:
     )
 
 
-def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
-    """Append a chunk's text deltas to `texts`; note its usage and finish reason in `end`.
+def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> int | None:
+    """Append a chunk's text deltas to `texts`; note its usage and finish reason in `end`;
+    return the place in the model's queue that a chunk before the first token tells.
 
     Plain orjson and dict look-ups, not pydantic: this runs once per token, and a model's
     validation costs several times the look-ups. Only what is used is checked
@@ -196,6 +216,9 @@ def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
         raise AssistantCallError(
             err.code or "assistant_error", f"The model failed mid-reply: {err.message}"
         )
+    queue = data.get("queue")
+    if isinstance(queue, dict) and isinstance(queue.get("position"), int):
+        return int(queue["position"])
     choices = data.get("choices")
     if not isinstance(choices, list):
         raise _unreadable("no choices list")
@@ -212,15 +235,16 @@ def _parse_chunk(payload: bytes, texts: list[str], end: ReplyEnd) -> None:
         if reason is not None:
             end.finish_reason = str(reason)
     if "usage" not in data:
-        return
+        return None
     end.model = str(data.get("model") or "") or None  # once per reply: the usage chunk
     usage = data["usage"]
     if usage is None:
-        return
+        return None
     try:
         end.usage = Usage.model_validate(usage)
     except ValidationError as exc:
         raise _unreadable(exc) from exc
+    return None
 
 
 async def _failure(resp: aiohttp.ClientResponse) -> AssistantCallError:

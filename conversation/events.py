@@ -22,7 +22,7 @@ from conversation.models import (
     StoredMessage,
 )
 
-EventName = Literal["user", "start", "delta", "done", "error"]
+EventName = Literal["user", "start", "queued", "delta", "done", "error"]
 HEARTBEAT = b": ping\n\n"
 
 
@@ -66,6 +66,11 @@ def user_event(message: Message) -> Event:
 def start_event(message_id: str, offset: int = 0) -> Event:
     """`offset`: the text the reply already has (a continued reply goes on from there)."""
     return _event("start", offset, StartEvent(message_id=message_id))
+
+
+def queued_event(ahead: int, offset: int) -> Event:
+    """Before the first token: the model is busy, `ahead` requests wait before this one."""
+    return Event("queued", offset, b'{"position":%d}' % ahead)
 
 
 def delta_event(text: str, end_offset: int) -> Event:

@@ -18,12 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from redis.exceptions import RedisError
 
 from common.protocol import ChatMessage, Usage
-from conversation.assistant_client import AssistantCallError, AssistantClient
+from conversation.assistant_client import AssistantCallError, AssistantClient, Queued
 from conversation.config import Settings
 from conversation.events import (
     INTERRUPTED,
     Event,
     delta_event,
+    queued_event,
     terminal_event,
 )
 from conversation.flush_schedule import FlushSchedule
@@ -186,6 +187,8 @@ class Generation:
             async for item in self._assistant.stream(self._take_context()):
                 if isinstance(item, list):
                     self._on_deltas(item)
+                elif isinstance(item, Queued):
+                    self._publish([queued_event(item.ahead, self._length)])
                 else:
                     usage, model = item.usage, item.model
                     if item.finish_reason == "length":

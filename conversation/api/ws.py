@@ -1,7 +1,8 @@
 """WebSocket chat: the same events as the SSE stream, as JSON text frames.
 
 Client frames: {"type": "message", "content", "client_message_id"?} and {"type": "cancel"}.
-Server frames: {"event": "user"|"start"|"delta"|"done"|"error", "id": "<n>", "data": {...}}.
+Server frames: {"event": "user"|"start"|"queued"|"delta"|"done"|"error", "id": "<n>",
+"data": {...}}.
 """
 
 from __future__ import annotations

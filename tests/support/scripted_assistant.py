@@ -44,6 +44,10 @@ class ScriptedReply:
             b"".join(_event({"choices": [{"delta": {"content": p}}]}) for p in pieces)
         )
 
+    def queued(self, ahead: int) -> None:
+        """Before any text: the model is busy, `ahead` requests wait before this one."""
+        self._out.put_nowait(_event({"choices": [], "queue": {"position": ahead}}))
+
     def finish(self, reason: str = "stop", completion_tokens: int | None = None) -> None:
         """The last chunk, with usage when given, then `[DONE]` and the end of the body."""
         last: dict[str, Any] = {"choices": [{"delta": {}, "finish_reason": reason}]}

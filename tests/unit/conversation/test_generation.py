@@ -42,6 +42,22 @@ async def test_a_reply_cut_at_the_token_limit_says_length(rig: Rig, one: Replica
     assert await stored_reply(one, claim.session_id, turn.reply_id) == ("and so", "length", "")
 
 
+async def test_each_place_in_the_models_queue_goes_to_the_client_before_the_text(
+    rig: Rig, one: Replica
+) -> None:
+    claim, turn, reply = await rig.ask(one)
+    places = []
+    for ahead in (1, 0):
+        reply.queued(ahead)
+        places += [(e.name, e.id, data(e)) for e in await next_events(turn.events)]
+    assert places == [("queued", 0, {"position": 1}), ("queued", 0, {"position": 0})]
+    reply.text("hi")
+    reply.finish()
+    events = await events_until_end(turn.events)
+    assert [(e.name, e.id) for e in events] == [("delta", 2), ("done", 2)]
+    assert await stored_reply(one, claim.session_id, turn.reply_id) == ("hi", "complete", "")
+
+
 async def test_a_continued_reply_goes_on_from_its_text(rig: Rig, one: Replica) -> None:
     claim, turn, reply = await rig.ask(one)
     reply.text("abc")
