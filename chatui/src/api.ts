@@ -56,6 +56,7 @@ export interface HistoryPage {
 export type StreamEvent =
   | { type: "user"; id: string | null; message: Message }
   | { type: "start"; id: string | null; messageId: string }
+  | { type: "queued"; id: string | null; position: number }
   | { type: "delta"; id: string | null; text: string }
   | { type: "done"; id: string | null; message: Message | null }
   | { type: "error"; id: string | null; code: string; message: string; retryAfterSeconds?: number | null };
@@ -259,6 +260,10 @@ export function toStreamEvent(event: string, data: string, id: string | null): S
       return { type: "user", id, message: d as Wire["Message"] };
     case "start":
       return { type: "start", id, messageId: (d as Wire["StartEvent"]).message_id };
+    case "queued": {
+      const { position } = d as { position?: unknown };
+      return typeof position === "number" ? { type: "queued", id, position } : null;
+    }
     case "delta":
       return { type: "delta", id, text: (d as Wire["DeltaEvent"]).text };
     case "done": {

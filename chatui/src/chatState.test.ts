@@ -27,6 +27,13 @@ function sent(content = "hi"): ChatState {
 }
 
 describe("sending and streaming", () => {
+  it("keeps the reply's place in the model's queue until its text comes", () => {
+    const waiting = run(sent(), ev({ type: "queued", id: "0", position: 1 }), ev({ type: "queued", id: "0", position: 0 }));
+    expect(waiting.messages[1]).toMatchObject({ id: "a1", content: "", queuePosition: 0 });
+    const writing = run(waiting, delta(2, "Hi"));
+    expect(writing.messages[1]).toMatchObject({ content: "Hi", status: "streaming" });
+  });
+
   it("shows the message at once, then the reply word by word", () => {
     const s0 = run(opened, { type: "send", content: "hi", clientMessageId: "c1" });
     expect(s0.messages.map((m) => [m.role, m.content, m.status])).toEqual([

@@ -25,6 +25,8 @@ export interface ChatMessage extends Message {
   failedHere?: boolean;
   /** The server asked to wait this long before trying again (a limit was reached). */
   retryAfterSeconds?: number | null;
+  /** Before its first text: how many requests wait before this reply for the model. */
+  queuePosition?: number;
 }
 
 /** What the person can do about an error, offered as a button. */
@@ -206,6 +208,8 @@ function applyEvent(state: ChatState, event: StreamEvent): ChatState {
       const messages = updateReply(state, (m) => ({ ...m, id: event.messageId, status: "streaming" }));
       return { ...state, messages, replyId: event.messageId, started: true, phase: stopping ? "stopping" : "streaming" };
     }
+    case "queued":
+      return { ...state, messages: updateReply(state, (m) => ({ ...m, queuePosition: event.position })) };
     case "delta": {
       const { text, offset } = unseenText(event.text, event.id, state.offset);
       const phase = stopping ? "stopping" : "streaming";

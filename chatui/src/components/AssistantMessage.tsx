@@ -94,9 +94,13 @@ export function AssistantMessage({
               <i />
               <i />
             </span>
-            <span className={longWait ? "typing-text" : "visually-hidden"}>
-              {longWait ? "Waking up the model… the first reply can take a little while." : "The assistant is writing…"}
-            </span>
+            {message.queuePosition !== undefined ? (
+              <span className="typing-text">Waiting for the model: {message.queuePosition} ahead of you</span>
+            ) : (
+              <span className={longWait ? "typing-text" : "visually-hidden"}>
+                {longWait ? "Waking up the model… the first reply can take a little while." : "The assistant is writing…"}
+              </span>
+            )}
           </div>
         ) : (
           // aria-busy holds screen-reader announcements until the reply is complete

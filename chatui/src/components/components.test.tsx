@@ -76,6 +76,18 @@ describe("a reply that stopped short", () => {
   });
 });
 
+describe("a reply waiting for the model", () => {
+  it("says how many wait before it until its first text", () => {
+    const queued = { ...reply("streaming"), content: "", queuePosition: 2 };
+    const el = show(<AssistantMessage message={queued} live phase="waiting" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(el.querySelector(".typing")?.textContent).toBe("Waiting for the model: 2 ahead of you");
+    act(() => root?.unmount());
+    container.remove();
+    const writing = show(<AssistantMessage message={{ ...queued, content: "Once" }} live phase="streaming" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(writing.textContent).not.toContain("Waiting for the model");
+  });
+});
+
 describe("waits the server asked for", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
