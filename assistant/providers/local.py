@@ -68,19 +68,6 @@ def load_model(path: Path) -> Any:
     )
 
 
-def unbatched_llama(settings: Settings) -> Any:
-    """llama-cpp-python's one-chat-at-a-time `Llama` with this service's settings: what the
-    service ran before it batched chats, kept as the reference for tests and the bench."""
-    from llama_cpp import Llama
-
-    return Llama(
-        model_path=str(settings.model_path()),
-        n_ctx=settings.local_n_ctx,
-        n_threads=settings.local_n_threads or None,
-        verbose=False,
-    )
-
-
 class LocalProvider(Provider):
     name = "local"
 
@@ -111,6 +98,19 @@ class LocalProvider(Provider):
         self.template = self._chat_template()
         self.tokenizer = await asyncio.to_thread(PromptTokenizer, self.llm, self.template.markers)
         await super().start()
+
+    def unbatched_llama(self) -> Any:
+        """llama-cpp-python's one-chat-at-a-time `Llama` with these settings: what the service
+        ran before it batched chats, kept as the reference for tests and the bench."""
+        from llama_cpp import Llama
+
+        settings = self.settings
+        return Llama(
+            model_path=str(settings.model_path()),
+            n_ctx=settings.local_n_ctx,
+            n_threads=settings.local_n_threads or None,
+            verbose=False,
+        )
 
     def _scheduler(self) -> Scheduler:
         settings = self.settings

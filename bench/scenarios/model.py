@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from assistant.config import Settings
-from assistant.providers.local import LocalProvider, unbatched_llama
+from assistant.providers.local import LocalProvider
 from bench import procs
 from bench.clients import Turn, openai_stream
 from bench.context import Bench
@@ -155,7 +155,7 @@ async def run(bench: Bench) -> Outcome:
     ]
     provider = LocalProvider(settings)
     await provider.start()
-    llm = unbatched_llama(settings)
+    llm = provider.unbatched_llama()
     server = start_local_assistant(LOCAL_MAX_TOKENS=str(scale.model_tokens))
 
     # CPU seconds of each counted run: the direct loop's thread; assistant's whole process

@@ -19,7 +19,7 @@ import pytest
 from assistant.api.chat import with_system_prompt
 from assistant.config import Settings
 from assistant.providers.base import Finish, GenerationParams
-from assistant.providers.local import LocalProvider, unbatched_llama
+from assistant.providers.local import LocalProvider
 from common.protocol import ChatMessage
 from tests.integration.assistant.helpers import chat
 from tests.integration.assistant.test_local_model import LONG, QUESTION, idle, local_stats
@@ -169,7 +169,7 @@ def unbatched_replies(provider: LocalProvider) -> list[str]:
     """llama-cpp-python's one-sequence `Llama.generate`, which the service used before."""
     from llama_cpp import llama_vocab_is_eog
 
-    llm = unbatched_llama(provider.settings)
+    llm = provider.unbatched_llama()
     replies = []
     try:
         for question in PROMPTS:
