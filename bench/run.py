@@ -26,6 +26,7 @@ from bench.scenarios import (
     concurrency,
     first_token,
     history,
+    local_concurrency,
     model,
     redis_cost,
     sustained,
@@ -47,6 +48,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     6: ("redis_cost", redis_cost.run),
     7: ("history", history.run),
     8: ("model", model.run),
+    13: ("local_concurrency", local_concurrency.run),
 }
 
 SHARING = (
