@@ -54,7 +54,8 @@ class Sampling:
 
 
 class Job(Protocol):
-    """One request as the worker sees it; every method is called on the worker thread."""
+    """One request as the worker sees it; its methods are called on the worker thread
+    (`queued` also by `submit`'s caller, for the place a job is given on arrival)."""
 
     prompt: list[int]
     sampling: Sampling
