@@ -163,6 +163,12 @@ class StartEvent(BaseModel):
     message_id: str
 
 
+class QueuedEvent(BaseModel):
+    """Before the first delta: the model is busy and `position` requests wait before this."""
+
+    position: int
+
+
 class DeltaEvent(BaseModel):
     text: str
 

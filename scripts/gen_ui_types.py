@@ -25,13 +25,19 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from conversation.app import create_app
-from conversation.models import DeltaEvent, DoneEvent, ErrorEvent, StartEvent
+from conversation.models import DeltaEvent, DoneEvent, ErrorEvent, QueuedEvent, StartEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATUI = ROOT / "chatui"
 OUTPUT = CHATUI / "src" / "api.gen.ts"
 GENERATOR = CHATUI / "node_modules" / ".bin" / "openapi-typescript"
-STREAM_EVENTS: tuple[type[BaseModel], ...] = (StartEvent, DeltaEvent, DoneEvent, ErrorEvent)
+STREAM_EVENTS: tuple[type[BaseModel], ...] = (
+    StartEvent,
+    QueuedEvent,
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+)
 
 
 class StaleError(Exception):

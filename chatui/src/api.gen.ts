@@ -236,6 +236,14 @@ export interface components {
       status: "complete" | "streaming" | "cancelled" | "error" | "interrupted" | "length";
     };
     /**
+     * QueuedEvent
+     * @description Before the first delta: the model is busy and `position` requests wait before this.
+     */
+    QueuedEvent: {
+      /** Position */
+      position: number;
+    };
+    /**
      * Readiness
      * @description `GET /api/health/ready`: whether a message sent now would get a reply.
      */

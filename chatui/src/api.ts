@@ -260,10 +260,8 @@ export function toStreamEvent(event: string, data: string, id: string | null): S
       return { type: "user", id, message: d as Wire["Message"] };
     case "start":
       return { type: "start", id, messageId: (d as Wire["StartEvent"]).message_id };
-    case "queued": {
-      const { position } = d as { position?: unknown };
-      return typeof position === "number" ? { type: "queued", id, position } : null;
-    }
+    case "queued":
+      return { type: "queued", id, position: (d as Wire["QueuedEvent"]).position };
     case "delta":
       return { type: "delta", id, text: (d as Wire["DeltaEvent"]).text };
     case "done": {
