@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack, build_stack
-from tests.integration.assistant.test_local_batching import HOLD
+from tests.integration.assistant.test_local_model import LONG
 from tests.support.sse import iter_events, read_events
 
 pytestmark = pytest.mark.model
@@ -57,7 +57,7 @@ def test_a_reply_waiting_for_the_model_tells_its_place_until_its_text(
         auth = {"Authorization": f"Bearer {session['token']}"}
         url = f"/api/sessions/{session['session_id']}/messages"
         with httpx.stream(
-            "POST", f"{stack.assistant.url}/v1/chat/completions", json=HOLD, timeout=120
+            "POST", f"{stack.assistant.url}/v1/chat/completions", json=LONG, timeout=120
         ) as busy:
             held = iter_events(busy.iter_lines())
             next(held)  # the only slot is writing a long reply

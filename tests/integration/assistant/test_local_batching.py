@@ -1,6 +1,6 @@
 """The real embedded SmolLM2 shared by several chats: decoded together, a fair queue beyond.
 
-Four slots, two queue places (see the `parallel_assistant` fixture). A `HOLD` request
+Four slots, two queue places (see the `parallel_assistant` fixture). A `LONG` request
 keeps its slot busy far longer than any test takes; the test frees it by closing the
 connection, as a person leaving the page does.
 """
@@ -22,21 +22,13 @@ from assistant.providers.base import Finish, GenerationParams
 from assistant.providers.local import LocalProvider
 from common.protocol import ChatMessage
 from tests.integration.assistant.helpers import chat
-from tests.integration.assistant.test_local_model import QUESTION, idle, local_stats
+from tests.integration.assistant.test_local_model import LONG, QUESTION, idle, local_stats
 from tests.support.servers import Server, wait_until
 from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.model
 
 SLOTS = 4
-# Holds its slot for 1000 tokens: its greedy reply never ends before the token cap (unlike a
-# counting request, which ends at "20"), orders of magnitude longer than any step here.
-HOLD = {
-    "messages": [{"role": "user", "content": "Repeat the word hello 1000 times."}],
-    "temperature": 0,
-    "max_tokens": 1000,
-    "stream": True,
-}
 PROMPTS = [
     "What is the capital of France?",
     "Count from 1 to 30.",
@@ -92,7 +84,7 @@ def client(parallel_assistant: Server) -> Iterator[httpx.Client]:
 
 
 def fill_slots(stack: ExitStack, client: httpx.Client) -> list[Chat]:
-    chats = [Chat(stack, client, HOLD) for _ in range(SLOTS)]
+    chats = [Chat(stack, client, LONG) for _ in range(SLOTS)]
     for c in chats:
         c.first_text()
     return chats
@@ -119,7 +111,7 @@ def test_cancelling_a_chat_lets_the_first_waiting_one_start(
     before = local_stats(parallel_assistant)
     with ExitStack() as stack:
         chats = fill_slots(stack, client)
-        fifth = Chat(stack, client, HOLD)
+        fifth = Chat(stack, client, LONG)
         assert fifth.place() == 0
         chats[0].close()
         assert fifth.first_text()
@@ -136,7 +128,7 @@ def test_queue_places_are_told_and_decrease(
 ) -> None:
     with ExitStack() as stack:
         chats = fill_slots(stack, client)
-        waiting = [Chat(stack, client, HOLD) for _ in range(2)]
+        waiting = [Chat(stack, client, LONG) for _ in range(2)]
         assert [w.place() for w in waiting] == [0, 1]
         # A waiting chat that leaves gives its place to the one behind it.
         waiting[0].close()
@@ -150,7 +142,7 @@ def test_a_full_queue_answers_503(client: httpx.Client, parallel_assistant: Serv
     with ExitStack() as stack:
         # Kept referenced: a collected reader closes its connection, freeing its slot.
         chats = fill_slots(stack, client)
-        waiting = [Chat(stack, client, HOLD) for _ in range(2)]
+        waiting = [Chat(stack, client, LONG) for _ in range(2)]
         assert [w.place() for w in waiting] == [0, 1]
         refused = chat(parallel_assistant.url, {"messages": QUESTION, "max_tokens": 4})
         assert local_stats(parallel_assistant)["active"] == len(chats)
