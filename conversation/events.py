@@ -18,6 +18,7 @@ from conversation.models import (
     DoneEvent,
     ErrorEvent,
     Message,
+    QueuedEvent,
     StartEvent,
     StoredMessage,
 )
@@ -70,7 +71,7 @@ def start_event(message_id: str, offset: int = 0) -> Event:
 
 def queued_event(ahead: int, offset: int) -> Event:
     """Before the first token: the model is busy, `ahead` requests wait before this one."""
-    return Event("queued", offset, b'{"position":%d}' % ahead)
+    return _event("queued", offset, QueuedEvent(position=ahead))
 
 
 def delta_event(text: str, end_offset: int) -> Event:

@@ -224,7 +224,7 @@ class StartEvent(BaseModel):
 
 
 class QueuedEvent(BaseModel):
-    """The reply waits for the model: `position` requests are ahead of it (0: next)."""
+    """Before the first delta: the model is busy and `position` requests wait before this."""
 
     position: int
 

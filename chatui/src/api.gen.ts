@@ -433,7 +433,7 @@ export interface components {
     };
     /**
      * QueuedEvent
-     * @description The reply waits for the model: `position` requests are ahead of it (0: next).
+     * @description Before the first delta: the model is busy and `position` requests wait before this.
      */
     QueuedEvent: {
       /** Position */

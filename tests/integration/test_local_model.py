@@ -52,13 +52,12 @@ def test_a_reply_waiting_for_the_model_tells_its_place_until_its_text(
     one_slot_stack: Stack,
 ) -> None:
     stack = one_slot_stack
-    holder = {**LONG, "stream": True}
     with httpx.Client(base_url=stack.url, timeout=120) as client:
         session = client.post("/api/sessions", json={}).json()
         auth = {"Authorization": f"Bearer {session['token']}"}
         url = f"/api/sessions/{session['session_id']}/messages"
         with httpx.stream(
-            "POST", f"{stack.assistant.url}/v1/chat/completions", json=holder, timeout=120
+            "POST", f"{stack.assistant.url}/v1/chat/completions", json=LONG, timeout=120
         ) as busy:
             held = iter_events(busy.iter_lines())
             next(held)  # the only slot is writing a long reply

@@ -14,9 +14,10 @@ from tests.support.sse import iter_events
 pytestmark = pytest.mark.model
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-# Keeps the model busy for seconds: a long, greedy, hard-to-end answer.
+# Keeps the model busy for its 1000-token cap: its greedy reply never ends sooner (a counting
+# request ends at "20"), orders of magnitude longer than any step of a test.
 LONG = {
-    "messages": [{"role": "user", "content": "Count from 1 to 500, separated by commas."}],
+    "messages": [{"role": "user", "content": "Repeat the word hello 1000 times."}],
     "temperature": 0,
     "max_tokens": 1000,
     "stream": True,
