@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,8 +22,7 @@ from assistant.errors import (
     log_failure,
 )
 from assistant.limits import BodySizeLimit
-from assistant.providers import build_provider
-from assistant.providers.base import Provider
+from assistant.registry import Registry
 from common import logs
 from common.gc_freeze import freeze_startup_objects
 from common.metrics import Observe, ServiceMetrics
@@ -32,31 +30,15 @@ from common.metrics import Observe, ServiceMetrics
 log = logging.getLogger("assistant")
 
 
-async def start_provider(provider: Provider) -> None:
-    """Runs beside the server so /health/live answers while a model loads."""
-    try:
-        await provider.start()
-    except Exception as exc:
-        provider.failure = f"{type(exc).__name__}: {exc}"
-        log.exception("the %s provider failed to start", provider.name)
-    else:
-        log.info("the %s provider is ready (model %s)", provider.name, provider.model_id)
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    provider = build_provider(settings)
-    app.state.provider = provider
-    starting = asyncio.create_task(start_provider(provider))
+    registry: Registry = app.state.registry
+    await registry.start()
     freeze_startup_objects()
     try:
         yield
     finally:
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
-        await provider.close()
+        await registry.close()
 
 
 def error_response(error: AssistantError) -> Response:
@@ -106,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format, settings.log_level)
     # One INFO line per upstream request is noise at this service's request rates.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("openai").setLevel(logging.WARNING)
     app = FastAPI(
         title="chatstack assistant",
         summary="One OpenAI-compatible API in front of the local model, OpenAI-compatible "
@@ -114,8 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Built here, not in the lifespan: a wrong MODELS_FILE stops the service before it
+    # listens, with the message naming the entry (CatalogueError).
+    app.state.registry = Registry.from_settings(settings)
     app.state.metrics = metrics = ServiceMetrics()
-    app.state.upstream_latency = metrics.upstream_latency.labels(settings.assistant_provider)
     app.add_exception_handler(AssistantError, on_assistant_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -62,7 +62,17 @@ class Settings(BaseSettings):
     upstream_idle_timeout: float = Field(default=30.0, gt=0)
     upstream_retry_attempts: int = Field(default=3, ge=1)
     upstream_retry_backoff: float = Field(default=0.5, ge=0)
+    # A retry waits at least as long as the upstream's Retry-After asks; a longer wait than
+    # this is the caller's to make (the error carries the Retry-After instead).
+    upstream_retry_max_wait: float = Field(default=5.0, ge=0)
     assistant_retry_after: int = Field(default=2, ge=1)
+
+    # --- the catalogue: several models and providers at once (README "Many models") ------
+    models_file: Path | None = None
+    # How often each remote provider's reachability is checked (and its models listed,
+    # with `discover = true`), in the background: never on a request's path.
+    models_refresh_seconds: float = Field(default=60.0, gt=0)
+    models_check_timeout: float = Field(default=5.0, gt=0)
 
     # --- local: llama.cpp in-process --------------------------------------------------------
     local_model_path: Path | None = None

@@ -121,6 +121,35 @@ def overloaded(queue_size: int, retry_after: int) -> AssistantError:
     )
 
 
+def provider_busy(provider: str, cap: int, retry_after: int) -> AssistantError:
+    return AssistantError(
+        503,
+        "provider_busy",
+        f"The {provider} provider is serving as many requests as it may at once "
+        f"(max_concurrency {cap}); try again shortly.",
+        type_="service_unavailable",
+        retry_after=retry_after,
+    )
+
+
+MAX_LISTED_IDS = 50
+
+
+def unknown_model(model: str, valid: list[str]) -> AssistantError:
+    listed = ", ".join(valid[:MAX_LISTED_IDS])
+    if len(valid) > MAX_LISTED_IDS:
+        listed += f" and {len(valid) - MAX_LISTED_IDS} more (GET /v1/models)"
+    # repr: the caller's text, quoted and escaped, so no control character or lone
+    # surrogate reaches the answer raw.
+    return AssistantError(
+        400,
+        "model_not_found",
+        f"The model {model[:200]!r} is not served here; valid models: {listed}.",
+        type_="invalid_request_error",
+        param="model",
+    )
+
+
 def internal(message: str, detail: str | None = None) -> AssistantError:
     return AssistantError(500, "internal_error", message, type_="server_error", detail=detail)
 
@@ -161,12 +190,17 @@ def upstream_unreachable(provider: str, detail: str) -> AssistantError:
 
 
 def upstream_timeout(provider: str, phase: str, seconds: float) -> AssistantError:
+    return _timeout(provider, f"was too slow: no {phase} within {seconds:g}s")
+
+
+def _timeout(provider: str, what: str, detail: str | None = None) -> AssistantError:
     return AssistantError(
         504,
         "upstream_timeout",
-        f"The {provider} provider was too slow: no {phase} within {seconds:g}s.",
+        f"The {provider} provider {what}.",
         type_="timeout_error",
         retryable=True,
+        detail=detail,
     )
 
 
@@ -195,35 +229,57 @@ def upstream_rejected(provider: str, status: int, detail: str) -> AssistantError
 
 
 def from_upstream_status(
-    provider: str, status: int, detail: str, retry_after: int
+    provider: str, status: int, detail: str, retry_after: int | None, default_retry_after: int
 ) -> AssistantError:
-    """Map an upstream HTTP error status to ours: credentials, rate limits and refused
-    requests keep their meaning; the rest is the upstream failing (retried when 5xx)."""
+    """Map an upstream HTTP error status to ours.
+
+    `retry_after` is what the upstream asked for (None when it said nothing): a 429 that
+    names its wait is worth another attempt once the wait is over, if the retry policy
+    allows a wait that long (`assistant.generation`); without one, the caller is told to
+    come back after `default_retry_after`.
+    """
     detail = f"HTTP {status}: {detail}"
     if status in (401, 403):
         error = upstream_auth(provider, status)
         error.detail = detail
         return error
     if status == 429:
-        return upstream_rate_limited(provider, retry_after, detail)
+        error = upstream_rate_limited(provider, retry_after or default_retry_after, detail)
+        error.retryable = retry_after is not None
+        return error
     if status in (400, 413, 422):
         return upstream_rejected(provider, status, detail)
     if status == 503:
-        return upstream_unreachable(provider, detail)
-    if status == 504:
-        return AssistantError(
-            504,
-            "upstream_timeout",
-            f"The {provider} provider timed out (HTTP 504).",
-            type_="timeout_error",
-            retryable=True,
-            detail=detail,
-        )
-    return upstream_failed(provider, f"HTTP {status}", detail, retryable=status >= 500)
+        error = upstream_unreachable(provider, detail)
+    elif status == 504:
+        error = _timeout(provider, "timed out (HTTP 504)", detail)
+    else:
+        error = upstream_failed(provider, f"HTTP {status}", detail, retryable=status >= 500)
+    error.retry_after = retry_after
+    return error
 
 
-def parse_retry_after(headers: Mapping[str, str], default: int) -> int:
-    """Seconds to wait, from `retry-after-ms`, `Retry-After` (seconds or HTTP date)."""
+def upstream_message(body: object, fallback: str) -> str:
+    """The upstream's own words from an error body: OpenAI's `{"error": {"message"}}`, a
+    bare `{"message"}`, `{"error": "..."}` (TGI) or a plain string; else `fallback`.
+
+    The one reader of upstream error bodies, for every provider: what it returns is only
+    logged (see the module docstring), capped so a proxy's error page stays readable.
+    """
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            inner = inner.get("message")
+        if isinstance(inner, str) and inner:
+            return inner[:300]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return fallback
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> int | None:
+    """Seconds the upstream asks us to wait, from `retry-after-ms` or `Retry-After`
+    (seconds or an HTTP date); None when it says nothing usable."""
     millis = headers.get("retry-after-ms")
     if millis:
         try:
@@ -232,7 +288,7 @@ def parse_retry_after(headers: Mapping[str, str], default: int) -> int:
             pass
     value = headers.get("retry-after")
     if not value:
-        return default
+        return None
     try:
         return max(1, math.ceil(float(value)))
     except ValueError:
@@ -240,5 +296,5 @@ def parse_retry_after(headers: Mapping[str, str], default: int) -> int:
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return default
+        return None
     return max(1, math.ceil(when.timestamp() - time.time()))

@@ -26,14 +26,20 @@ class Policy:
     idle_timeout: float
     attempts: int
     backoff: float
+    # The longest upstream Retry-After a retry waits out; beyond it the caller gets the error.
+    max_wait: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
+    def from_settings(
+        cls, settings: Settings, *, first_token_timeout: float | None, retries: int | None
+    ) -> Policy:
+        """The service-wide policy, with a provider's own timeout and retries when it has any."""
         return cls(
-            first_token_timeout=settings.upstream_first_token_timeout,
+            first_token_timeout=first_token_timeout or settings.upstream_first_token_timeout,
             idle_timeout=settings.upstream_idle_timeout,
-            attempts=settings.upstream_retry_attempts,
+            attempts=settings.upstream_retry_attempts if retries is None else retries + 1,
             backoff=settings.upstream_retry_backoff,
+            max_wait=settings.upstream_retry_max_wait,
         )
 
 
@@ -53,7 +59,8 @@ def unexpected(provider: Provider, exc: Exception) -> AssistantError:
 async def start(
     provider: Provider, messages: list[ChatMessage], params: GenerationParams, policy: Policy
 ) -> Started:
-    """Get the first item, retrying retryable failures with exponential backoff."""
+    """Get the first item, retrying retryable failures with exponential backoff, waiting at
+    least what the upstream's Retry-After asks (up to the policy's `max_wait`)."""
     attempt = 1
     while True:
         stream = await provider.open(messages, params)
@@ -74,11 +81,12 @@ async def start(
         else:
             return Started(first, stream)
         await stream.aclose()
-        if not error.retryable or attempt >= policy.attempts:
+        asked = error.retry_after or 0
+        if not error.retryable or attempt >= policy.attempts or asked > policy.max_wait:
             if attempt > 1:
                 error.message = f"{error.message.rstrip('.')} (after {attempt} attempts)"
             raise error
-        delay = policy.backoff * 2 ** (attempt - 1)
+        delay = max(policy.backoff * 2 ** (attempt - 1), asked)
         log.warning(
             "%s: attempt %d/%d failed (%s%s); retrying in %.2fs",
             provider.name,

@@ -95,10 +95,19 @@ class ChatCompletionChunk(BaseModel):
 
 
 class ModelCard(BaseModel):
+    """OpenAI's model object, with what a model picker needs beside it (assistant fills
+    every field; other OpenAI-compatible servers send only the first four)."""
+
     id: str
     object: Literal["model"] = "model"
     created: int = Field(default_factory=now)
     owned_by: str = "chatstack"
+    provider: str | None = None
+    display_name: str | None = None
+    context_length: int | None = None
+    # Local: its weights are loaded; remote: its last request or background check got an answer.
+    ready: bool = False
+    default: bool = False
 
 
 class ModelList(BaseModel):

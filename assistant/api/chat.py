@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from assistant import generation
-from assistant.api.deps import ReadyProviderDep, SettingsDep
+from assistant.api.deps import RegistryDep, SettingsDep
 from assistant.config import Settings
+from assistant.errors import not_ready
 from assistant.limits import check_limits, check_unicode
 from assistant.providers.base import GenerationParams
 from assistant.streaming import ChunkEncoder, encode
@@ -29,12 +30,13 @@ router = APIRouter()
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        400: "invalid request or over a limit (the message names it)",
+        400: "invalid request, unknown model (the message lists the valid ones) or over a limit",
         401: "missing or wrong ASSISTANT_API_KEY",
         413: "input over ASSISTANT_MAX_INPUT_CHARS or ASSISTANT_MAX_BODY_BYTES",
         429: "the provider is rate limiting (see Retry-After)",
         502: "the provider failed or rejected the assistant's credentials",
-        503: "provider unreachable, model still loading or local queue full (see Retry-After)",
+        503: "provider unreachable or at its concurrency cap, model still loading or local "
+        "queue full (see Retry-After)",
         504: "the provider was too slow (connect, first token or between tokens)",
     }.items()
 }
@@ -56,8 +58,9 @@ def with_system_prompt(messages: list[ChatMessage], settings: Settings) -> list[
     return [ChatMessage(role="system", content=prompt), *messages]
 
 
-def generation_params(body: ChatCompletionRequest) -> GenerationParams:
+def generation_params(body: ChatCompletionRequest, model: str) -> GenerationParams:
     return GenerationParams(
+        model=model,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -75,17 +78,25 @@ async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
     settings: SettingsDep,
-    provider: ReadyProviderDep,
+    registry: RegistryDep,
 ) -> Response:
     check_limits(body, settings)
     check_unicode(body)
+    served = registry.resolve(body.model)
+    upstream = served.upstream
+    provider = upstream.provider_for(served.id)
+    if not provider.ready:
+        raise not_ready(provider.name, settings.assistant_retry_after)
     messages = with_system_prompt(body.messages, settings)
-    policy = generation.Policy.from_settings(settings)
+    policy = upstream.policy
+    params = generation_params(body, served.id)
     try:
         async with cancel_on_disconnect(request.receive):
             began = time.perf_counter()
-            started = await generation.start(provider, messages, generation_params(body), policy)
-            request.app.state.upstream_latency.observe(time.perf_counter() - began)
+            started = await upstream.start(served.id, messages, params)
+            request.app.state.metrics.upstream_latency.labels(upstream.name).observe(
+                time.perf_counter() - began
+            )
             if not body.stream:
                 text, finish = await generation.collect(provider, started, policy)
     except ClientDisconnected:
@@ -93,7 +104,7 @@ async def chat_completions(
 
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        encoder = ChunkEncoder(new_completion_id(), provider.model_id, now())
+        encoder = ChunkEncoder(new_completion_id(), served.id, now())
         items = generation.follow(provider, started, policy)
         count_error = request.app.state.metrics.count_error
         return EventStreamResponse(
@@ -101,7 +112,7 @@ async def chat_completions(
         )
 
     completion = ChatCompletion(
-        model=provider.model_id,
+        model=served.id,
         choices=[
             Choice(
                 message=ChatMessage(role="assistant", content=text),

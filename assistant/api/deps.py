@@ -1,4 +1,4 @@
-"""Dependencies: the settings and provider built once in the lifespan, and the API key check."""
+"""Dependencies: the settings and model registry built at start, and the API key check."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from assistant.config import Settings
-from assistant.errors import not_ready, unauthorized
-from assistant.providers.base import Provider
+from assistant.errors import unauthorized
+from assistant.registry import Registry
 
 bearer = HTTPBearer(auto_error=False, description="ASSISTANT_API_KEY, when it is set")
 
@@ -22,13 +22,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_provider(request: Request) -> Provider:
-    provider: Provider = request.app.state.provider
-    return provider
+async def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ProviderDep = Annotated[Provider, Depends(get_provider)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
 async def require_api_key(
@@ -41,12 +41,3 @@ async def require_api_key(
     given = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
         raise unauthorized()
-
-
-async def ready_provider(provider: ProviderDep, settings: SettingsDep) -> Provider:
-    if not provider.ready:
-        raise not_ready(provider.name, settings.assistant_retry_after)
-    return provider
-
-
-ReadyProviderDep = Annotated[Provider, Depends(ready_provider)]

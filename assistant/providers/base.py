@@ -16,6 +16,8 @@ from common.protocol import ChatMessage, FinishReason, Usage
 
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
+    # The catalogue's model id, for providers that serve several (None: the provider's own).
+    model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None

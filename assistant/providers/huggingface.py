@@ -38,6 +38,7 @@ from assistant.errors import (
     invalid_request,
     parse_retry_after,
     upstream_failed,
+    upstream_message,
     upstream_rejected,
     upstream_timeout,
     upstream_unreachable,
@@ -288,14 +289,10 @@ class HuggingFaceProvider(Provider):
         except Exception:
             return summary
         try:
-            body = orjson.loads(response.content)
+            body: object = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            # Only logged: a proxy's error page tells the operator which hop failed.
-            return f"{summary}: {response.content[:300].decode(errors='replace')}"
-        error = body.get("error", body) if isinstance(body, dict) else body
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        return str(error)[:300]
+            body = response.content.decode(errors="replace")
+        return upstream_message(body, summary)
 
     async def _is_missing_route(self, exc: HfHubHTTPError) -> bool:
         status = exc.response.status_code
@@ -309,9 +306,12 @@ class HuggingFaceProvider(Provider):
         # TextGenerationError caused by it: the HTTP status still decides.
         http = exc if isinstance(exc, HfHubHTTPError) else exc.__cause__
         if isinstance(http, HfHubHTTPError):
-            retry_after = parse_retry_after(http.response.headers, s.assistant_retry_after)
+            retry_after = parse_retry_after(http.response.headers)
             detail = str(exc) if http is not exc else await self._detail(http)
-            return from_upstream_status(self.name, http.response.status_code, detail, retry_after)
+            status = http.response.status_code
+            return from_upstream_status(
+                self.name, status, detail, retry_after, s.assistant_retry_after
+            )
         if isinstance(exc, InferenceTimeoutError):
             if isinstance(exc.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
                 return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)

@@ -1,12 +1,19 @@
-"""Any OpenAI-compatible server: `POST {OPENAI_BASE_URL}/chat/completions`, streamed.
+"""Any OpenAI-compatible server through the `openai` SDK: `POST {base_url}/chat/completions`.
 
 One code path for OpenAI, vLLM, Ollama, llama.cpp's server and Hugging Face's router: they
-all speak `POST /chat/completions` with server-sent chunks. The request goes out on the
-pooled aiohttp session of `common.http` (the hop's latency is the product's budget, see
-bench scenario 1), the body is built here from messages the API has already validated and
-encoded with orjson, and the stream is read a socket read at a time: every chunk in it is
-decoded with orjson, without building a typed object per token, and the read's texts go on
-together.
+all speak `POST /chat/completions` with server-sent chunks. Each provider of this kind has
+its own `openai.AsyncOpenAI` client, so its own connection pool (aiohttp underneath, through
+`openai.DefaultAioHttpClient`), key, base URL and timeouts: one slow upstream never holds
+another's connections. The SDK builds and sends the request, owns authentication and turns
+error statuses into typed exceptions; its own retries are off, because retries before the
+first token are ours (`assistant.generation`, per provider policy).
+
+The stream is read through `with_streaming_response`, as raw bytes, a read at a time, and
+every chunk is decoded with orjson (`Chunks`), not into the SDK's typed
+`ChatCompletionChunk`: measured by `python -m bench.sdk_chunks` (20,000 chunks in process,
+this project's shared 2-core VM), the typed stream costs ~115 us per chunk against ~4 us for
+`Chunks` reading the same response through the SDK, which is as fast as `Chunks` reading
+the bytes directly (see bench/README.md).
 
 Messages go upstream as they are: several system messages (the operator's first), and a
 final assistant message, which this provider does not turn into a continuation. The server
@@ -17,18 +24,22 @@ after it); sending vLLM's own flag would make OpenAI refuse the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
 
 import aiohttp
+import httpx2
+import openai
 import orjson
+from openai.types.chat import ChatCompletionMessageParam
 
-from assistant.config import Settings
 from assistant.errors import (
     AssistantError,
     from_upstream_status,
     parse_retry_after,
     upstream_failed,
+    upstream_message,
     upstream_timeout,
     upstream_unreachable,
 )
@@ -43,7 +54,6 @@ from assistant.providers.base import (
     token_budget,
     transport_detail,
 )
-from common.http import pooled_session, post
 from common.protocol import ChatMessage, FinishReason, Usage
 from common.sse import ChunkReader
 
@@ -57,17 +67,6 @@ def usage_of(data: dict[str, Any] | None) -> Usage | None:
     completion = int(data.get("completion_tokens") or 0)
     total = int(data.get("total_tokens") or prompt + completion)
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
-
-
-def error_message(body: object, fallback: str) -> str:
-    """The upstream's own words, from OpenAI's `{"error": {"message"}}` or a plain string."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return fallback
 
 
 class Chunks(ChunkReader):
@@ -84,7 +83,7 @@ class Chunks(ChunkReader):
     def parse(self, payload: bytes, texts: list[str]) -> None:
         chunk = orjson.loads(payload)
         if "error" in chunk:
-            detail = error_message(chunk, "error event")
+            detail = upstream_message(chunk, "error event")
             raise upstream_failed(self.provider, "it reported an error", detail, retryable=False)
         if chunk.get("usage"):
             self.usage = usage_of(chunk["usage"])
@@ -101,98 +100,149 @@ class Chunks(ChunkReader):
         return Finish(self.reason, self.usage)
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One OpenAI-compatible upstream as this provider needs it (secrets already resolved)."""
+
+    name: str
+    base_url: str
+    api_key: str | None
+    model: str  # sent when a request names no model of this provider
+    max_tokens: int
+    connect_timeout: float
+    read_timeout: float  # a backstop: first-token and idle timeouts are assistant.generation's
+    max_connections: int
+    keepalive_timeout: float
+    retry_after: int  # what callers are told to wait when the upstream names no wait
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A model an upstream's `GET /models` offers."""
+
+    id: str
+    context_length: int | None
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 class OpenAIProvider(Provider):
     name = "openai"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.openai_model)
-        self.settings = settings
-        self._url = settings.openai_base_url.rstrip("/") + "/chat/completions"
-        self._http: aiohttp.ClientSession | None = None
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint.model)
+        self.name = endpoint.name
+        self.endpoint = endpoint
+        self._client: openai.AsyncOpenAI | None = None
 
     async def start(self) -> None:
-        s = self.settings
-        key = s.openai_api_key.get_secret_value() if s.openai_api_key else ""
-        if not key:
+        e = self.endpoint
+        if not e.api_key:
             # Local servers (vLLM, Ollama, llama.cpp) accept any key; OpenAI will answer 401,
             # which callers then see as a 502 naming this provider.
-            log.warning("OPENAI_API_KEY is not set; sending a placeholder key")
-        # Retries and first-token/idle timeouts are ours (assistant.generation): the session
-        # only bounds connecting, and its read timeout is a backstop.
-        backstop = max(s.upstream_first_token_timeout, s.upstream_idle_timeout)
-        self._http = pooled_session(
-            connect_timeout=s.upstream_connect_timeout,
-            read_timeout=backstop + s.upstream_connect_timeout,
-            max_connections=s.upstream_max_connections,
-            keepalive_timeout=s.upstream_keepalive_timeout,
-            headers={
-                "Authorization": f"Bearer {key or 'not-set'}",
-                "Content-Type": "application/json",
-                "Accept": "text/event-stream",
-            },
+            log.warning("%s: no API key is set; sending a placeholder key", e.name)
+        timeout = httpx2.Timeout(
+            connect=e.connect_timeout,
+            read=e.read_timeout,
+            write=e.connect_timeout,
+            pool=e.connect_timeout,
         )
-        log.info("openai provider: %s, model %s", s.openai_base_url, s.openai_model)
+        limits = httpx2.Limits(
+            max_connections=e.max_connections,
+            max_keepalive_connections=e.max_connections,
+            # Below the server's own idle timeout (uvicorn's 5 s, so vLLM's): a request
+            # sent on a connection the server is closing at that moment would fail.
+            keepalive_expiry=e.keepalive_timeout,
+        )
+        self._client = openai.AsyncOpenAI(
+            api_key=e.api_key or "not-set",
+            base_url=e.base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout, limits=limits),
+        )
+        log.info("%s provider: %s", e.name, e.base_url)
         await super().start()
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        if self._client is not None:
+            await self._client.close()
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
         return self._stream(message_dicts(messages), params)
 
-    def _map_error(self, exc: aiohttp.ClientError) -> AssistantError:
-        s = self.settings
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return upstream_timeout(self.name, "connection", s.upstream_connect_timeout)
-        if isinstance(exc, aiohttp.ServerTimeoutError):
-            return upstream_timeout(self.name, "response", s.upstream_first_token_timeout)
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return upstream_unreachable(self.name, transport_detail(exc))
-        return upstream_failed(self.name, "the connection broke", transport_detail(exc))
-
-    async def _status_error(self, response: aiohttp.ClientResponse) -> AssistantError:
-        text = await response.text(errors="replace")
+    async def list_models(self, seconds: float) -> list[Listed] | None:
+        """The upstream's `GET /models`: None when it has no such route (it answered, so it
+        is reachable); raises `AssistantError` when it cannot answer."""
+        assert self._client is not None
         try:
-            body: object = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            body = None
-        # Only logged: a proxy's error page is no message for the caller, but tells the
-        # operator which hop failed.
-        detail = error_message(body, text[:300] or response.reason or f"HTTP {response.status}")
-        retry_after = parse_retry_after(response.headers, self.settings.assistant_retry_after)
-        return from_upstream_status(self.name, response.status, detail, retry_after)
+            page = await self._client.with_options(timeout=seconds).models.list()
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405):
+                return None
+            raise self._map_error(exc) from exc
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+        found = []
+        for model in page.data:
+            extra = model.model_extra or {}
+            # vLLM says `max_model_len`; llama.cpp's server and others `context_length`.
+            length = extra.get("max_model_len") or extra.get("context_length")
+            found.append(Listed(model.id, length if isinstance(length, int) else None))
+        return found
+
+    def _map_error(self, exc: BaseException) -> AssistantError:
+        e = self.endpoint
+        if isinstance(exc, openai.APIStatusError):
+            response = exc.response
+            detail = upstream_message(exc.body, response.reason_phrase or f"HTTP {exc.status_code}")
+            retry_after = parse_retry_after(response.headers)
+            return from_upstream_status(
+                self.name, exc.status_code, detail, retry_after, e.retry_after
+            )
+        # The SDK wraps its transport's exceptions; aiohttp's own, at the root of the chain,
+        # says best what happened (its transport maps a refused connection to a timeout):
+        # the chain is read from its root.
+        for cause in reversed(list(causes(exc))):
+            if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx2.ConnectTimeout):
+                return upstream_timeout(self.name, "connection", e.connect_timeout)
+            if isinstance(cause, aiohttp.ClientConnectorError | httpx2.ConnectError):
+                return upstream_unreachable(self.name, transport_detail(cause))
+            if isinstance(cause, aiohttp.ServerTimeoutError | httpx2.ReadTimeout):
+                return upstream_timeout(self.name, "response", e.read_timeout)
+        return upstream_failed(self.name, "the connection broke", transport_detail(exc))
 
     async def _stream(
         self, messages: list[dict[str, str]], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
-        body: dict[str, Any] = {
-            "model": self.model_id,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            # Always bounded: a server's own default may be its whole context window.
-            "max_tokens": token_budget(params.max_tokens, self.settings.openai_max_tokens),
-        }
-        # Unset options stay out of the request: some servers reject explicit nulls.
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.stop:
-            body["stop"] = list(params.stop)
-        assert self._http is not None
+        e = self.endpoint
+        assert self._client is not None
+        # Unset options stay out of the request (`omit`): some servers reject explicit nulls.
+        omit = openai.omit
         chunks = Chunks(self.name)
         try:
-            async with await post(self._http, self._url, orjson.dumps(body)) as response:
-                if response.status != 200:
-                    raise await self._status_error(response)
+            async with self._client.chat.completions.with_streaming_response.create(
+                model=params.model or self.model_id,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                stream=True,
+                stream_options={"include_usage": True},
+                # Always bounded: a server's own default may be its whole context window.
+                max_tokens=token_budget(params.max_tokens, e.max_tokens),
+                temperature=omit if params.temperature is None else params.temperature,
+                top_p=omit if params.top_p is None else params.top_p,
+                stop=list(params.stop) or omit,
+            ) as response:
                 # Read on to the end of the body after [DONE] (servers end it right there):
                 # a response left unread closes its connection instead of pooling it, and
                 # every request would open a new one (TCP, and TLS for a remote API).
-                async for texts in chunks.batches(response.content.iter_any()):
+                async for texts in chunks.batches(response.http_response.aiter_bytes()):
                     yield texts
-        except aiohttp.ClientError as exc:
+        except (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError) as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise upstream_failed(self.name, "a chunk was not JSON", str(exc)) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.chat_template import ChatTemplate, TemplateError, builtin_template
-from assistant.errors import from_upstream_status, parse_retry_after
+from assistant.errors import from_upstream_status, parse_retry_after, upstream_message
 from assistant.stops import StopFilter
 
 
@@ -64,16 +64,16 @@ def test_base_models_get_a_transcript_with_a_stop() -> None:
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({}, 5),
+        ({}, None),
         ({"retry-after": "12"}, 12),
         ({"retry-after": "0.2"}, 1),
         ({"retry-after-ms": "2500", "retry-after": "9"}, 3),
-        ({"retry-after": "not a date"}, 5),
+        ({"retry-after": "not a date"}, None),
         ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 1),
     ],
 )
-def test_retry_after(headers: dict[str, str], expected: int) -> None:
-    assert parse_retry_after(headers, 5) == expected
+def test_retry_after(headers: dict[str, str], expected: int | None) -> None:
+    assert parse_retry_after(headers) == expected
 
 
 @pytest.mark.parametrize(
@@ -90,14 +90,37 @@ def test_retry_after(headers: dict[str, str], expected: int) -> None:
     ],
 )
 def test_upstream_status_mapping(upstream: int, status: int, retryable: bool) -> None:
-    error = from_upstream_status("openai", upstream, "detail", 7)
+    error = from_upstream_status("openai", upstream, "detail", None, 7)
     assert (error.status, error.retryable) == (status, retryable)
     assert "openai" in error.message
+
+
+def test_a_rate_limit_that_names_its_wait_is_retried_after_it() -> None:
+    error = from_upstream_status("openai", 429, "slow down", 4, 7)
+    assert (error.retryable, error.retry_after) == (True, 4)
+    unnamed = from_upstream_status("openai", 429, "slow down", None, 7)
+    assert (unnamed.retryable, unnamed.retry_after) == (False, 7)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": {"message": "bad key", "type": "x"}}, "bad key"),
+        ({"error": "model is loading"}, "model is loading"),
+        ({"message": "plain"}, "plain"),
+        ("<html>gateway</html>", "<html>gateway</html>"),
+        ({"error": {"type": "no message"}}, "fallback"),
+        (None, "fallback"),
+        ("x" * 1000, "x" * 300),
+    ],
+)
+def test_upstream_message_reads_every_error_body_shape(body: object, expected: str) -> None:
+    assert upstream_message(body, "fallback") == expected
 
 
 @pytest.mark.parametrize("upstream", [400, 401, 404, 413, 429, 500, 503, 504])
 def test_what_the_upstream_said_is_kept_for_the_log_only(upstream: int) -> None:
     said = "<html>upstream http://gpu-7.corp.internal:8000 failed</html>"
-    error = from_upstream_status("openai", upstream, said, 7)
+    error = from_upstream_status("openai", upstream, said, None, 7)
     assert "corp.internal" not in error.json().decode()
     assert error.detail is not None and "corp.internal" in error.detail
