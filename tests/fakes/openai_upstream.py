@@ -8,6 +8,8 @@ the whole process) so benchmarks can set token count and pace:
 
 - FAKE_TOKENS: when set, reply with this many tokens ("tok0 tok1 ...") instead of the echo.
 - FAKE_DELAY_MS: delay between streamed chunks (default 0).
+- FAKE_MODELS: the ids `GET /v1/models` lists, comma-separated (default "fake-model");
+  `POST /_fake/models` with `[{"id", "max_model_len"?}, ...]` replaces them while it runs.
 
 Tests script failures per request and read what the server saw through the `/_fake/`
 routes (see tests/fakes/script.py): error statuses, slow or stalled streams, dropped
@@ -40,6 +42,7 @@ from tests.fakes.script import (
     error_response,
     hang,
     serve,
+    while_stalled,
 )
 
 MODEL = "fake-model"
@@ -148,6 +151,12 @@ async def answer(request: Request, state: FakeState) -> Response:
     """The chat-completions endpoint, shared with the Hugging Face fake's chat route."""
     body = orjson.loads(await request.body())
     behaviour, record = state.take(request, body)
+    if state.stalled:
+        record.state = "stalled"
+        if not await while_stalled(request, state):
+            record.state = "cancelled"
+            return Response(status_code=499)
+        record.state = "active"
     if not await before_headers(request, behaviour, record):
         return Response(status_code=499)
     if behaviour.status:
@@ -174,25 +183,32 @@ async def answer(request: Request, state: FakeState) -> Response:
     return JSONResponse(completion(tokens, prompt_tokens, finish))
 
 
-async def models(_: Request) -> Response:
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "fake"}],
-        }
-    )
+def model_entry(model: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "model", "created": 0, "owned_by": "fake", **model}
 
 
 def create_app() -> Starlette:
     state = FakeState()
+    ids = os.environ.get("FAKE_MODELS", MODEL).split(",")
+    offered = [model_entry({"id": i}) for i in ids if i]
 
     async def chat_completions(request: Request) -> Response:
         return await answer(request, state)
+
+    async def models(request: Request) -> Response:
+        if not await while_stalled(request, state):
+            return Response(status_code=499)
+        return JSONResponse({"object": "list", "data": offered})
+
+    async def set_models(request: Request) -> Response:
+        offered[:] = [model_entry(m) for m in orjson.loads(await request.body())]
+        return JSONResponse({"models": len(offered)})
 
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models),
+            Route("/_fake/models", set_models, methods=["POST"]),
             *state.routes(),
         ]
     )

@@ -2,7 +2,9 @@
 
 A test queues behaviours with `POST /_fake/script`; each incoming model request takes the
 next one (or behaves normally when the queue is empty), so one running fake can show every
-failure in turn. Every model request is recorded with what happened to it, including a
+failure in turn. `POST /_fake/stall` with `{"on": true}` stalls the whole server instead:
+every model request (and the model list) hangs with its connection open until the client
+leaves, until `{"on": false}`. Every model request is recorded with what happened to it, including a
 client that went away (`cancelled`), readable at `GET /_fake/requests`.
 
 Behaviour fields (all optional):
@@ -26,7 +28,7 @@ import contextlib
 import itertools
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,6 +90,13 @@ class FakeState:
         self.script: deque[Behaviour] = deque()
         self.records: list[Record] = []
         self._numbers = itertools.count(1)
+        # Set while the server runs normally; cleared in stall mode.
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    @property
+    def stalled(self) -> bool:
+        return not self.flowing.is_set()
 
     def take(self, request: Request, body: dict[str, Any]) -> tuple[Behaviour, Record]:
         behaviour = self.script.popleft() if self.script else Behaviour()
@@ -112,7 +121,16 @@ class FakeState:
         async def reset(_: Request) -> Response:
             self.script.clear()
             self.records.clear()
+            self.flowing.set()
             return JSONResponse({"status": "reset"})
+
+        async def stall(request: Request) -> Response:
+            on = bool(orjson.loads(await request.body()).get("on"))
+            if on:
+                self.flowing.clear()
+            else:
+                self.flowing.set()
+            return JSONResponse({"stalled": on})
 
         async def requests(_: Request) -> Response:
             return JSONResponse([asdict(r) for r in self.records])
@@ -129,6 +147,7 @@ class FakeState:
         return [
             Route("/_fake/script", script, methods=["POST"]),
             Route("/_fake/reset", reset, methods=["POST"]),
+            Route("/_fake/stall", stall, methods=["POST"]),
             Route("/_fake/requests", requests),
             Route("/_fake/stats", stats),
             Route("/health", health),
@@ -140,20 +159,30 @@ async def disconnected(request: Request) -> None:
         pass
 
 
+async def unless_disconnected(request: Request, waiting: Awaitable[object]) -> bool:
+    """Wait for `waiting`; False when the client gave up first."""
+    task = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(disconnected(request))
+    done, pending = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    for pending_task in pending:
+        pending_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending_task
+    return task in done
+
+
 async def sleep_unless_disconnected(request: Request, seconds: float) -> bool:
     """Wait like a slow server; True when the client gave up meanwhile."""
-    sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
-    gone = asyncio.ensure_future(disconnected(request))
-    done, pending = await asyncio.wait({sleeper, gone}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return gone in done
+    return not await unless_disconnected(request, asyncio.sleep(seconds))
 
 
 async def hang() -> None:
     await asyncio.Event().wait()  # until the client disconnects and the server cancels us
+
+
+async def while_stalled(request: Request, state: FakeState) -> bool:
+    """In stall mode, hang until the mode ends (then True) or the client leaves (False)."""
+    return not state.stalled or await unless_disconnected(request, state.flowing.wait())
 
 
 async def before_headers(request: Request, behaviour: Behaviour, record: Record) -> bool:

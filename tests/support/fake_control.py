@@ -31,6 +31,14 @@ class FakeControl:
     def script(self, *behaviours: dict[str, Any]) -> None:
         httpx.post(f"{self.url}/_fake/script", json=list(behaviours)).raise_for_status()
 
+    def stall(self, on: bool) -> None:
+        """Stall mode: every model request and model list hangs until `stall(False)`."""
+        httpx.post(f"{self.url}/_fake/stall", json={"on": on}).raise_for_status()
+
+    def offer(self, *models: dict[str, Any]) -> None:
+        """What the OpenAI fake's `GET /v1/models` lists from now on."""
+        httpx.post(f"{self.url}/_fake/models", json=list(models)).raise_for_status()
+
     def requests(self) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = httpx.get(f"{self.url}/_fake/requests").json()
         return records
