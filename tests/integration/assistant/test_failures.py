@@ -55,6 +55,15 @@ def test_rate_limit_without_retry_after_gets_the_configured_one(
     assert response.status_code == 429 and response.headers["retry-after"] == "3"
 
 
+def test_a_rate_limit_naming_a_short_wait_is_retried_after_it(
+    assistant: Server, upstream: FakeControl
+) -> None:
+    upstream.script({"status": 429, "retry_after": "1", "message": "Rate limit reached"})
+    response = chat(assistant.url, {"messages": USER})
+    assert response.status_code == 200
+    assert [r["state"] for r in upstream.requests()] == ["failed", "completed"]
+
+
 def test_unreachable_upstream_is_503(unreachable_assistant: Server) -> None:
     response = chat(unreachable_assistant.url, {"messages": USER})
     assert response.status_code == 503
