@@ -22,7 +22,7 @@ import pytest
 
 from tests.integration.assistant.conftest import FAST_FAILURES
 from tests.integration.assistant.helpers import USER, chat, error_of
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 from tests.support.servers import Server, start_assistant, start_fake_upstream, wait_until
 
 pytestmark = pytest.mark.model
