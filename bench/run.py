@@ -28,6 +28,7 @@ from bench.scenarios import (
     history,
     model,
     redis_cost,
+    routing,
     sustained,
     throughput,
     token_gaps,
@@ -47,6 +48,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     6: ("redis_cost", redis_cost.run),
     7: ("history", history.run),
     8: ("model", model.run),
+    12: ("routing", routing.run),
 }
 
 SHARING = (

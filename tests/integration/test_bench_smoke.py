@@ -27,6 +27,7 @@ SCENARIOS = {
     6: "redis_cost",
     7: "history",
     8: "model",
+    12: "routing",
 }
 PLOTTED = {1, 2, 3, 4, 5, 7, 8}
 
