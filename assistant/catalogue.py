@@ -97,7 +97,7 @@ class Catalogue:
         return next(p for p in self.providers if p.name == name)
 
 
-def from_settings(settings: Settings, local_model_id: str) -> Catalogue:
+def single_provider(settings: Settings, local_model_id: str) -> Catalogue:
     """Today's single-provider settings as a catalogue of one."""
     kind = settings.assistant_provider
     if kind == "openai":
@@ -204,9 +204,3 @@ def from_file(path: Path, environ: dict[str, str] | None = None) -> Catalogue:
     env = os.environ if environ is None else environ
     keys = {p.name: env.get(p.api_key_env) if p.api_key_env else None for p in providers}
     return Catalogue(tuple(providers), tuple(models), default, keys, source)
-
-
-def load(settings: Settings, local_model_id: str) -> Catalogue:
-    if settings.models_file is not None:
-        return from_file(settings.models_file)
-    return from_settings(settings, local_model_id)

@@ -18,11 +18,11 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from assistant import generation
-from assistant.catalogue import Catalogue, ProviderSpec, load
+from assistant.catalogue import Catalogue, ProviderSpec, from_file, single_provider
 from assistant.config import SMOLLM2_FILE, Settings
 from assistant.errors import AssistantError, unknown_model
 from assistant.providers.base import Provider
-from assistant.providers.openai_compatible import Listed, OpenAIProvider
+from assistant.providers.openai_compatible import Endpoint, Listed, OpenAIProvider
 from assistant.upstreams import Upstream
 from common.protocol import ModelCard, now
 
@@ -46,14 +46,12 @@ def local_model_id(settings: Settings) -> str:
 def build_upstream(
     spec: ProviderSpec, catalogue: Catalogue, settings: Settings, models: list[str]
 ) -> Upstream:
-    # Imported on demand: the local provider loads llama.cpp's native library, which the
-    # remote providers do not need, and the others need libraries the local one does not.
+    # The local and Hugging Face providers are imported on demand: the local one loads
+    # llama.cpp's native library, which a deployment of remote models does not need.
     key = catalogue.keys.get(spec.name)
     shared: Provider | None = None
     per_model: dict[str, Provider] = {}
     if spec.kind == "openai":
-        from assistant.providers.openai_compatible import Endpoint, OpenAIProvider
-
         s = settings
         backstop = max(spec.timeout or s.upstream_first_token_timeout, s.upstream_idle_timeout)
         shared = OpenAIProvider(
@@ -112,7 +110,10 @@ class Registry:
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
         """Raises `CatalogueError` naming the bad entry when MODELS_FILE is wrong."""
-        return cls(load(settings, local_model_id(settings)), settings)
+        if settings.models_file is not None:
+            return cls(from_file(settings.models_file), settings)
+        local = settings.assistant_provider == "local"
+        return cls(single_provider(settings, local_model_id(settings) if local else ""), settings)
 
     def _build(self) -> dict[str, Served]:
         """The catalogue's models in its order, then each upstream's discovered ones (an id

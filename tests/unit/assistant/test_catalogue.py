@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.catalogue import CatalogueError, from_file, from_settings
+from assistant.catalogue import CatalogueError, from_file, single_provider
 from assistant.config import Settings
 
 GOOD = """
@@ -147,11 +147,11 @@ def test_the_single_provider_settings_are_a_catalogue_of_one() -> None:
         openai_api_key="sk-env",
         openai_base_url="http://up/v1",
     )
-    catalogue = from_settings(settings, local_model_id="unused")
+    catalogue = single_provider(settings, local_model_id="unused")
     assert [(p.name, p.kind, p.base_url) for p in catalogue.providers] == [
         ("openai", "openai", "http://up/v1")
     ]
     assert [(m.id, m.provider) for m in catalogue.models] == [("gpt-x", "openai")]
     assert (catalogue.default, catalogue.keys) == ("gpt-x", {"openai": "sk-env"})
-    local = from_settings(Settings(_env_file=None), local_model_id="SmolLM2")
+    local = single_provider(Settings(_env_file=None), local_model_id="SmolLM2")
     assert [m.id for m in local.models] == ["SmolLM2"] and local.providers[0].kind == "local"
