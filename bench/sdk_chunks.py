@@ -4,8 +4,8 @@ One streamed reply of N `chat.completion.chunk` events, served in process (httpx
 MockTransport: no socket, no server), read three ways:
 
 - `raw`: assistant's own reader (`Chunks`, orjson per chunk) over the bytes directly;
-- `sdk-raw`: the SDK sends the request and hands over the body (`with_streaming_response`),
-  read by `Chunks`: the OpenAI-compatible provider's path;
+- `sdk-raw`: the SDK sends the request (`AsyncOpenAI.post`) and hands over the body, read
+  by `Chunks`: the OpenAI-compatible provider's path;
 - `sdk-typed`: the SDK's own stream of typed `ChatCompletionChunk` objects.
 
 Each way's best of several runs, in microseconds per chunk. Only the difference between
@@ -68,11 +68,13 @@ async def measure(chunks: int) -> dict[str, float]:
 
     async def sdk_raw() -> int:
         texts = 0
-        async with client.chat.completions.with_streaming_response.create(
-            model="bench", messages=messages, stream=True
-        ) as response:
-            async for batch in Chunks("bench").batches(response.http_response.aiter_bytes()):
-                texts += len(batch)
+        body = {"model": "bench", "messages": messages, "stream": True}
+        response = await client.post(
+            "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
+        )
+        async for batch in Chunks("bench").batches(response.aiter_bytes()):
+            texts += len(batch)
+        await response.aclose()
         return texts
 
     async def sdk_typed() -> int:

@@ -93,15 +93,6 @@ def fakes() -> Iterator[dict[str, Server]]:
         server.stop()
 
 
-@pytest.fixture
-def controls(fakes: dict[str, Server]) -> dict[str, FakeControl]:
-    found = {name: FakeControl(server) for name, server in fakes.items()}
-    for control in found.values():
-        control.reset()
-    found["gamma"].offer({"id": "gamma-1", "max_model_len": 4096})
-    return found
-
-
 @pytest.fixture(scope="module")
 def served(fakes: dict[str, Server], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     path = tmp_path_factory.mktemp("catalogue") / "models.toml"
@@ -132,6 +123,18 @@ def until_ready(server: Server, model: str, ready: bool = True, timeout: float =
         timeout,
         f"{model} {'ready' if ready else 'not ready'}",
     )
+
+
+@pytest.fixture
+def controls(fakes: dict[str, Server], served: Server) -> dict[str, FakeControl]:
+    """The fakes as each test starts: nothing scripted or stalled, gamma offering gamma-1
+    (and assistant having seen it)."""
+    found = {name: FakeControl(server) for name, server in fakes.items()}
+    for control in found.values():
+        control.reset()
+    found["gamma"].offer({"id": "gamma-1", "max_model_len": 4096})
+    until_ready(served, "gamma-1", timeout=10)
+    return found
 
 
 # --- listing and routing -------------------------------------------------------------------
