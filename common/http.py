@@ -1,8 +1,10 @@
-"""The HTTP client both services call their next hop with: one pooled aiohttp session.
+"""The HTTP client conversation calls assistant with: one pooled aiohttp session.
 
 aiohttp's client, not httpx: measured on a relay hop it adds about half the latency httpx
 does, and the stack's first-token budget depends on it (bench scenario 1). One session
-per process, created in the lifespan, keeps connections alive between requests.
+per process, created in the lifespan, keeps connections alive between requests. (Assistant
+calls its model servers through the `openai` SDK, on aiohttp too: see
+assistant/providers/openai_compatible.py.)
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ with the single-provider settings (a catalogue of one), one with a MODELS_FILE o
 models over 5 OpenAI-compatible providers (each its own client and pool; the model asked
 for is one of them). The same short streamed reply as scenario 1 (16 tokens, no delay), one
 chat at a time; the direct route, assistant with 1 and with 20 take turns round by round,
-so a change in the machine's load hits each alike. The target is the ratio of the two
-assistants' p50 time to first token.
+each round starting with the next, so a change in the machine's load hits each alike. The
+target is the ratio of the two assistants' p50 time to first token.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ async def run(bench: Bench) -> Outcome:
         each = max(1, math.ceil(scale.ttft_turns / rounds))
         for route in routes:  # warm-up: connections, caches; not counted
             await run_batch(route, 1, 2, "warm up")
-        for _ in range(rounds):
-            for route in routes:
+        for r in range(rounds):
+            # Each round starts with the next route: none always follows the same one.
+            for route in routes[r % 3 :] + routes[: r % 3]:
                 found.setdefault(route.name, []).extend(await run_batch(route, 1, each, "hello"))
     figures: dict[str, object] = {
         "models": PROVIDERS * MODELS_PER_PROVIDER,
