@@ -8,12 +8,14 @@ another's connections. The SDK builds and sends the request, owns authentication
 error statuses into typed exceptions; its own retries are off, because retries before the
 first token are ours (`assistant.generation`, per provider policy).
 
-The stream is read through `with_streaming_response`, as raw bytes, a read at a time, and
-every chunk is decoded with orjson (`Chunks`), not into the SDK's typed
-`ChatCompletionChunk`: measured by `python -m bench.sdk_chunks` (20,000 chunks in process,
-this project's shared 2-core VM), the typed stream costs ~115 us per chunk against ~4 us for
-`Chunks` reading the same response through the SDK, which is as fast as `Chunks` reading
-the bytes directly (see bench/README.md).
+What the SDK costs (`python -m bench.sdk_chunks`, this project's shared 2-core VM, two runs
+at load average 5): the stream is read as raw bytes and decoded by `Chunks` (orjson), ~3 us
+per chunk against ~2 us for `Chunks` on the bytes alone, where the SDK's typed
+`ChatCompletionChunk` stream costs ~80 us; a request through `AsyncOpenAI.post` with the body
+built here costs ~0.6 ms more than the hand-written aiohttp client this replaced, and
+`chat.completions.create` (its transform of typed parameters walks every message) ~1 ms
+more. aiohttp underneath (`openai.DefaultAioHttpClient`): httpx2's own transport costs
+~0.45 ms more again. What that does to bench scenarios 1-3 is in bench/README.md.
 
 Messages go upstream as they are: several system messages (the operator's first), and a
 final assistant message, which this provider does not turn into a continuation. The server
@@ -240,7 +242,7 @@ class OpenAIProvider(Provider):
         try:
             # The SDK's lower-level `post`, not `chat.completions.create`: the body is built
             # above from messages our API validated, and create's per-message transform of
-            # its typed parameters cost ~1.4 ms a request (see the module docstring).
+            # its typed parameters costs more than the rest of the request (module docstring).
             response = await self._client.post(
                 "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
             )
