@@ -5,8 +5,8 @@ One streamed reply of N `chat.completion.chunk` events, served in process (httpx
 MockTransport: no socket, no server), read three ways:
 
 - `raw`: assistant's own reader (`Chunks`, orjson per chunk) over the bytes directly;
-- `sdk-raw`: the SDK sends the request (`AsyncOpenAI.post`) and hands over the body, read
-  by `Chunks`: the OpenAI-compatible provider's path;
+- `sdk-raw`: the SDK sends the request (`AsyncOpenAI.post`) and hands over the transport's
+  body stream, read by `Chunks`: the OpenAI-compatible provider's path;
 - `sdk-typed`: the SDK's own stream of typed `ChatCompletionChunk` objects.
 
 Then N short replies, one after another, from the fake model server over loopback (a real
@@ -81,7 +81,8 @@ async def measure(chunks: int) -> dict[str, float]:
         response = await client.post(
             "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
         )
-        async for batch in Chunks("bench").batches(response.aiter_bytes()):
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        async for batch in Chunks("bench").batches(response.stream):
             texts += len(batch)
         await response.aclose()
         return texts
@@ -142,7 +143,8 @@ async def measure_requests(base_url: str, requests: int) -> dict[str, float]:
         response = await client.post(
             "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
         )
-        async for _ in Chunks("bench").batches(response.aiter_bytes()):
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        async for _ in Chunks("bench").batches(response.stream):
             pass
         await response.aclose()
 

@@ -9,13 +9,13 @@ error statuses into typed exceptions; its own retries are off, because retries b
 first token are ours (`assistant.generation`, per provider policy).
 
 What the SDK costs (`python -m bench.sdk_chunks`, this project's shared 2-core VM, two runs
-at load average 5): the stream is read as raw bytes and decoded by `Chunks` (orjson), ~3 us
-per chunk against ~2 us for `Chunks` on the bytes alone, where the SDK's typed
-`ChatCompletionChunk` stream costs ~80 us; a request through `AsyncOpenAI.post` with the body
-built here costs ~0.6 ms more than the hand-written aiohttp client this replaced, and
-`chat.completions.create` (its transform of typed parameters walks every message) ~1 ms
-more. aiohttp underneath (`openai.DefaultAioHttpClient`): httpx2's own transport costs
-~0.45 ms more again. What that does to bench scenarios 1-3 is in bench/README.md.
+at load average 7): the stream is read from the transport's body stream and decoded by
+`Chunks` (orjson), ~2.5 us per chunk against ~2.2 us for `Chunks` on the bytes alone, where
+the SDK's typed `ChatCompletionChunk` stream costs ~75-150 us; a request through
+`AsyncOpenAI.post` with the body built here costs ~0.4 ms more than the hand-written aiohttp
+client this replaced, and `chat.completions.create` (its transform of typed parameters walks
+every message) ~1-1.5 ms more. aiohttp underneath (`openai.DefaultAioHttpClient`): httpx2's
+own transport costs more again. What that does through the service is in bench/README.md.
 
 Messages go upstream as they are: several system messages (the operator's first), and a
 final assistant message, which this provider does not turn into a continuation. The server
@@ -166,6 +166,11 @@ class OpenAIProvider(Provider):
             max_retries=0,
             timeout=timeout,
             http_client=openai.DefaultAioHttpClient(timeout=timeout, limits=limits),
+            # The body is read straight from the transport's stream (`_stream`), past
+            # httpx2's decoder and chunker, two generators per read that cost a tenth of a
+            # 2,000-token stream's rate (bench/README.md): so it must come uncompressed. An
+            # event stream is never worth compressing anyway: it would hold tokens back.
+            default_headers={"Accept-Encoding": "identity"},
         )
         log.info("%s provider: %s", e.name, e.base_url)
         await super().start()
@@ -246,11 +251,13 @@ class OpenAIProvider(Provider):
             response = await self._client.post(
                 "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
             )
+            body_reads = response.stream
+            assert isinstance(body_reads, httpx2.AsyncByteStream)
             try:
                 # Read on to the end of the body after [DONE] (servers end it right there):
                 # a response left unread closes its connection instead of pooling it, and
                 # every request would open a new one (TCP, and TLS for a remote API).
-                async for texts in chunks.batches(response.aiter_bytes()):
+                async for texts in chunks.batches(body_reads):
                     yield texts
             finally:
                 await response.aclose()
