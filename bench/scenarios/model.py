@@ -168,6 +168,7 @@ async def run(bench: Bench) -> Outcome:
             bench.http,
             server.url,
             PROMPT,
+            model=provider.model_id,  # assistant routes by model: the local one's id
             messages=messages,
             temperature=0,
             max_tokens=scale.model_tokens,
