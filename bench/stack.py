@@ -29,6 +29,7 @@ from tests.support.servers import (
     start,
     start_fake_upstream,
     start_redis,
+    tcp_open,
     uvicorn_cmd,
 )
 
@@ -90,6 +91,14 @@ def start_assistant_service(upstream: Server, workers: int = 0, **env: str) -> S
     return start("assistant", cmd, port, ready, {**assistant_env(upstream), **env}, timeout=120)
 
 
+def start_floor(upstream: Server) -> Server:
+    """The minimal relay (bench/relay.py) in front of the fake: what any Python hop costs."""
+    port = free_port()
+    cmd = [*uvicorn_cmd("bench.relay:create_app", port), "--no-server-header"]
+    env = {"RELAY_UPSTREAM": upstream.url}
+    return start("floor", cmd, port, tcp_open(port), env)
+
+
 def start_local_assistant(**env: str) -> Server:
     """Assistant with the embedded SmolLM2 model (no upstream)."""
     port = free_port()
@@ -136,13 +145,15 @@ def start_bench_nginx(
 
 @dataclass
 class Stack:
-    """nginx → conversation → assistant → fake model, with Redis behind conversation."""
+    """nginx → conversation → assistant → fake model, with Redis behind conversation; and
+    beside them the floor, the minimal relay every hop is measured against."""
 
     redis: Server
     upstream: Server
     assistant: Server
     conversation: Server
     nginx: Server
+    floor: Server
     extra: list[Server] = field(default_factory=list)
 
     @property
@@ -178,7 +189,9 @@ def running_stack(
         owned.append(conversation)
         nginx = start_bench_nginx(conversation)
         owned.append(nginx)
-        yield Stack(redis, upstream, assistant, conversation, nginx)
+        floor = start_floor(upstream)
+        owned.append(floor)
+        yield Stack(redis, upstream, assistant, conversation, nginx, floor)
     finally:
         for server in reversed(owned):
             server.stop()
