@@ -25,11 +25,13 @@ from bench.peers.running import running_peers
 from bench.peers.summary import side_by_side
 from bench.report import Outcome, Target, markdown, update_readme, write_json
 from bench.scenarios import (
+    cold_start,
     concurrency,
     first_token,
     history,
     model,
     redis_cost,
+    redis_memory,
     sustained,
     throughput,
     token_gaps,
@@ -49,6 +51,8 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     6: ("redis_cost", redis_cost.run),
     7: ("history", history.run),
     8: ("model", model.run),
+    11: ("redis_memory", redis_memory.run),
+    12: ("cold_start", cold_start.run),
 }
 
 SHARING = (

@@ -10,7 +10,9 @@ token at the largest history over the smallest. Reading a whole history back
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,18 +28,19 @@ QUESTION = "What is a good way to keep a chat history fast as it grows? " * 2
 ANSWER = "Read only the newest messages that fit the context, and append, never rewrite. " * 3
 
 
-async def seed(store: Store, messages: int) -> ChatSession:
-    """A session holding `messages` stored messages (user and reply alternating)."""
+async def seed(store: Store, exchanges: Iterable[tuple[str, str]]) -> ChatSession:
+    """A session holding the `exchanges` (a message and its reply, each pair a turn),
+    written through conversation's own Store scripts."""
     meta, token = await store.create_session("bench history", "", "")
     claim = Claim.for_token(meta.session_id, token)
-    for _ in range(messages // 2):
-        user = new_message("user", QUESTION, "complete")
+    for question, answer in exchanges:
+        user = new_message("user", question, "complete")
         reply = new_message("assistant", "", "streaming")
         # A budget of one token: the seeding turn reads back the least context it can.
         started = await store.begin_turn(claim, "message", user, reply, None, 1)
         if not isinstance(started, TurnStarted):
             raise RuntimeError(f"seeding refused: {started}")
-        done = reply.model_copy(update={"content": ANSWER, "status": "complete"})
+        done = reply.model_copy(update={"content": answer, "status": "complete"})
         await store.finish(meta.session_id, done, 0)
     return ChatSession(meta.session_id, token)
 
@@ -65,7 +68,10 @@ async def run(bench: Bench) -> Outcome:
             zip(
                 scale.history_sizes,
                 await asyncio.gather(
-                    *(seed(Store(redis, settings), n) for n in scale.history_sizes)
+                    *(
+                        seed(Store(redis, settings), itertools.repeat((QUESTION, ANSWER), n // 2))
+                        for n in scale.history_sizes
+                    )
                 ),
                 strict=True,
             )
