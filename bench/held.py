@@ -72,6 +72,9 @@ async def step(
         "first_error": next((t.error for t in turns if not t.ok), None),
         "stalled": sum(g > 2 * pace_ms for g in max_gap),
         "max_gap_ms": summary(max_gap, 1),
+        # A server slow to start streams delays every first token instead: not a stall
+        # between tokens, so it is shown here.
+        "ttft_ms": summary([ms(t.ttft) for t in good], 1),
         "idle_rss_mib": round(idle / 2**20, 1),
         "peak_rss_mib": round(peak / 2**20, 1),
         "kib_per_stream": round((peak - idle) / count / 1024, 1),
