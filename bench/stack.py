@@ -84,11 +84,18 @@ def service_cmd(app: str, port: int, workers: int = 0) -> list[str]:
     ]
 
 
+# Scenario 3 streams a 2,000-token reply: the max_tokens assistant sends upstream by default
+# (OPENAI_MAX_TOKENS, 1,024) would cut it, and every route through assistant would count as
+# failed. The product's own request cap (ASSISTANT_MAX_TOKENS, 4,096) is above it.
+ASSISTANT_SETTINGS = {"OPENAI_MAX_TOKENS": "4096"}
+
+
 def start_assistant_service(upstream: Server, workers: int = 0, **env: str) -> Server:
     port = free_port()
     cmd = service_cmd("assistant.app:create_app", port, workers)
     ready = http_ok(f"http://127.0.0.1:{port}/health/ready")
-    return start("assistant", cmd, port, ready, {**assistant_env(upstream), **env}, timeout=120)
+    settings = {**assistant_env(upstream), **ASSISTANT_SETTINGS, **env}
+    return start("assistant", cmd, port, ready, settings, timeout=120)
 
 
 def start_floor(upstream: Server) -> Server:
