@@ -31,6 +31,7 @@ import math
 import random
 from typing import Any
 
+from bench import stats
 from bench.clients import Turn
 from bench.context import Bench, Scale
 from bench.peers.running import LITELLM, OPEN_WEBUI
@@ -200,15 +201,19 @@ def relative(
         a50, a99 = figures["added_p50_ms"], figures["added_p99_ms"]
         parts, ratios = [], []
         for q, added_ms in (("p50", a50), ("p99", a99)):
-            ratio = added_ms[route] / added_ms[base] if added_ms[base] > 0 else math.nan
+            ratio = stats.ratio(added_ms[route], added_ms[base])
             ratios.append(ratio)
-            parts.append(
-                f"{q} {ratio:.2f}x ({route} +{added_ms[route]:.2f} ms, {base} "
-                f"+{added_ms[base]:.2f} ms)"
+            # A base that added nothing measurable (at or below direct: noise under load)
+            # leaves no ratio: said so, rather than a division by noise.
+            shown = (
+                "n/a (the base added nothing measurable)" if math.isnan(ratio) else f"{ratio:.2f}x"
             )
-            if also and added_ms[base] > 0:
-                parts[-1] += f", {also} {added_ms[also] / added_ms[base]:.2f}x"
-        worst = math.nan if any(math.isnan(r) for r in ratios) else round(max(ratios), 2)
+            parts.append(
+                f"{q} {shown} ({route} {added_ms[route]:+.2f} ms, {base} {added_ms[base]:+.2f} ms)"
+            )
+            if also and not math.isnan(ratio):
+                parts[-1] += f", {also} {stats.ratio(added_ms[also], added_ms[base]):.2f}x"
+        worst = math.nan if any(math.isnan(r) for r in ratios) else max(ratios)
         chats = f"{level} chat{'s' if level != '1' else ''}"
         found.append(
             at_most(
