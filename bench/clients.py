@@ -133,10 +133,17 @@ async def read_sse(response: aiohttp.ClientResponse, turn: Turn, meaning: Meanin
 
 
 async def openai_stream(
-    http: aiohttp.ClientSession, base_url: str, content: str, **options: Any
+    http: aiohttp.ClientSession,
+    base_url: str,
+    content: str,
+    *,
+    path: str = "/v1/chat/completions",
+    headers: dict[str, str] | None = None,
+    **options: Any,
 ) -> Turn:
-    """A streamed chat completion from an OpenAI-compatible server; `options` go in the body
-    (`messages` among them replaces the single user message)."""
+    """A streamed chat completion from an OpenAI-compatible server (a peer's may live at
+    another `path` and want `headers`); `options` go in the body (`messages` among them
+    replaces the single user message)."""
     body = {
         "model": "fake-model",
         "messages": [{"role": "user", "content": content}],
@@ -146,7 +153,7 @@ async def openai_stream(
     }
     turn = Turn(start=time.perf_counter())
     try:
-        async with http.post(f"{base_url}/v1/chat/completions", json=body) as response:
+        async with http.post(f"{base_url}{path}", json=body, headers=headers) as response:
             return await read_sse(response, turn, openai_token)
     except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
         return turn.fail(f"{type(exc).__name__}: {exc}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
+from bench.peers.running import Peers
 from bench.stack import Stack
 
 
@@ -102,3 +103,4 @@ class Bench:
     scale: Scale
     stack: Stack
     http: aiohttp.ClientSession
+    peers: Peers = field(default_factory=Peers)

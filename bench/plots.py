@@ -137,6 +137,102 @@ def model(data: Figures, fig: Figure) -> None:
     fig.suptitle("Scenario 8: SmolLM2-135M, llama-cpp-python directly vs through assistant")
 
 
+# How the peers plots name each route: what it is, and the peers marked as such.
+LABELS = {
+    "floor": "floor\n(bare relay)",
+    "assistant": "assistant",
+    "litellm": "LiteLLM\n(peer)",
+    "conversation-sse": "conversation\n+ assistant",
+    "nginx-sse": "whole stack\n(nginx SSE)",
+    "open-webui": "Open WebUI\n(peer)",
+}
+
+
+def labels(names: list[str]) -> list[str]:
+    return [LABELS.get(n, n) for n in names]
+
+
+def peers_ttft(data: Figures, fig: Figure) -> None:
+    levels = data["ttft_added_ms"]
+    axes = fig.subplots(1, len(levels), squeeze=False)[0]
+    for ax, (level, routes) in zip(axes, levels.items(), strict=True):
+        names = list(routes)
+        series = {q: [routes[r][q] for r in names] for q in ("p50", "p99")}
+        bars(ax, labels(names), series, "added time to first token (ms)")
+        ax.set_title(f"{level} chat{'s' if level != '1' else ''} at once", fontsize="small")
+        ax.tick_params(axis="x", labelsize="x-small")
+    fig.suptitle("Peers: time to first token added over going direct (scenario 1)")
+
+
+def route_chart(fig: Figure, series: dict[str, dict[str, float]], ylabel: str, title: str) -> None:
+    """One chart of bars by route (ours and the peers), a bar per series."""
+    ax = fig.subplots()
+    names = list(next(iter(series.values())))
+    values = {name: [by_route.get(r) or 0 for r in names] for name, by_route in series.items()}
+    bars(ax, labels(names), values, ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelsize="small")
+
+
+def peers_gaps(data: Figures, fig: Figure) -> None:
+    routes = data["gap_added_ms"]
+    series = {q: {r: v[q] for r, v in routes.items()} for q in ("p50", "p99")}
+    route_chart(
+        fig, series, "added |gap - pace| (ms)", "Peers: gap added between tokens (scenario 2)"
+    )
+
+
+def peers_throughput(data: Figures, fig: Figure) -> None:
+    route_chart(
+        fig,
+        {"x direct": data["tokens_per_s_ratio_to_direct"]},
+        "tokens/s, route / direct",
+        "Peers: one long reply's tokens per second against direct (scenario 3)",
+    )
+
+
+def peers_memory(data: Figures, fig: Figure) -> None:
+    idle_ax, stream_ax, held_ax = fig.subplots(1, 3)
+    memory = data["memory"]
+    names = list(memory)
+    shown = labels(names)
+    bars(idle_ax, shown, {"idle": [memory[r]["idle_rss_mib"] for r in names]}, "resident MiB")
+    bars(
+        stream_ax,
+        shown,
+        {"per stream": [memory[r]["kib_per_stream"] or 0 for r in names]},
+        "KiB per open stream",
+    )
+    bars(
+        held_ax,
+        shown,
+        {"per GiB": [memory[r]["streams_per_gib"] for r in names]},
+        "streams held per GiB (at the most held)",
+    )
+    for ax in (idle_ax, stream_ax, held_ax):
+        ax.tick_params(axis="x", labelsize="x-small")
+    fig.suptitle("Peers: memory idle, per open stream, streams per GiB (scenario 4)")
+
+
+def peers_cpu(data: Figures, fig: Figure) -> None:
+    rates = {r: v["turns_per_core_s"] for r, v in data["requests_per_cpu_second"].items()}
+    route_chart(
+        fig,
+        {"at the knee": rates},
+        "requests per CPU-second",
+        "Peers: non-streaming requests per CPU-second at the knee (scenario 5)",
+    )
+
+
+# The peers section's figures: (its key, the plot, size).
+PEER_PLOTS: dict[str, tuple[str, Callable[[Figures, Figure], None], tuple[float, float]]] = {
+    "peers_1_first_token": ("ttft_added_ms", peers_ttft, (14, 4.5)),
+    "peers_2_token_gaps": ("gap_added_ms", peers_gaps, (8, 4.5)),
+    "peers_3_throughput": ("tokens_per_s_ratio_to_direct", peers_throughput, (8, 4.5)),
+    "peers_4_memory": ("memory", peers_memory, (14, 4.5)),
+    "peers_5_cpu": ("requests_per_cpu_second", peers_cpu, (8, 4.5)),
+}
+
 PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] = {
     "1_first_token": (first_token, (14, 8)),
     "2_token_gaps": (token_gaps, (7, 4.5)),
@@ -150,9 +246,16 @@ PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] 
 
 def draw_all(results: dict[str, Any], out: Path) -> list[str]:
     """One PNG per scenario that has a plot and ran; returns their paths."""
+    wanted = [
+        (key, draw, size, results["scenarios"].get(key)) for key, (draw, size) in PLOTS.items()
+    ]
+    peers = results.get("peers", {})
+    wanted += [
+        (key, draw, size, peers if part in peers else None)
+        for key, (part, draw, size) in PEER_PLOTS.items()
+    ]
     written: list[str] = []
-    for key, (draw, size) in PLOTS.items():
-        data = results["scenarios"].get(key)
+    for key, draw, size, data in wanted:
         if data is None:
             continue
         fig = plt.figure(figsize=size, layout="constrained")

@@ -84,6 +84,77 @@ def table(targets: list[Target]) -> list[str]:
     return lines
 
 
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def peers_section(peers: dict[str, Any]) -> list[str]:
+    """The peers beside ours, one row per route, one column per figure of the issue, and
+    what each peer was (version, install, start) or why it could not run."""
+    if not peers:
+        return []
+    lines = ["### Side by side with the peers (same run, same fake model, same machine)", ""]
+    for name, status in peers.get("status", {}).items():
+        if "unavailable" in status:
+            lines.append(f"- **{name}** could not run: {status['unavailable']}")
+        else:
+            lines.append(
+                f"- **{name}** {status['version']}: {status['install_mib']:,.0f} MiB installed"
+                + (f" in {status['install_seconds']:.0f} s" if status["install_seconds"] else "")
+                + f", ready {status['start_seconds']} s after start, "
+                f"{status['idle_rss_mib']} MiB resident idle"
+            )
+    ttft = peers.get("ttft_added_ms", {})
+    routes: list[str] = []
+    for table in [*ttft.values(), *(peers.get(k, {}) for k in PEER_FIGURES)]:
+        routes += [r for r in table if r not in routes]
+    head = [f"TTFT added p50/p99 at {lv} (ms)" for lv in ttft]
+    head += ["gap added p50/p99 (ms)", "tokens/s ÷ direct", "idle MiB", "KiB per stream"]
+    head += ["streams held", "streams per GiB", "requests per CPU-s"]
+    lines += ["", f"| route | {' | '.join(head)} |", "|---" * (len(head) + 1) + "|"]
+    gaps = peers.get("gap_added_ms", {})
+    ratio = peers.get("tokens_per_s_ratio_to_direct", {})
+    memory = peers.get("memory", {})
+    cpu = peers.get("requests_per_cpu_second", {})
+    for route in routes:
+        cells = [
+            f"{_fmt(lv.get(route, {}).get('p50'))} / {_fmt(lv.get(route, {}).get('p99'))}"
+            for lv in ttft.values()
+        ]
+        gap = gaps.get(route, {})
+        held = memory.get(route, {})
+        cells += [
+            f"{_fmt(gap.get('p50'), 2)} / {_fmt(gap.get('p99'), 2)}",
+            _fmt(ratio.get(route), 2),
+            _fmt(held.get("idle_rss_mib")),
+            _fmt(held.get("kib_per_stream")),
+            _fmt(held.get("most_streams_held")),
+            _fmt(held.get("streams_per_gib")),
+            _fmt(cpu.get(route, {}).get("turns_per_core_s")),
+        ]
+        lines.append(f"| {route} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "floor: a bare ASGI relay (bench/relay.py); conversation-sse: conversation and "
+        "assistant; nginx-sse: the whole stack (nginx, conversation, assistant, Redis); its "
+        "requests per CPU-second are turns (`POST /chat/`) per stack core-second.",
+    ]
+    return lines
+
+
+# The peers section's tables by route (besides scenario 1's, which is by level).
+PEER_FIGURES = (
+    "gap_added_ms",
+    "tokens_per_s_ratio_to_direct",
+    "memory",
+    "requests_per_cpu_second",
+)
+
+
 def update_readme(readme: Path, results: dict[str, Any], targets: list[Target]) -> None:
     """Replace the README's Performance table (between the markers) with this run's."""
     text = readme.read_text()
@@ -102,6 +173,8 @@ def update_readme(readme: Path, results: dict[str, Any], targets: list[Target]) 
         *table(targets),
         "",
     ]
+    if peers := peers_section(results.get("peers", {})):
+        body += [*peers, ""]
     readme.write_text(head + start + "\n".join(body) + end + tail)
 
 
@@ -135,6 +208,8 @@ def markdown(results: dict[str, Any], targets: list[Target], plots: list[str]) -
         "",
         *table(targets),
     ]
+    if peers := peers_section(results.get("peers", {})):
+        lines += ["", *peers]
     notes = [t for t in targets if t.note]
     if notes:
         lines += ["", "Notes:", ""]

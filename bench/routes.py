@@ -29,13 +29,24 @@ class Route:
 
 
 class OpenAIRoute(Route):
-    """A streamed chat completion from an OpenAI-compatible server: the fake or assistant."""
+    """A streamed chat completion from an OpenAI-compatible server: the fake, the floor,
+    assistant, or a peer (at its own `path`, with its `headers`)."""
 
-    def __init__(self, name: str, http: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        path: str = "/v1/chat/completions",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.http, self.base_url = name, http, base_url
+        self.path, self.headers = path, headers
 
     async def turn(self, worker: int, content: str) -> Turn:
-        return await openai_stream(self.http, self.base_url, content)
+        return await openai_stream(
+            self.http, self.base_url, content, path=self.path, headers=self.headers
+        )
 
 
 class SessionRoute(Route):

@@ -21,14 +21,18 @@ from typing import Any
 from bench import procs
 from bench.clients import http_session
 from bench.context import FULL, QUICK, Bench, Scale
+from bench.peers.running import running_peers
+from bench.peers.summary import side_by_side
 from bench.report import Outcome, Target, markdown, update_readme, write_json
 from bench.scenarios import (
+    cold_start,
     concurrency,
     first_token,
     history,
     local_concurrency,
     model,
     redis_cost,
+    redis_memory,
     routing,
     search,
     sustained,
@@ -51,7 +55,9 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     7: ("history", history.run),
     8: ("model", model.run),
     9: ("search", search.run),
-    12: ("routing", routing.run),
+    10: ("routing", routing.run),
+    11: ("redis_memory", redis_memory.run),
+    12: ("cold_start", cold_start.run),
     13: ("local_concurrency", local_concurrency.run),
 }
 
@@ -63,13 +69,17 @@ SHARING = (
 log = logging.getLogger("bench")
 
 
-async def run_all(scale: Scale, only: list[int]) -> tuple[dict[str, Any], list[Target]]:
+async def run_all(
+    scale: Scale, only: list[int], with_peers: bool
+) -> tuple[dict[str, Any], list[Target]]:
     figures: dict[str, Any] = {}
     errors: dict[str, str] = {}
     targets: list[Target] = []
     async with http_session() as http:
-        with running_stack() as stack:
-            bench = Bench(scale, stack, http)
+        with running_stack() as stack, running_peers(stack.upstream, with_peers) as peers:
+            for name, status in peers.status.items():
+                log.info("peer %s: %s", name, status)
+            bench = Bench(scale, stack, http, peers)
             for number in only:
                 name, scenario = SCENARIOS[number]
                 began = time.monotonic()
@@ -93,7 +103,10 @@ async def run_all(scale: Scale, only: list[int]) -> tuple[dict[str, Any], list[T
                         t.target,
                         "met" if t.met else "NOT MET",
                     )
-    return {"scenarios": figures, "errors": errors}, targets
+    results = {"scenarios": figures, "errors": errors}
+    if with_peers:
+        results["peers"] = {"status": peers.status, **side_by_side(figures)}
+    return results, targets
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,6 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated scenario numbers")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run LiteLLM's proxy and Open WebUI beside the stack (installed once into "
+        "~/.cache/chatstack-bench/peers: minutes and ~8 GB the first time)",
+    )
     return parser.parse_args(argv)
 
 
@@ -119,9 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     date = datetime.now(UTC).isoformat(timespec="seconds")
     machine = procs.machine()
     machine["speed_at_start"] = procs.speed()
-    results, targets = asyncio.run(run_all(scale, only))
+    results, targets = asyncio.run(run_all(scale, only, args.peers))
     machine["speed_at_end"] = procs.speed()
     command = "python -m bench" + (" --quick" if args.quick else "")
+    command += " --peers" if args.peers else ""
     if args.only:
         command += f" --only {args.only}"
     results = {

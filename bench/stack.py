@@ -29,6 +29,7 @@ from tests.support.servers import (
     start,
     start_fake_upstream,
     start_redis,
+    tcp_open,
     uvicorn_cmd,
 )
 
@@ -84,11 +85,26 @@ def service_cmd(app: str, port: int, workers: int = 0) -> list[str]:
     ]
 
 
+# Scenario 3 streams a 2,000-token reply: the max_tokens assistant sends upstream by default
+# (OPENAI_MAX_TOKENS, 1,024) would cut it, and every route through assistant would count as
+# failed. The product's own request cap (ASSISTANT_MAX_TOKENS, 4,096) is above it.
+ASSISTANT_SETTINGS = {"OPENAI_MAX_TOKENS": "4096"}
+
+
 def start_assistant_service(upstream: Server, workers: int = 0, **env: str) -> Server:
     port = free_port()
     cmd = service_cmd("assistant.app:create_app", port, workers)
     ready = http_ok(f"http://127.0.0.1:{port}/health/ready")
-    return start("assistant", cmd, port, ready, {**assistant_env(upstream), **env}, timeout=120)
+    settings = {**assistant_env(upstream), **ASSISTANT_SETTINGS, **env}
+    return start("assistant", cmd, port, ready, settings, timeout=120)
+
+
+def start_floor(upstream: Server) -> Server:
+    """The minimal relay (bench/relay.py) in front of the fake: what any Python hop costs."""
+    port = free_port()
+    cmd = [*uvicorn_cmd("bench.relay:create_app", port), "--no-server-header"]
+    env = {"RELAY_UPSTREAM": upstream.url}
+    return start("floor", cmd, port, tcp_open(port), env)
 
 
 def start_local_assistant(**env: str) -> Server:
@@ -137,13 +153,15 @@ def start_bench_nginx(
 
 @dataclass
 class Stack:
-    """nginx → conversation → assistant → fake model, with Redis behind conversation."""
+    """nginx → conversation → assistant → fake model, with Redis behind conversation; and
+    beside them the floor, the minimal relay every hop is measured against."""
 
     redis: Server
     upstream: Server
     assistant: Server
     conversation: Server
     nginx: Server
+    floor: Server
     extra: list[Server] = field(default_factory=list)
 
     @property
@@ -179,7 +197,9 @@ def running_stack(
         owned.append(conversation)
         nginx = start_bench_nginx(conversation)
         owned.append(nginx)
-        yield Stack(redis, upstream, assistant, conversation, nginx)
+        floor = start_floor(upstream)
+        owned.append(floor)
+        yield Stack(redis, upstream, assistant, conversation, nginx, floor)
     finally:
         for server in reversed(owned):
             server.stop()

@@ -37,3 +37,11 @@ def median(values: Sequence[float]) -> float:
 
 def ms(seconds: float) -> float:
     return seconds * 1000
+
+
+def ratio(numerator: float | None, denominator: float | None, digits: int = 2) -> float:
+    """numerator / denominator, rounded; NaN (no figure) when either is missing or the
+    denominator is not positive, so a target on it reads "not met", never a division error."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return math.nan
+    return round(numerator / denominator, digits)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,16 +26,28 @@ import aiohttp
 from bench import procs
 from bench.clients import ChatSession, Turn, WsChat, create_sessions, sse_turn
 from bench.context import Bench
+from bench.held import Subject, ramp
+from bench.peers.running import OPEN_WEBUI
 from bench.report import Outcome, Target, at_least, at_most
+from bench.routes import OpenAIRoute, SseRoute, run_batch
 from bench.stack import Stack, start_assistant_service, start_bench_nginx
 from bench.stack import start_conversation_service as start_conversation
-from bench.stats import ms, summary
+from bench.stats import ms, ratio, summary
 from tests.support.servers import Server
 
 WARM_TURNS = 20
 SAMPLE_EVERY = 0.2  # seconds between memory samples while streams are open
 KIB = 1024
 VARIANTS = ("sse", "ws", "ws-deflate")
+# Each service holds one open stream in at most this many times the floor's memory for one.
+KIB_PER_FLOOR = 2
+# The stack's path crosses four processes (nginx, conversation, assistant, Redis) where the
+# floor's crosses one: at least a quarter of the floor's frames per CPU-second.
+FRAMES_PER_FLOOR = 0.25
+# The whole stack holds at least this many times Open WebUI's open streams per GiB.
+STREAMS_PER_GIB_OVER_OPEN_WEBUI = 10
+# A peer's steps on its way to the full count: it may hold fewer (ours go straight to it).
+PEER_STEPS = (100, 300)
 
 
 @dataclass
@@ -188,9 +201,118 @@ async def saturate(bench: Bench, variant: str) -> dict[str, Any]:
     }
 
 
+async def saturate_floor(bench: Bench) -> dict[str, Any]:
+    """Frames per CPU-second of the floor alone, the same streams as `saturate`'s."""
+    scale, stack = bench.scale, bench.stack
+    count, tokens = scale.saturation_streams, scale.saturation_tokens
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        route = OpenAIRoute("floor", http, stack.floor.url)
+        stack.fake.reset()
+        reply = [f"tok{i} " for i in range(tokens)]
+        stack.fake.script({"tokens": reply, "delay_ms": 0, "times": 2 * count})
+        await run_batch(route, count, 1, "warm up")
+        cpu_before, began = procs.cpu_seconds([stack.floor.proc.pid]), time.perf_counter()
+        turns = await run_batch(route, count, 1, "saturate")
+        took = time.perf_counter() - began
+        cpu = procs.cpu_seconds([stack.floor.proc.pid]) - cpu_before
+        stack.fake.reset()
+    frames = sum(len(t.token_times) for t in turns)
+    return {
+        "streams": count,
+        "frames": frames,
+        "seconds": round(took, 2),
+        "cpu_seconds": round(cpu, 2),
+        "frames_per_cpu_second": round(frames / cpu) if cpu else None,
+        "errors": sum(not t.ok for t in turns),
+    }
+
+
+def subjects(bench: Bench, http: aiohttp.ClientSession) -> list[Subject]:
+    """The floor always; with the peers, assistant and the whole stack beside them."""
+    s = bench.stack
+    found = [Subject("floor", OpenAIRoute("floor", http, s.floor.url), (s.floor.proc.pid,))]
+    if not bench.peers.all():
+        return found
+    stack_pgids = tuple(server.proc.pid for server in s.services().values())
+    found += [
+        Subject(
+            "assistant",
+            OpenAIRoute("assistant", http, s.assistant.url),
+            (s.assistant.proc.pid,),
+        ),
+        Subject(
+            "nginx-sse", SseRoute("nginx-sse", http, s.nginx.url, s.conversation.url), stack_pgids
+        ),
+        *(Subject(p.name, p.route(http), (p.server.proc.pid,)) for p in bench.peers.all()),
+    ]
+    return found
+
+
+async def ramps(bench: Bench) -> dict[str, Any]:
+    """Memory idle and per stream, and the most streams held, by one method for all."""
+    scale = bench.scale
+    found: dict[str, Any] = {}
+    timeout = aiohttp.ClientTimeout(sock_read=60)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+    ) as http:
+        for subject in subjects(bench, http):
+            is_peer = bench.peers.get(subject.name) is not None
+            steps = tuple(n for n in PEER_STEPS if n < scale.held_streams) if is_peer else ()
+            found[subject.name] = await ramp(
+                subject,
+                bench.stack.fake,
+                (*steps, scale.held_streams),
+                scale.held_tokens,
+                scale.held_pace_ms,
+            )
+    return found
+
+
+def per_stream_targets(held: dict[str, Any], floor_kib: float) -> list[Target]:
+    """Memory per open stream of each service, as a multiple of the floor's."""
+    deflate = held["ws-deflate"]["added_kib_per_stream"]
+    browser_like = (
+        f"with permessage-deflate offered, as browsers do: {deflate.get('conversation')} KiB "
+        f"(conversation), {deflate.get('assistant')} KiB (assistant) per stream"
+    )
+    found: list[Target] = []
+    for variant in ("sse", "ws"):
+        for service, kib in held[variant]["added_kib_per_stream"].items():
+            note = f"{kib} KiB per stream; the floor {floor_kib} KiB"
+            if variant == "ws" and service == "conversation":
+                note += f"; {browser_like}"
+            name = f"memory per open {variant} stream, {service} / floor's"
+            found.append(at_most(4, name, KIB_PER_FLOOR, ratio(kib, floor_kib), "x", note=note))
+    return found
+
+
+def open_webui_target(memory: dict[str, Any]) -> list[Target]:
+    if OPEN_WEBUI not in memory:
+        return []
+    ours, theirs = memory["nginx-sse"], memory[OPEN_WEBUI]
+    last_error = theirs["steps"][-1]["first_error"] if theirs["steps"] else None
+    return [
+        at_least(
+            4,
+            "open streams per GiB, the whole stack / Open WebUI",
+            STREAMS_PER_GIB_OVER_OPEN_WEBUI,
+            ratio(ours["streams_per_gib"], theirs["streams_per_gib"]),
+            "x",
+            note=f"stack: {ours['most_streams_held']} streams held, "
+            f"{ours['streams_per_gib']} per GiB (idle {ours['idle_rss_mib']} MiB: nginx, "
+            f"conversation, assistant, Redis); Open WebUI: {theirs['most_streams_held']} "
+            f"held, {theirs['streams_per_gib']} per GiB (idle {theirs['idle_rss_mib']} MiB)"
+            + (f"; its last step's first error: {last_error}" if last_error else ""),
+        )
+    ]
+
+
 async def run(bench: Bench) -> Outcome:
     held = {v: await hold(bench, v) for v in VARIANTS}
     saturation = {v: await saturate(bench, v) for v in ("sse", "ws")}
+    floor_saturation = await saturate_floor(bench)
+    memory = await ramps(bench)
     count = bench.scale.held_streams
     errors = sum(h["errors"] for h in held.values())
     stalled = sum(h["stalled"] for h in held.values())
@@ -213,29 +335,30 @@ async def run(bench: Bench) -> Outcome:
             note=f"longest gap {worst_gap:.0f} ms",
         ),
     ]
-    deflate = held["ws-deflate"]["added_kib_per_stream"]
-    browser_like = (
-        f"with permessage-deflate offered, as browsers do: {deflate.get('conversation')} KiB "
-        f"(conversation), {deflate.get('assistant')} KiB (assistant) per stream"
-    )
-    for variant in ("sse", "ws"):
-        for service, kib in held[variant]["added_kib_per_stream"].items():
-            note = browser_like if variant == "ws" and service == "conversation" else ""
-            name = f"memory per open {variant} stream, {service}"
-            targets.append(at_most(4, name, 64, kib, "KiB", note=note))
+    targets += per_stream_targets(held, memory["floor"]["kib_per_stream"] or math.nan)
+    targets += open_webui_target(memory)
     per_core = min(s["frames_per_cpu_second"] or 0 for s in saturation.values())
+    floor_per_core = floor_saturation["frames_per_cpu_second"] or 0
     targets.append(
         at_least(
             4,
-            "frames delivered per core-second at saturation",
-            1000,
-            per_core,
-            "frames/s",
-            note=", ".join(
+            "frames per stack core-second at saturation / the floor's per core-second",
+            FRAMES_PER_FLOOR,
+            ratio(per_core, floor_per_core, 3),
+            "x",
+            note=f"stack {per_core} frames per core-second (the worse of SSE and WebSocket), "
+            f"floor {floor_per_core}; "
+            + ", ".join(
                 f"{v}: {s['frames_per_s']} frames/s on "
                 f"{s['stack_cpu_seconds'] / s['seconds']:.2f} cores"
                 for v, s in saturation.items()
             ),
         )
     )
-    return Outcome({"held": held, "saturation": saturation}, targets)
+    figures = {
+        "held": held,
+        "saturation": saturation,
+        "floor_saturation": floor_saturation,
+        "ramps": memory,
+    }
+    return Outcome(figures, targets)

@@ -14,7 +14,9 @@ branch: its time to first token over the smallest's has the same target.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,7 +34,7 @@ BRANCHES = 20
 BRANCHED = -1  # the branched session's key among the sizes
 
 
-async def seed(store: Store, messages: int, branches: int = 1) -> ChatSession:
+async def seed_branches(store: Store, messages: int, branches: int = 1) -> ChatSession:
     """A session holding `messages` stored messages (user and reply alternating), in
     `branches` branches of equal length from the first message."""
     meta, token = await store.create_session("bench history", "", "")
@@ -54,6 +56,22 @@ async def seed(store: Store, messages: int, branches: int = 1) -> ChatSession:
                 update={"content": ANSWER, "status": "complete", "parent": started.user.id}
             )
             await store.finish(meta.session_id, done, 0)
+
+
+async def seed(store: Store, exchanges: Iterable[tuple[str, str]]) -> ChatSession:
+    """A session holding the `exchanges` (a message and its reply, each pair a turn),
+    written through conversation's own Store scripts."""
+    meta, token = await store.create_session("bench history", "", "")
+    claim = Claim.for_token(meta.session_id, token)
+    for question, answer in exchanges:
+        user = new_message("user", question, "complete")
+        reply = new_message("assistant", "", "streaming")
+        # A budget of one token: the seeding turn reads back the least context it can.
+        started = await store.begin_turn(claim, "message", user, reply, None, 1)
+        if not isinstance(started, TurnStarted):
+            raise RuntimeError(f"seeding refused: {started}")
+        done = reply.model_copy(update={"content": answer, "status": "complete"})
+        await store.finish(meta.session_id, done, 0)
     return ChatSession(meta.session_id, token)
 
 
@@ -81,8 +99,8 @@ async def run(bench: Bench) -> Outcome:
     try:
         began = time.perf_counter()
         seeded = await asyncio.gather(
-            *(seed(Store(redis, settings), n) for n in scale.history_sizes),
-            seed(Store(redis, settings), largest, BRANCHES),
+            *(seed_branches(Store(redis, settings), n) for n in scale.history_sizes),
+            seed_branches(Store(redis, settings), largest, BRANCHES),
         )
         sessions = dict(zip(scale.history_sizes, seeded, strict=False))
         branched = seeded[-1]

@@ -1,4 +1,4 @@
-"""Scenario 12: what routing by `model` costs: scenario 1's time to first token through
+"""Scenario 10: what routing by `model` costs: scenario 1's time to first token through
 assistant serving one model, and through assistant serving a catalogue of 20.
 
 Two fresh assistant processes beside the stack, both in front of the same fake model: one

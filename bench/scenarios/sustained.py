@@ -36,20 +36,31 @@ import orjson
 from bench import procs
 from bench.clients import create_sessions
 from bench.context import Bench
+from bench.peers.running import LITELLM, OPEN_WEBUI
 from bench.report import Outcome, Target, at_least, at_most
 from bench.stack import Stack, running_stack, start_bench_nginx
+from bench.stats import ratio
 
 LUA = Path(__file__).resolve().parents[1] / "wrk" / "turn.lua"
+COMPLETION_LUA = LUA.with_name("completion.lua")
 KNEE_P99_MS = 50
-# "Fast" past saturation: within the p99 that one LiteLLM hop adds at 16 concurrent chats.
-FAST_MS = 250
+# The stack's turn runs four processes (nginx, conversation, assistant, Redis) where the
+# fake's completion runs one: per CPU-second, at least this share of the fake's own rate.
+TURNS_PER_FAKE_COMPLETION = 0.3
+# Open WebUI does the whole stack's job: the stack serves at least this many times its
+# turns per CPU-second.
+OVER_OPEN_WEBUI = 4
 # A session answers 409 while its previous turn runs: with this many sessions per
 # connection, a session's next turn comes long after its last one (409s are counted).
 SESSIONS_PER_CONNECTION = 8
 TIMEOUT_S = 5  # wrk counts a request without an answer after this as a time-out
 
 
-async def wrk(url: str, connections: int, seconds: float, sessions: Path) -> dict[str, Any]:
+async def wrk(
+    url: str, connections: int, seconds: float, sessions: Path, script: Path = LUA, *args: str
+) -> dict[str, Any]:
+    """wrk with `script` (turn.lua's arguments are the sessions file and the thread count;
+    another script's are `args`)."""
     exe = shutil.which("wrk")
     if exe is None:
         raise RuntimeError("wrk is not installed: apt-get install wrk")
@@ -65,11 +76,10 @@ async def wrk(url: str, connections: int, seconds: float, sessions: Path) -> dic
         "--timeout",
         f"{TIMEOUT_S}s",
         "-s",
-        str(LUA),
+        str(script),
         url,
         "--",
-        str(sessions),
-        str(threads),
+        *((str(sessions), str(threads)) if script == LUA else args),
     ]
     done = await asyncio.to_thread(
         subprocess.run, cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
@@ -86,9 +96,11 @@ async def step(
 ) -> dict[str, Any]:
     """One load level: wrk's figures and the stack's CPU use during it."""
     pgids = [s.proc.pid for s in stack.services().values()]
-    cpu_before = procs.cpu_seconds(pgids)
+    fake = [stack.upstream.proc.pid]
+    cpu_before, fake_before = procs.cpu_seconds(pgids), procs.cpu_seconds(fake)
     raw = await wrk(url, connections, seconds, sessions)
     cpu = procs.cpu_seconds(pgids) - cpu_before
+    fake_cpu = procs.cpu_seconds(fake) - fake_before
     stack.fake.reset()  # the fake keeps a record per request: keep it small
     wall = raw["duration_us"] / 1e6
     ok = int(raw["statuses"].get("200", 0))
@@ -114,7 +126,93 @@ async def step(
         "socket_errors": sum(v for k, v in raw["errors"].items() if k != "status"),
         "stack_cores": round(cpu / wall, 2),
         "turns_per_core_s": round(ok / cpu, 1) if cpu else None,
+        # Each turn is one streamed completion of the fake: its own rate per CPU-second,
+        # measured in the same step, is the yardstick the stack's is stated against.
+        "fake_cores": round(fake_cpu / wall, 2),
+        "fake_completions_per_core_s": round(ok / fake_cpu, 1) if fake_cpu else None,
     }
+
+
+async def completion_step(
+    url: str, connections: int, seconds: float, args: list[str], pgids: list[int]
+) -> dict[str, Any]:
+    """One load level of non-streaming chat completions (completion.lua) against a server
+    speaking OpenAI's API, and the CPU its processes (`pgids`) used meanwhile."""
+    cpu_before = procs.cpu_seconds(pgids)
+    raw = await wrk(url, connections, seconds, Path(), COMPLETION_LUA, *args)
+    cpu = procs.cpu_seconds(pgids) - cpu_before
+    wall = raw["duration_us"] / 1e6
+    failed = sum(raw["errors"].values())
+    ok = max(int(raw["requests"]) - int(raw["errors"]["status"]), 0)
+    return {
+        "connections": connections,
+        "turns_per_s": round(ok / wall, 1),
+        "p50_ms": round(raw["latency_us"]["p50"] / 1000, 2),
+        "p99_ms": round(raw["latency_us"]["p99"] / 1000, 2),
+        "errors": failed,
+        "cores": round(cpu / wall, 2),
+        "turns_per_core_s": round(ok / cpu, 1) if cpu else None,
+    }
+
+
+async def completion_ladder(
+    bench: Bench, url: str, path: str, model: str, token: str, pgids: list[int]
+) -> dict[str, Any]:
+    """Scenario 5's ladder for a server of OpenAI's API: assistant, or a peer."""
+    scale = bench.scale
+    args = [path, model, token]
+    await wrk(url, 4, 1, Path(), COMPLETION_LUA, *args)  # warm-up
+    bench.stack.fake.reset()
+    steps = []
+    for connections in scale.wrk_connections:
+        steps.append(await completion_step(url, connections, scale.wrk_seconds, args, pgids))
+        bench.stack.fake.reset()
+    top = knee(steps)
+    return {"steps": steps, "knee": top, "turns_per_core_s": top["turns_per_core_s"]}
+
+
+async def peer_ladders(bench: Bench, stack_knee: dict[str, Any]) -> dict[str, Any]:
+    """Requests per CPU-second at the knee: assistant beside LiteLLM, the whole stack (its
+    uvicorn ladder's knee) beside Open WebUI."""
+    s = bench.stack
+    found: dict[str, Any] = {
+        "assistant": await completion_ladder(
+            bench, s.assistant.url, "/v1/chat/completions", "fake-model", "", [s.assistant.proc.pid]
+        ),
+        "nginx-sse": {"knee": stack_knee, "turns_per_core_s": stack_knee["turns_per_core_s"]},
+    }
+    for peer in bench.peers.all():
+        token = peer.headers.get("Authorization", "").removeprefix("Bearer ")
+        found[peer.name] = await completion_ladder(
+            bench, peer.server.url, peer.path, peer.model, token, [peer.server.proc.pid]
+        )
+    return found
+
+
+def open_webui_target(per_cpu: dict[str, Any]) -> list[Target]:
+    theirs = per_cpu.get(OPEN_WEBUI)
+    if theirs is None:
+        return []
+    ours = per_cpu["nginx-sse"]["turns_per_core_s"] or 0
+    rate = theirs["turns_per_core_s"] or 0
+    litellm = per_cpu.get(LITELLM)
+    beside = (
+        f"; one hop: assistant {per_cpu['assistant']['turns_per_core_s']}, LiteLLM "
+        f"{litellm['turns_per_core_s']} per core-second"
+        if litellm
+        else ""
+    )
+    return [
+        at_least(
+            5,
+            "turns per CPU-second at the knee, the whole stack / Open WebUI",
+            OVER_OPEN_WEBUI,
+            ratio(ours, rate),
+            "x",
+            note=f"stack {ours} turns per stack core-second, Open WebUI {rate} per its "
+            f"core-second at {theirs['knee']['connections']} connections{beside}",
+        )
+    ]
 
 
 async def session_file(http: aiohttp.ClientSession, conversation_url: str, count: int) -> Path:
@@ -203,14 +301,18 @@ async def run(bench: Bench) -> Outcome:
     )
     limited = single["overload_rate_limited"]
     unlimited = single["overload_unlimited"]
+    fake_rate = top["fake_completions_per_core_s"] or 0
     targets: list[Target] = [
         at_least(
             5,
-            "non-streaming turns per stack core-second at the knee",
-            300,
-            top["turns_per_core_s"],
-            "turns/s",
-            note=f"{top['turns_per_s']} turns/s at {top['connections']} connections, "
+            "non-streaming turns per stack core-second at the knee / the fake's completions "
+            "per its core-second",
+            TURNS_PER_FAKE_COMPLETION,
+            ratio(top["turns_per_core_s"], fake_rate, 3),
+            "x",
+            note=f"{top['turns_per_core_s']} turns per stack core-second, the fake "
+            f"{fake_rate} completions per core-second; "
+            f"{top['turns_per_s']} turns/s at {top['connections']} connections, "
             f"{knee_note}; gunicorn x{bench.scale.gunicorn_workers}: "
             f"{g_top['turns_per_s']} turns/s, {g_top['turns_per_core_s']} per "
             f"core-second at {g_top['connections']} connections",
@@ -226,11 +328,17 @@ async def run(bench: Bench) -> Outcome:
         ),
         at_most(
             5,
-            "p99 past saturation with the product's rate limit",
-            FAST_MS,
-            limited["p99_ms"],
-            "ms",
-            note=f"{limited_note(limited, gunicorn)}{unexpected_note(runs)}",
+            "p99 past saturation with the product's rate limit / p99 at the knee",
+            1,
+            ratio(limited["p99_ms"], top["p99_ms"]),
+            "x",
+            note=f"{limited['p99_ms']} ms past saturation, {top['p99_ms']} ms at the knee; "
+            f"{limited_note(limited, gunicorn)}{unexpected_note(runs)}",
         ),
     ]
-    return Outcome({"uvicorn": single, "gunicorn": gunicorn, "knee_p99_ms": KNEE_P99_MS}, targets)
+    figures: dict[str, Any] = {"uvicorn": single, "gunicorn": gunicorn, "knee_p99_ms": KNEE_P99_MS}
+    if bench.peers.all():
+        per_cpu = await peer_ladders(bench, top)
+        figures["per_cpu"] = per_cpu
+        targets += open_webui_target(per_cpu)
+    return Outcome(figures, targets)

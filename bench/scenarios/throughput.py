@@ -39,10 +39,12 @@ async def run(bench: Bench) -> Outcome:
     conv = s.conversation.url
     routes: list[Route] = [
         OpenAIRoute("direct", http, s.upstream.url),
+        OpenAIRoute("floor", http, s.floor.url),
         OpenAIRoute("assistant", http, s.assistant.url),
         SseRoute("conversation-sse", http, conv, conv),
         SseRoute(STACK, http, s.nginx.url, conv),
         WsRoute("nginx-ws", http, s.nginx.url, conv),
+        *(peer.route(http) for peer in bench.peers.all()),
     ]
     tokens = [f"tok{i} " for i in range(scale.long_tokens)]
     found: dict[str, list[Turn]] = {}

@@ -28,7 +28,9 @@ SCENARIOS = {
     7: "history",
     8: "model",
     9: "search",
-    12: "routing",
+    10: "routing",
+    11: "redis_memory",
+    12: "cold_start",
     13: "local_concurrency",
 }
 PLOTTED = {1, 2, 3, 4, 5, 7, 8}
@@ -98,6 +100,33 @@ def test_the_streams_carried_every_token(results: Path) -> None:
         assert figures["gaps"], route
     for variant, held in scenarios["4_concurrency"]["held"].items():
         assert held["errors"] == 0, (variant, held["first_error"])
+
+
+def test_the_floor_ran_beside_ours_and_no_peer_did(results: Path) -> None:
+    """The floor (the bare relay) is measured in every run; the peers only with --peers."""
+    data = orjson.loads((results / "latest.json").read_bytes())
+    scenarios = data["scenarios"]
+    for level in scenarios["1_first_token"]["levels"].values():
+        assert level["routes"]["floor"]["errors"] == 0, level["routes"]["floor"]["first_error"]
+        assert "floor" in level["added_p50_ms"]
+        assert not {"litellm", "open-webui"} & set(level["routes"])
+    assert scenarios["2_token_gaps"]["routes"]["floor"]["gaps"]
+    floor = scenarios["4_concurrency"]["ramps"]["floor"]
+    assert floor["steps"] and floor["steps"][-1]["errors"] == 0, floor["steps"]
+    assert floor["idle_rss_mib"] > 0
+    assert "peers" not in data
+    names = {t["name"] for t in data["targets"]}
+    assert any("assistant / floor" in n for n in names), names
+
+
+def test_redis_memory_and_cold_start_measured(results: Path) -> None:
+    scenarios = orjson.loads((results / "latest.json").read_bytes())["scenarios"]
+    memory = scenarios["11_redis_memory"]
+    assert memory["messages"] > 0 and memory["text_bytes"] > 0
+    assert memory["used_memory_growth_bytes"] > 0
+    cold = scenarios["12_cold_start"]
+    assert 0 < cold["stack_is_up_s"] < cold["first_token_s"]
+    assert cold["assistant_ready_s"]
 
 
 def test_table_and_plots(results: Path) -> None:

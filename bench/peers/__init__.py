@@ -1,0 +1,1 @@
+"""The peers users would pick instead of the stack, run beside it (`python -m bench --peers`)."""
