@@ -18,7 +18,7 @@ from typing import Any
 from bench import procs
 from bench.routes import Route
 from bench.stats import ms, summary
-from tests.support.fakes import FakeControl
+from tests.support.fake_control import FakeControl
 
 SAMPLE_EVERY = 0.2  # seconds between memory samples while the streams are open
 WARM_TURNS = 20

@@ -26,7 +26,7 @@ from bench.context import Bench
 from bench.report import Outcome, at_most
 from bench.stack import start_local_assistant
 from tests.integration.deploy.conftest import INDEX_HTML
-from tests.integration.deploy.localrun import local_run
+from tests.integration.deploy.local_stack import local_run
 from tests.support.servers import ROOT
 
 FIRST_TOKEN_S = 10

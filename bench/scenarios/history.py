@@ -14,7 +14,6 @@ branch: its time to first token over the smallest's has the same target.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -56,6 +55,7 @@ async def seed_branches(store: Store, messages: int, branches: int = 1) -> ChatS
                 update={"content": ANSWER, "status": "complete", "parent": started.user.id}
             )
             await store.finish(meta.session_id, done, 0)
+    return ChatSession(meta.session_id, token)
 
 
 async def seed(store: Store, exchanges: Iterable[tuple[str, str]]) -> ChatSession:
@@ -70,7 +70,9 @@ async def seed(store: Store, exchanges: Iterable[tuple[str, str]]) -> ChatSessio
         started = await store.begin_turn(claim, "message", user, reply, None, 1)
         if not isinstance(started, TurnStarted):
             raise RuntimeError(f"seeding refused: {started}")
-        done = reply.model_copy(update={"content": answer, "status": "complete"})
+        done = reply.model_copy(
+            update={"content": answer, "status": "complete", "parent": started.user.id}
+        )
         await store.finish(meta.session_id, done, 0)
     return ChatSession(meta.session_id, token)
 
