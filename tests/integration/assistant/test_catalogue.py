@@ -133,6 +133,13 @@ def controls(fakes: dict[str, Server], served: Server) -> dict[str, FakeControl]
     for control in found.values():
         control.reset()
     found["gamma"].offer({"id": "gamma-1", "max_model_len": 4096})
+    # Seen as offered now: a refresh from before the reset may have listed it without its
+    # context length.
+    wait_until(
+        lambda: cards(served).get("gamma-1", {}).get("context_length") == 4096,
+        30,
+        "gamma-1 rediscovered",
+    )
     until_ready(served, "gamma-1", timeout=10)
     return found
 
