@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     max_sessions_per_browser: int = Field(default=200, ge=0)
     max_messages_per_session: int = Field(default=2000, ge=0)
     max_stored_messages_per_session: int = Field(default=10000, ge=0)
-    # Import (POST /api/import): the largest file read (bytes; nginx's NGINX_MAX_BODY_SIZE
+    # Import (POST /api/import): the largest file read (bytes; NGINX_IMPORT_MAX_BODY_SIZE
     # bounds it too), chats per file, characters per message, and nodes per ChatGPT
     # conversation (its tree holds hidden and branched messages besides those shown).
     import_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)

@@ -56,6 +56,9 @@ SECURITY_HEADERS: list[tuple[str, str]] = [
 # `x` and the command line's --x.
 DEFAULTS = {
     "NGINX_MAX_BODY_SIZE": "1m",
+    # `POST /api/import` alone: a chat export (ChatGPT's especially) is far bigger than any
+    # message; conversation's IMPORT_MAX_BYTES (8 MiB) is the limit that says why.
+    "NGINX_IMPORT_MAX_BODY_SIZE": "8m",
     "NGINX_RATE_LIMIT": "20r/s",
     "NGINX_RATE_BURST": "100",
     "NGINX_CONN_LIMIT": "64",
@@ -85,6 +88,7 @@ DURATION = r"\d+(ms|s|m|h|d)?"
 # in .env fails here with a clear message instead of as an obscure `nginx -t` error.
 FORMATS = {
     "max_body_size": r"\d+[kKmMgG]?",
+    "import_max_body_size": r"\d+[kKmMgG]?",
     "rate_limit": r"\d+r/[sm]",
     "rate_burst": r"\d+",
     "conn_limit": r"[1-9]\d*",
@@ -132,14 +136,15 @@ class ErrorPage:
         return f"/_errors/{self.status}"
 
 
-def error_pages(max_body_size: str) -> list[ErrorPage]:
+def error_pages(max_body_size: str, import_max_body_size: str) -> list[ErrorPage]:
     size = HEADER_BUFFER_SIZE
     return [
         ErrorPage(400, "bad_request", "The request is malformed.", (400,)),
         ErrorPage(
             413,
             "payload_too_large",
-            f"Request body too large (limit {max_body_size}).",
+            f"Request body too large (limit {max_body_size}; {import_max_body_size} for "
+            "POST /api/import).",
             (413,),
         ),
         ErrorPage(414, "uri_too_long", f"Request URI too long (limit {size}).", (414,)),
@@ -233,6 +238,7 @@ def render(
     mime_types: str = "/etc/nginx/mime.types",
     *,
     max_body_size: str = DEFAULTS["NGINX_MAX_BODY_SIZE"],
+    import_max_body_size: str = DEFAULTS["NGINX_IMPORT_MAX_BODY_SIZE"],
     rate_limit: str = DEFAULTS["NGINX_RATE_LIMIT"],
     rate_burst: int | str = DEFAULTS["NGINX_RATE_BURST"],
     conn_limit: int | str = DEFAULTS["NGINX_CONN_LIMIT"],
@@ -272,6 +278,7 @@ def render(
         "PREFIX": str(Path(prefix).resolve()),
         "MIME_TYPES": mime_types,
         "MAX_BODY_SIZE": check("max_body_size", max_body_size),
+        "IMPORT_MAX_BODY_SIZE": check("import_max_body_size", import_max_body_size),
         "RATE_LIMIT": check("rate_limit", rate_limit),
         "RATE_BURST": check("rate_burst", str(rate_burst)),
         "CONN_LIMIT": connections(str(conn_limit)),
@@ -285,7 +292,7 @@ def render(
         "REAL_IP": real_ip(trusted_proxies),
         "ACCESS_LOG": access_log_target(access_log),
         "QUERY_REDACTION": query_redaction(),
-        "ERROR_PAGES": error_pages_conf(error_pages(max_body_size)),
+        "ERROR_PAGES": error_pages_conf(error_pages(max_body_size, import_max_body_size)),
         "SECURITY_HEADERS": security_headers(),
     }
     return fill(TEMPLATE.read_text(), values)

@@ -207,6 +207,17 @@ def test_body_limit_answers_json_413(site: Server) -> None:
     assert_security_headers(rejected)
 
 
+def test_imports_have_a_body_limit_of_their_own(site: Server) -> None:
+    body = b"x" * 2 * 1024 * 1024  # over the API's 1m, under the import's 8m
+    accepted = httpx.post(f"{site.url}/api/import", content=body, timeout=30)
+    assert accepted.status_code == 200 and accepted.json()["size"] == len(body)
+    assert httpx.post(f"{site.url}/api/echo", content=body, timeout=30).status_code == 413
+
+    rejected = httpx.post(f"{site.url}/api/import", content=b"x" * 9 * 1024 * 1024, timeout=60)
+    assert rejected.status_code == 413
+    assert rejected.json()["code"] == "payload_too_large" and "8m" in rejected.json()["detail"]
+
+
 def test_small_body_limit_from_settings(strict_site: Server) -> None:
     rejected = httpx.post(f"{strict_site.url}/api/echo", content=b"x" * 17 * 1024, timeout=30)
     assert rejected.status_code == 413
