@@ -28,7 +28,7 @@ from conversation.api import usage as usage_api
 from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.catalogue import Catalogue
 from conversation.config import Settings
-from conversation.generation import Hub
+from conversation.hub import Hub
 from conversation.limits import Limits
 from conversation.metrics import ConversationMetrics
 from conversation.redis_client import connect_redis

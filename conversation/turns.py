@@ -16,7 +16,8 @@ from conversation.auth import not_found, refused
 from conversation.config import Settings
 from conversation.errors import ConversationError, TurnError
 from conversation.events import Event, start_event, user_event
-from conversation.generation import Hub, outbox_events
+from conversation.generation import outbox_events
+from conversation.hub import Hub
 from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (

@@ -15,7 +15,7 @@ from conversation.assistant_client import AssistantClient, create_http_session
 from conversation.catalogue import Catalogue
 from conversation.config import Settings
 from conversation.events import Event
-from conversation.generation import Hub
+from conversation.hub import Hub
 from conversation.limits import Client, Limits
 from conversation.metrics import ConversationMetrics
 from conversation.redis_client import connect_redis
