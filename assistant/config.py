@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)
     # Seconds an idle pooled connection to the upstream is kept: below its server's idle
-    # timeout (uvicorn's 5 s default, so vLLM's), or a request may meet one being closed.
+    # timeout (uvicorn's 5 s default, so vLLM's; why: common/http.py's pooled_session).
     upstream_keepalive_timeout: float = Field(default=4.0, gt=0)
     upstream_first_token_timeout: float = Field(default=60.0, gt=0)
     upstream_idle_timeout: float = Field(default=30.0, gt=0)

@@ -59,8 +59,13 @@ class ChunkReader:
         raise NotImplementedError
 
     async def batches(self, reads: AsyncIterable[bytes]) -> AsyncGenerator[list[str], None]:
-        """The texts of each read that has any (or that `noted` news in), read to the body's
-        end; a failure is raised once the texts read before it have gone out."""
+        """The texts of each read that has any (or that `noted` news in); a failure is raised
+        once the texts read before it have gone out.
+
+        Reads on to the body's end after `[DONE]` (servers end it right there): a response
+        left unread closes its connection instead of returning it to the pool, and the next
+        request would wait for a new one (TCP, and TLS for a remote API).
+        """
         async for lines in line_batches(reads):
             texts = self.read(lines)
             if texts or self.noted():

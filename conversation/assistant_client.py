@@ -121,9 +121,6 @@ class AssistantClient:
                 if resp.status != 200:
                     raise await _failure(resp)
                 chunks = _Chunks()
-                # Read to the end of the body, past [DONE]: a response left unread closes
-                # its connection instead of returning it to the pool, and the next reply
-                # would wait for a new one (a resolver thread hop and a TCP handshake).
                 async for texts in chunks.batches(resp.content.iter_any()):
                     if chunks.ahead is not None:
                         yield Queued(chunks.ahead)

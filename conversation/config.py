@@ -27,10 +27,9 @@ class Settings(BaseSettings):
     assistant_read_timeout: float = Field(default=120.0, gt=0)
     reply_max_tokens: int | None = Field(default=None, ge=1)
     assistant_max_connections: int = Field(default=1024, ge=1)
-    # Seconds an idle pooled connection to assistant is kept: below its server's idle
-    # timeout (assistant runs with --timeout-keep-alive 75), so conversation never reuses one
-    # the server is closing. (A request that meets one anyway is sent again once.) Long, so
-    # that a burst after a lull finds its connections open instead of waiting for new ones.
+    # Seconds an idle pooled connection to assistant is kept: below assistant's idle timeout
+    # (--timeout-keep-alive 75; why: common/http.py's pooled_session). Long, so that a burst
+    # after a lull finds its connections open instead of waiting for new ones.
     assistant_keepalive_timeout: float = Field(default=60.0, gt=0)
     # Replies this process writes at once; one more is refused at once with 503 + Retry-After
     # instead of queueing. The default matches the pool above: past it a turn would only wait
@@ -80,11 +79,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     cookie_max_age: int = Field(default=180 * 24 * 3600, ge=1)
 
-    # Per-client limits (conversation/limits.py), shared by every replica through Redis.
-    # 0 turns a limit off. A client is its IP address and, when known, its browser cookie
-    # or the session of its Bearer token; each is limited on its own, the IP (which may be
-    # many people behind one NAT, and bounds a client that makes many browsers or sessions)
-    # with its own, higher, numbers.
+    # Per-client limits, shared by every replica through Redis; 0 turns a limit off. What a
+    # client is, and why its IP address has its own, higher, numbers: conversation/limits.py.
     # Peers whose X-Real-IP / X-Forwarded-For name the client (nginx): addresses or networks,
     # comma-separated. Anyone else's address is the client's own.
     trusted_proxies: str = "127.0.0.1,::1"

@@ -338,10 +338,8 @@ BEGIN_TURN = BEGIN_TURN.replace(
 )
 
 # KEYS: S (the stream), S:w, then G (the session's lock) when the lease is renewed.
-# ARGV: end_offset, text, then only when due: retention ('' when not), then lease_ms. The
-# envelope (EVALSHA, sha, keys, arguments) is the whole cost of a write beyond its text, so
-# the entry id is built here, and the retention (first write, then each half retention) and
-# the lease renewal (each third of the lease) ride along only when due.
+# ARGV: end_offset, text, then only when due: retention ('' when not), then lease_ms.
+# When each is due, and why a write carries no more: conversation/flush_schedule.py.
 # Returns 1 when a reader elsewhere tails the stream (S:w, set by readers), else 0.
 # Only a write that sets the expiry may create the stream: a stream deleted under its writer
 # (the session was deleted) is not brought back without one.

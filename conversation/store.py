@@ -531,8 +531,8 @@ class Store:
     ) -> bool:
         """Append text ending at offset `end` to the reply's stream. `expire`: (re)set the
         stream's retention (always with its first entry); `renew`: renew the generation's
-        lease. Both only when due: each argument is paid for in every write. True when a
-        reader elsewhere is tailing the stream."""
+        lease (when each is due: conversation/flush_schedule.py). True when a reader
+        elsewhere is tailing the stream."""
         stream = self.keys.stream(sid, mid)
         keys = [stream, f"{stream}:w"]
         args: list[ScriptArg] = [end, text]

@@ -156,8 +156,7 @@ class OpenAIProvider(Provider):
         limits = httpx2.Limits(
             max_connections=e.max_connections,
             max_keepalive_connections=e.max_connections,
-            # Below the server's own idle timeout (uvicorn's 5 s, so vLLM's): a request
-            # sent on a connection the server is closing at that moment would fail.
+            # Why below the server's idle timeout: common/http.py's pooled_session.
             keepalive_expiry=e.keepalive_timeout,
         )
         self._client = openai.AsyncOpenAI(
@@ -254,9 +253,6 @@ class OpenAIProvider(Provider):
             body_reads = response.stream
             assert isinstance(body_reads, httpx2.AsyncByteStream)
             try:
-                # Read on to the end of the body after [DONE] (servers end it right there):
-                # a response left unread closes its connection instead of pooling it, and
-                # every request would open a new one (TCP, and TLS for a remote API).
                 async for texts in chunks.batches(body_reads):
                     yield texts
             finally:
