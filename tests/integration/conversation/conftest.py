@@ -3,16 +3,21 @@
 `fast`: a fake model that echoes at once, behind assistant, behind one conversation.
 `slow`: a fake model writing SLOW_TOKENS tokens SLOW_DELAY_MS apart, behind assistant,
 behind two conversation replicas sharing one Redis (resume and cancel across replicas).
+`store`: a `Store` on the session's redis-server, with the module's `store_settings`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from conversation.config import Settings
+from conversation.store import Store
 from tests.support.conversation import start_assistant_for, start_replica
 from tests.support.servers import Server, start_fake_upstream
 
@@ -52,6 +57,21 @@ def echo_stack(redis: Server, **conversation_env: str) -> Iterator[Fast]:
     finally:
         for server in reversed(started):
             server.stop()
+
+
+@pytest.fixture
+def store_settings() -> dict[str, Any]:
+    """The `store` fixture's settings besides the Redis URL; a module overrides it (its own
+    key prefix, say)."""
+    return {}
+
+
+@pytest.fixture
+async def store(redis_server: Server, store_settings: dict[str, Any]) -> AsyncIterator[Store]:
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    redis = Redis.from_url(url, decode_responses=True)
+    yield Store(redis, Settings(redis_url=url, **store_settings))
+    await redis.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from conversation.config import Settings
 from conversation.models import StoredMessage
 from conversation.store import (
     Claim,
@@ -20,15 +18,11 @@ from conversation.store import (
     digest,
     new_message,
 )
-from tests.support.servers import Server
 
 
 @pytest.fixture
-async def store(redis_server: Server) -> AsyncIterator[Store]:
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis = Redis.from_url(url, decode_responses=True)
-    yield Store(redis, Settings(redis_url=url, key_prefix="storetest"))
-    await redis.aclose()
+def store_settings() -> dict[str, Any]:
+    return {"key_prefix": "storetest"}
 
 
 async def messages(store: Store, sid: str) -> list[StoredMessage]:

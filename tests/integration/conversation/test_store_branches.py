@@ -3,13 +3,10 @@ shows one, and nothing is lost."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
-from redis.asyncio import Redis
 
-from conversation.config import Settings
 from conversation.store import (
     Claim,
     HistoryPage,
@@ -20,16 +17,11 @@ from conversation.store import (
     TurnStarted,
     new_message,
 )
-from tests.support.servers import Server
 
 
 @pytest.fixture
-async def store(redis_server: Server) -> AsyncIterator[Store]:
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
-    redis = Redis.from_url(url, decode_responses=True)
-    settings = Settings(redis_url=url, key_prefix="branchtest", max_stored_messages_per_session=12)
-    yield Store(redis, settings)
-    await redis.aclose()
+def store_settings() -> dict[str, Any]:
+    return {"key_prefix": "branchtest", "max_stored_messages_per_session": 12}
 
 
 async def new_session(store: Store) -> Claim:
