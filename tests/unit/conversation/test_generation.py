@@ -1,7 +1,5 @@
 """Generation: how a reply ends (complete, length, refused, cut, stopped), what is stored, what
-its stream holds while it is written, and what a client joining mid-reply gets.
-
-Real redis-server; assistant scripted by the test, piece by piece (tests/support)."""
+its stream holds while it is written, and what a client joining mid-reply gets."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from tests.support.replica import (
     Rig,
     data,
     events_until_end,
-    new_session,
     next_events,
     text_of,
 )
@@ -100,9 +97,8 @@ async def test_a_reply_cut_mid_way_keeps_its_text(rig: Rig, one: Replica) -> Non
 
 async def test_a_stopping_process_stores_its_replies_as_interrupted(rig: Rig) -> None:
     async with rig.replica() as stopping:
-        claim = await new_session(stopping)
-        turn = await stopping.turns.send(claim, "hi", None, CLIENT)
-        (await rig.assistant.next_reply()).text("so far")
+        claim, turn, reply = await rig.ask(stopping)
+        reply.text("so far")
         await next_events(turn.events)
         await stopping.hub.stop()
         stored = await stored_reply(stopping, claim.session_id, turn.reply_id)

@@ -1,7 +1,5 @@
 """A reply's events from the history and from its Redis Stream: the same events with the same
-ids, a deleted session, and a writer that died without finishing.
-
-Real redis-server; assistant scripted by the test (tests/support)."""
+ids, a deleted session, and a writer that died without finishing."""
 
 from __future__ import annotations
 

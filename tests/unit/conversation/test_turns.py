@@ -1,6 +1,4 @@
-"""Turns: what a send, a duplicate, a refusal, a resume and a cancel give back and store.
-
-Real redis-server; assistant scripted by the test, piece by piece (tests/support)."""
+"""Turns: what a send, a duplicate, a refusal, a resume and a cancel give back and store."""
 
 from __future__ import annotations
 
@@ -88,9 +86,8 @@ async def test_regenerating_an_empty_session_is_a_conflict(one: Replica) -> None
 
 async def test_a_full_replica_refuses_before_storing_anything(rig: Rig) -> None:
     async with rig.replica(max_active_generations=1) as full:
-        busy, idle = await new_session(full), await new_session(full)
-        turn = await full.turns.send(busy, "one", None, CLIENT)
-        reply = await rig.assistant.next_reply()
+        busy, turn, reply = await rig.ask(full, "one")
+        idle = await new_session(full)
         gen = full.hub.get(busy.session_id, turn.reply_id)
         assert gen is not None
 
@@ -109,9 +106,8 @@ async def test_a_full_replica_refuses_before_storing_anything(rig: Rig) -> None:
 
 async def test_a_client_over_its_limit_is_refused_and_keeps_no_slot(rig: Rig) -> None:
     async with rig.replica(limit_client_turns=0, limit_ip_turns=1) as limited:
-        claim = await new_session(limited)
-        turn = await limited.turns.send(claim, "one", None, CLIENT)
-        (await rig.assistant.next_reply()).finish()
+        claim, turn, reply = await rig.ask(limited, "one")
+        reply.finish()
         await events_until_end(turn.events)
 
         with pytest.raises(LimitExceeded) as refused:
