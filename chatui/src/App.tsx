@@ -113,7 +113,7 @@ export function App() {
       setTarget(null);
     } else if (switchedTo.current !== target.messageId) {
       switchedTo.current = target.messageId;
-      void controller.switchBranch(target.messageId);
+      void controller.openBranchOf(target.messageId);
     }
   }, [target, chat.phase, chat.sessionId, chat.messages, controller]);
 
@@ -187,7 +187,7 @@ export function App() {
           onRegenerate={(id) => void controller.regenerate(id)}
           onRegenerateWith={(id, m) => void controller.regenerate(id, m)}
           catalogue={catalogue}
-          onSwitch={(id, index) => void controller.switchBranch(id, index)}
+          onSwitch={(id, index) => void controller.showSibling(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}
           empty={<EmptyState onPick={send} />}

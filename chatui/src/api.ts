@@ -248,13 +248,18 @@ function toDetail(body: Wire["SessionDetail"]): SessionDetail {
   return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true };
 }
 
-/**
- * Show another version of a message (its sibling at `siblingIndex`, 1-based; none: the
- * message itself, with the branch it is on); answers with the new active path's first page.
- */
-export async function switchBranch(id: string, messageId: string, siblingIndex?: number): Promise<SessionDetail> {
+/** Show version `siblingIndex` (1-based) of a message; answers with the new active path's first page. */
+export async function showSibling(id: string, messageId: string, siblingIndex: number): Promise<SessionDetail> {
+  return setActive(id, messageId, { sibling_index: siblingIndex });
+}
+
+/** Show the branch a message is on, wherever it is in the tree; answers like `showSibling`. */
+export async function openBranchOf(id: string, messageId: string): Promise<SessionDetail> {
+  return setActive(id, messageId, {});
+}
+
+async function setActive(id: string, messageId: string, request: Wire["SwitchBranch"]): Promise<SessionDetail> {
   const path = `${base(id)}/messages/${encodeURIComponent(messageId)}/active`;
-  const request: Wire["SwitchBranch"] = siblingIndex === undefined ? {} : { sibling_index: siblingIndex };
   return toDetail(await json<Wire["SessionDetail"]>("PATCH", path, request));
 }
 

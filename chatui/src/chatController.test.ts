@@ -25,7 +25,8 @@ function harness(api: Partial<ChatApi>) {
     resumeReply: fail,
     cancelReply: () => Promise.resolve(),
     setSessionModel: fail,
-    switchBranch: fail,
+    showSibling: fail,
+    openBranchOf: fail,
     ...api,
   };
   const wait = (ms: number) => {
@@ -42,14 +43,24 @@ describe("ChatController", () => {
   it("switching versions shows the path the server answers with", async () => {
     const user = (id: string, i: number): Message => ({ id, role: "user", content: id, status: "complete", sibling_index: i, sibling_count: 2 });
     const switched = vi.fn(async () => session([user("u1", 1), reply("Echo: u1")]));
-    const h = harness({ getSession: async () => session([user("u2", 2)]), switchBranch: switched });
+    const h = harness({ getSession: async () => session([user("u2", 2)]), showSibling: switched });
     await h.controller.open("s1");
-    await h.controller.switchBranch("u2", 1);
+    await h.controller.showSibling("u2", 1);
     expect(switched).toHaveBeenCalledWith("s1", "u2", 1);
     expect(h.state().messages.map((m) => [m.id, m.sibling_index])).toEqual([
       ["u1", 1],
       ["a1", undefined],
     ]);
+  });
+
+  it("opening a message's branch shows the path the server answers with", async () => {
+    const found: Message = { id: "u1", role: "user", content: "first", status: "complete", sibling_index: 1, sibling_count: 2 };
+    const opened = vi.fn(async () => session([found, reply("Echo: first")]));
+    const h = harness({ getSession: async () => session([]), openBranchOf: opened });
+    await h.controller.open("s1");
+    await h.controller.openBranchOf("u1");
+    expect(opened).toHaveBeenCalledWith("s1", "u1");
+    expect(h.state().messages.map((m) => m.content)).toEqual(["first", "Echo: first"]);
   });
 
   it("resumes a dropped reply from the last event id, without duplicating text", async () => {

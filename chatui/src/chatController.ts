@@ -8,7 +8,7 @@
  */
 
 import * as realApi from "./api";
-import { ApiError, type ErrorKind, type StreamEvent } from "./api";
+import { ApiError, type ErrorKind, type SessionDetail, type StreamEvent } from "./api";
 import {
   chatReducer,
   initialChat,
@@ -26,7 +26,7 @@ type Opener = (signal: AbortSignal) => Promise<AsyncGenerator<StreamEvent>>;
 /** The part of the API the controller uses: the real module, or a fake in unit tests. */
 export type ChatApi = Pick<
   typeof realApi,
-  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "switchBranch" | "setSessionModel"
+  "getSession" | "createSession" | "sendMessage" | "regenerate" | "editMessage" | "continueReply" | "resumeReply" | "cancelReply" | "showSibling" | "openBranchOf" | "setSessionModel"
 >;
 
 export interface ChatOptions {
@@ -182,16 +182,22 @@ export class ChatController {
     }
   }
 
-  /**
-   * Show another version of a message: its sibling at `siblingIndex` (1-based; none: the
-   * message itself, as a search result found it), and the branch below it.
-   */
-  async switchBranch(messageId: string, siblingIndex?: number): Promise<void> {
+  /** Show version `siblingIndex` (1-based) of a message, and the branch below it. */
+  async showSibling(messageId: string, siblingIndex: number): Promise<void> {
+    await this.switchPath((sid) => this.api.showSibling(sid, messageId, siblingIndex));
+  }
+
+  /** Show the branch a message is on (a search result on a version not shown). */
+  async openBranchOf(messageId: string): Promise<void> {
+    await this.switchPath((sid) => this.api.openBranchOf(sid, messageId));
+  }
+
+  private async switchPath(load: (sessionId: string) => Promise<SessionDetail>): Promise<void> {
     const sid = this.state.sessionId;
     if (!sid || isBusy(this.state)) return;
     const signal = this.connect();
     try {
-      const session = await this.api.switchBranch(sid, messageId, siblingIndex);
+      const session = await load(sid);
       if (!signal.aborted) this.dispatch({ type: "loaded", session });
     } catch (e) {
       if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, null) });
