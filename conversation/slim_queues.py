@@ -31,7 +31,7 @@ async def _park(waiters: list[asyncio.Future[None]]) -> None:
 
 
 class SlimQueue(Generic[T]):
-    """asyncio.Queue's put_nowait, get, get_nowait and empty, unbounded: ~0.2 KiB where an
+    """asyncio.Queue's put_nowait, get and empty, unbounded: ~0.2 KiB where an
     asyncio.Queue takes ~2.4 KiB (three deques). For any one-reader queue held per open
     stream."""
 
@@ -52,11 +52,6 @@ class SlimQueue(Generic[T]):
     async def get(self) -> T:
         while not self._items:
             await _park(self._waiters)
-        return self._items.pop(0)
-
-    def get_nowait(self) -> T:
-        if not self._items:
-            raise asyncio.QueueEmpty
         return self._items.pop(0)
 
     def drain(self) -> list[T]:

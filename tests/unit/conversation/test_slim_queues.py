@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from uvicorn._types import ASGIReceiveEvent
 
 from conversation.slim_queues import Flag, SlimQueue
@@ -23,15 +22,6 @@ async def test_inbox_gives_items_in_order_and_tells_when_empty() -> None:
     assert not inbox.empty()
     assert await inbox.get() is CONNECT
     assert await inbox.get() is DISCONNECT
-    assert inbox.empty()
-
-
-def test_inbox_get_nowait_takes_what_is_there_or_raises_queue_empty() -> None:
-    inbox = SlimQueue[ASGIReceiveEvent]()
-    with pytest.raises(asyncio.QueueEmpty):
-        inbox.get_nowait()
-    inbox.put_nowait(CONNECT)
-    assert inbox.get_nowait() is CONNECT
     assert inbox.empty()
 
 
