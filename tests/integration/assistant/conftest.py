@@ -52,8 +52,18 @@ def hf_env_for(base_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+def local_env(parallel: int, queue: int) -> dict[str, str]:
+    """The real embedded SmolLM2 writing `parallel` replies at once, `queue` more waiting."""
+    return {
+        "ASSISTANT_PROVIDER": "local",
+        "LOCAL_PARALLEL": str(parallel),
+        "LOCAL_QUEUE_SIZE": str(queue),
+        "LOCAL_MAX_TOKENS": "1000",
+    }
+
+
 def assistant_with(env: dict[str, str], timeout: float = 60) -> Iterator[Server]:
-    """A session fixture's body: assistant with `env`, stopped at the end of the session."""
+    """A fixture's body: assistant with `env`, stopped when the fixture's scope ends."""
     with running(start_assistant(env, timeout=timeout)) as server:
         yield server
 
@@ -160,23 +170,10 @@ def hf_chat_assistant(hf_chat_upstream_server: Server) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def local_assistant() -> Iterator[Server]:
-    """The real embedded SmolLM2; one request at a time, none queued."""
-    env = {
-        "ASSISTANT_PROVIDER": "local",
-        "LOCAL_PARALLEL": "1",
-        "LOCAL_QUEUE_SIZE": "0",
-        "LOCAL_MAX_TOKENS": "1000",
-    }
-    yield from assistant_with(env, timeout=180)
+    """One request at a time, none queued."""
+    yield from assistant_with(local_env(parallel=1, queue=0), timeout=180)
 
 
 @pytest.fixture(scope="session")
 def parallel_assistant() -> Iterator[Server]:
-    """The real embedded SmolLM2 writing four replies at once, two more waiting."""
-    env = {
-        "ASSISTANT_PROVIDER": "local",
-        "LOCAL_PARALLEL": "4",
-        "LOCAL_QUEUE_SIZE": "2",
-        "LOCAL_MAX_TOKENS": "1000",
-    }
-    yield from assistant_with(env, timeout=180)
+    yield from assistant_with(local_env(parallel=4, queue=2), timeout=180)

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.assistant.conftest import FAST_FAILURES
+from tests.integration.assistant.conftest import FAST_FAILURES, assistant_with
 from tests.integration.assistant.helpers import USER, chat, error_of
 from tests.support.fake_control import FakeControl
-from tests.support.servers import Server, start_assistant, start_fake_upstream, wait_until
+from tests.support.servers import Server, start_fake_upstream, wait_until
 
 pytestmark = pytest.mark.model
 
@@ -106,9 +106,7 @@ def served(fakes: dict[str, Server], tmp_path_factory: pytest.TempPathFactory) -
         "BETA_KEY": "beta-secret",
         "LOCAL_QUEUE_SIZE": "0",
     }
-    server = start_assistant(env, timeout=120)
-    yield server
-    server.stop()
+    yield from assistant_with(env, timeout=120)
 
 
 def cards(server: Server) -> dict[str, dict[str, Any]]:
