@@ -41,14 +41,19 @@ class Turn:
     events: Events | None
 
 
+def busy(sid: str, holder: str) -> TurnError:
+    """The refusal of a turn while reply `holder` is being written in the session."""
+    return TurnError(
+        "conflict",
+        f"A reply is already being written in this session (message {holder}). "
+        "Wait for it to finish, or stop it with "
+        f"POST /api/sessions/{sid}/messages/{holder}/cancel, then try again.",
+    )
+
+
 def _refusal(sid: str, outcome: TurnRefused, settings: Settings) -> ConversationError:
     if outcome.reason == "busy":
-        return TurnError(
-            "conflict",
-            f"A reply is already being written in this session (message {outcome.holder}). "
-            "Wait for it to finish, or stop it with "
-            f"POST /api/sessions/{sid}/messages/{outcome.holder}/cancel, then try again.",
-        )
+        return busy(sid, outcome.holder)
     if outcome.reason == "empty":
         return TurnError(
             "conflict",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -32,14 +32,16 @@ class Stack:
     assistant: Server
     conversation: Server
     nginx: Server
+    # Replicas of conversation beside the first, behind the same nginx.
+    replicas: list[Server] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return self.nginx.url
 
     def servers(self) -> list[Server]:
-        found = [self.nginx, self.conversation, self.assistant, self.upstream, self.redis]
-        return [s for s in found if s is not None]
+        found = [self.nginx, self.conversation, *self.replicas, self.assistant]
+        return [s for s in [*found, self.upstream, self.redis] if s is not None]
 
     def logs(self) -> str:
         return "\n".join(f"--- {s.name} ---\n{s.log()[-4000:]}" for s in self.servers())
@@ -47,7 +49,10 @@ class Stack:
 
 @contextlib.contextmanager
 def build_stack(
-    assistant_env: dict[str, str], upstream: Server | None, **conversation_extra: str
+    assistant_env: dict[str, str],
+    upstream: Server | None,
+    replicas: int = 1,
+    **conversation_extra: str,
 ) -> Iterator[Stack]:
     started: list[Server] = [upstream] if upstream else []
     try:
@@ -56,11 +61,13 @@ def build_stack(
         assistant = start_assistant(assistant_env, timeout=180)
         started.append(assistant)
         env = conversation_env(redis, assistant.url, **conversation_extra)
-        conversation = start_conversation(env)
-        started.append(conversation)
-        nginx = start_nginx([f"127.0.0.1:{conversation.port}"])
+        conversations = []
+        for _ in range(replicas):
+            conversations.append(start_conversation(env))
+            started.append(conversations[-1])
+        nginx = start_nginx([f"127.0.0.1:{c.port}" for c in conversations])
         started.append(nginx)
-        yield Stack(redis, upstream, assistant, conversation, nginx)
+        yield Stack(redis, upstream, assistant, conversations[0], nginx, conversations[1:])
     finally:
         for server in reversed(started):
             server.stop()

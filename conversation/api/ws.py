@@ -20,28 +20,15 @@ from conversation.auth import authorize, claim_of, websocket_token
 from conversation.config import Settings
 from conversation.deps import check_length, get_settings, get_store, get_turns
 from conversation.errors import ConversationError
-from conversation.events import error_event
+from conversation.events import Event, error_event
 from conversation.limits import Client, FrameBucket, frames_too_fast
 from conversation.models import WsFrame, WsMessage
 from conversation.store import Claim
-from conversation.turns import Turn, Turns
+from conversation.turns import Turn, Turns, busy
 
 router = APIRouter(tags=["websocket"])
 
 FRAME = TypeAdapter[WsFrame](WsFrame)
-
-
-async def pump(ws: WebSocket, turn: Turn) -> None:
-    for event in turn.first:
-        await ws.send_text(event.ws())
-    # Sent: not kept for the rest of the reply. The `user` event holds the message twice
-    # (its JSON and its frame), up to 2 x 8,000 characters per open socket.
-    turn.first.clear()
-    if turn.events is not None:
-        async for batch in turn.events:
-            # None is a heartbeat: the WebSocket server pings idle connections itself.
-            for event in batch or ():
-                await ws.send_text(event.ws())
 
 
 async def send_error(ws: WebSocket, code: str, message: str) -> None:
@@ -55,7 +42,11 @@ async def send_refusal(ws: WebSocket, exc: ConversationError) -> None:
 
 
 class Chat:
-    """One socket's turns: at most one pump at a time, cancel stops the current reply."""
+    """One socket's turns: at most one pump at a time, cancel stops the current reply.
+
+    While the socket's own reply is still being written, another message on it is refused
+    here, with the refusal the turn's start would give, without a round trip to Redis: a
+    client flooding its socket with messages costs the others nothing but the frames."""
 
     def __init__(
         self, ws: WebSocket, claim: Claim, client: Client, turns: Turns, limit: int
@@ -64,6 +55,10 @@ class Chat:
         self.ws, self.claim, self.turns, self.limit = ws, claim, turns, limit
         self.client = client
         self.reply_id = ""
+        # The message that started the reply still being written ("" when none is): sent
+        # again with its client_message_id, it is a retry, answered by the turn's start.
+        self.writing = ""
+        self.client_message_id: str | None = None
         self.pump: asyncio.Task[None] | None = None
 
     async def handle(self, raw: str) -> None:
@@ -85,6 +80,11 @@ class Chat:
 
     async def send(self, frame: WsMessage) -> None:
         check_length(frame.content, self.limit, "The message")
+        retry = frame.client_message_id is not None and (
+            frame.client_message_id == self.client_message_id
+        )
+        if self.writing and not retry:
+            raise busy(self.claim.session_id, self.writing)
         turn = await self.turns.send(
             self.claim, frame.content, frame.client_message_id, self.client
         )
@@ -93,7 +93,36 @@ class Chat:
             with contextlib.suppress(Exception):
                 await self.pump
         self.reply_id = turn.reply_id
-        self.pump = asyncio.create_task(pump(self.ws, turn))
+        self.client_message_id = frame.client_message_id
+        self.writing = turn.reply_id if turn.events is not None else ""
+        self.pump = asyncio.create_task(self.forward(turn))
+
+    async def forward(self, turn: Turn) -> None:
+        """The turn's events to the socket, as they come."""
+        try:
+            for event in turn.first:
+                await self.sent(event, turn.reply_id)
+            # Sent: not kept for the rest of the reply. The `user` event holds the message
+            # twice (its JSON and its frame), up to 2 x 8,000 characters per open socket.
+            turn.first.clear()
+            if turn.events is not None:
+                async for batch in turn.events:
+                    # None is a heartbeat: the WebSocket server pings idle sockets itself.
+                    for event in batch or ():
+                        await self.sent(event, turn.reply_id)
+        finally:
+            self.end(turn.reply_id)
+
+    async def sent(self, event: Event, reply_id: str) -> None:
+        if event.terminal:
+            # Before the frame goes: a client may answer `done` with its next message at
+            # once, and that message must find the socket free.
+            self.end(reply_id)
+        await self.ws.send_text(event.ws())
+
+    def end(self, reply_id: str) -> None:
+        if self.writing == reply_id:
+            self.writing = ""
 
     async def close(self) -> None:
         if self.pump is not None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.conversation.conftest import Fast, Slow
 from tests.support.conversation import Session, create_session, get_session
+from tests.support.metrics import scrape
 
 
 def ws_url(session: Session, query: str = "") -> str:
@@ -84,3 +86,41 @@ def test_cancel_over_websocket_and_409_while_writing(slow: Slow) -> None:
         done = frames_until(ws, "done")[-1]["data"]
     assert done["status"] == "cancelled"
     assert get_session(session)["messages"][1]["status"] == "cancelled"
+
+
+def test_messages_while_the_sockets_reply_is_written_are_refused_without_redis(
+    slow: Slow,
+) -> None:
+    """A client flooding its own socket during its reply: each message is refused as a turn's
+    start would refuse it (the same words as the HTTP 409), and none reaches Redis."""
+    session = create_session(slow.a)
+    with connect(ws_url(session, f"?token={session.token}")) as ws:
+        ws.send(json.dumps({"type": "message", "content": "long"}))
+        reply_id = frames_until(ws, "start")[-1]["data"]["message_id"]
+        frames_until(ws, "delta")
+        before = scrape(slow.a)
+        refusals = []
+        for i in range(5):
+            ws.send(json.dumps({"type": "message", "content": f"flood {i}"}))
+            refusals.append(frames_until(ws, "error")[-1]["data"])
+        after = scrape(slow.a)
+        http = httpx.post(
+            session.url("/messages"),
+            json={"content": "over http"},
+            headers={"Authorization": f"Bearer {session.token}"},
+            timeout=10,
+        )
+        ws.send(json.dumps({"type": "cancel"}))
+        assert frames_until(ws, "done")[-1]["data"]["status"] == "cancelled"
+        # Free again the moment its reply has ended: the next message is a turn.
+        ws.send(json.dumps({"type": "message", "content": "next"}))
+        assert frames_until(ws, "start")[-1]["data"]["message_id"] != reply_id
+        ws.send(json.dumps({"type": "cancel"}))
+        frames_until(ws, "done")
+    assert http.status_code == 409
+    assert {r["code"] for r in refusals} == {"conflict"}
+    assert {r["message"] for r in refusals} == {http.json()["detail"]}
+    assert reply_id in refusals[0]["message"]
+    turns = "chatstack_redis_latency_seconds_count"
+    assert before.value(turns, command="begin_turn") >= 1
+    assert after.value(turns, command="begin_turn") == before.value(turns, command="begin_turn")

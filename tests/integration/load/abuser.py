@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -220,6 +221,11 @@ class Outcome:
 
 
 def main(plan: Plan, ready: MpEvent, stop: MpEvent, results: Queue[Outcome]) -> None:
+    # An attacker spends its own machine's CPU, not the server's: here it shares the
+    # server's cores, so it runs at the lowest priority and gets every cycle the product
+    # leaves idle, never one the product wants. What it sends still reaches the product as
+    # fast as the product reads it.
+    os.nice(19)
     counts = asyncio.run(Abuser(plan, stop).run(ready))
     results.put(Outcome(dict(counts), time.process_time()))
 

@@ -1,6 +1,6 @@
-"""The load suite's stack: the whole product (redis-server, the fake model, assistant,
-conversation, nginx) with its default limits, nginx trusting no proxy, so each client is
-the address it connects from."""
+"""The load suite's stack: the whole product (redis-server, the fake model, assistant, two
+conversation replicas, nginx) with its default limits, nginx trusting no proxy, so each
+client is the address it connects from."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ from tests.support.servers import start_fake_upstream
 # left are all written soon after it stops, for the second unloaded phase.
 FAKE_DELAY_MS = "20"
 MAX_TOKENS = "300"
+# As the product runs by default (CONVERSATION_REPLICAS in .env.example, the compose file and
+# the local run): two conversation replicas behind nginx.
+REPLICAS = 2
 
 
 @pytest.fixture(scope="package")
 def load_stack() -> Iterator[Stack]:
     upstream = start_fake_upstream(FAKE_DELAY_MS=FAKE_DELAY_MS)
     env = {**assistant_env(upstream), "OPENAI_MAX_TOKENS": MAX_TOKENS}
-    with build_stack(env, upstream) as stack:
+    with build_stack(env, upstream, replicas=REPLICAS) as stack:
         yield stack
 
 

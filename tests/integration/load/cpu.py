@@ -4,7 +4,7 @@ time went (each server runs in a process group of its own, nginx's workers inclu
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -27,20 +27,22 @@ def group_seconds(pgid: int) -> float:
 
 
 class CpuMeter:
-    """CPU seconds per named process group between `start` and `stop`."""
+    """CPU seconds per name (the process groups of a service's replicas, summed) between
+    `start` and `stop`."""
 
-    def __init__(self, groups: Mapping[str, int]) -> None:
+    def __init__(self, groups: Mapping[str, Sequence[int]]) -> None:
         self.groups = dict(groups)
         self.before: dict[str, float] = {}
         self.spent: dict[str, float] = {}
 
+    def seconds(self) -> dict[str, float]:
+        return {name: sum(map(group_seconds, pgids)) for name, pgids in self.groups.items()}
+
     def start(self) -> None:
-        self.before = {name: group_seconds(pgid) for name, pgid in self.groups.items()}
+        self.before = self.seconds()
 
     def stop(self) -> None:
-        self.spent = {
-            name: group_seconds(pgid) - self.before[name] for name, pgid in self.groups.items()
-        }
+        self.spent = {name: s - self.before[name] for name, s in self.seconds().items()}
 
     def __str__(self) -> str:
         return ", ".join(f"{name} {s:.1f} s" for name, s in self.spent.items())

@@ -55,7 +55,10 @@ async def measured(stack: Stack, meter: CpuMeter, name: str) -> tuple[Phase, lis
 async def run_load(stack: Stack) -> LoadRun:
     assert stack.upstream is not None
     model = FakeControl(stack.upstream)
-    meter = CpuMeter({s.name: s.proc.pid for s in stack.servers()})
+    groups: dict[str, list[int]] = {}
+    for server in stack.servers():
+        groups.setdefault(server.name, []).append(server.proc.pid)
+    meter = CpuMeter(groups)
     # Connections, scripts loaded into Redis, pools filled: not what the phases measure.
     await chat(ChatPlan(stack.url, 2, PAUSE), POLITE)
     print()
