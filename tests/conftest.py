@@ -51,8 +51,8 @@ class Stack:
 def build_stack(
     assistant_env: dict[str, str],
     upstream: Server | None,
+    conversation_extra: dict[str, str] | None = None,
     replicas: int = 1,
-    **conversation_extra: str,
 ) -> Iterator[Stack]:
     started: list[Server] = [upstream] if upstream else []
     try:
@@ -60,7 +60,7 @@ def build_stack(
         started.append(redis)
         assistant = start_assistant(assistant_env, timeout=180)
         started.append(assistant)
-        env = conversation_env(redis, assistant.url, **conversation_extra)
+        env = conversation_env(redis, assistant.url, **(conversation_extra or {}))
         conversations = []
         for _ in range(replicas):
             conversations.append(start_conversation(env))
@@ -87,7 +87,7 @@ def stack() -> Iterator[Stack]:
     upstream = start_fake_upstream(FAKE_DELAY_MS=os.environ.get("TEST_FAKE_DELAY_MS", "30"))
     # The browser tests seed long chats from one browser within a minute (history paging:
     # 65 turns), past the default per-client turn rate; the limits have their own tests.
-    with build_stack(assistant_env(upstream), upstream, LIMIT_CLIENT_TURNS="1000") as s:
+    with build_stack(assistant_env(upstream), upstream, {"LIMIT_CLIENT_TURNS": "1000"}) as s:
         yield s
 
 

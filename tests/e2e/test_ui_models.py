@@ -31,7 +31,7 @@ def models_stack() -> Iterator[tuple[Stack, dict[str, Server]]]:
         for model in ("alpha", "beta", "gamma"):
             upstreams[model] = start_fake_upstream(FAKE_DELAY_MS="10")
         env = {"MODELS_FILE": str(models_file(upstreams, "alpha")), "FAKE_KEY": "test-key"}
-        with build_stack(env, None, TITLES="true", TITLE_MODEL="gamma") as stack:
+        with build_stack(env, None, {"TITLES": "true", "TITLE_MODEL": "gamma"}) as stack:
             yield stack, upstreams
     finally:
         for server in upstreams.values():

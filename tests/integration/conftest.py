@@ -21,7 +21,7 @@ def observed() -> Iterator[Stack]:
     upstream = start_fake_upstream(FAKE_DELAY_MS="5")
     # Retries a moment apart, so a scripted upstream failure costs the test no time.
     env = {**assistant_env(upstream), **LOGS, "UPSTREAM_RETRY_BACKOFF": "0.01"}
-    with build_stack(env, upstream, **LOGS) as stack:
+    with build_stack(env, upstream, LOGS) as stack:
         yield stack
 
 
