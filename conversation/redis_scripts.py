@@ -7,20 +7,21 @@ turn start recognises its own generation lock.
 
 Keys of session P = <prefix>:s:{<session id>}: P (meta hash), P:m (message id -> JSON),
 P:o (the active path: message ids in order), P:x (idempotency index), P:g (generation lock,
-value = reply id), P:k (the message tree), P:r:<reply id> (the reply's stream) and
-P:r:<reply id>:w (set, expiring, while someone tails that stream from Redis). The braces are a
-Redis Cluster hash tag: every key of a session lives in one slot, so each script below touches
-one slot only. Every script gets every key it touches in KEYS (the session's family in the
-order of FAMILY, then the streams it names), as Redis requires of scripts: a cluster, ACL key
-patterns and proxies in front of Redis route or check a script by those keys alone.
+value = reply id, a lease renewed while writing), P:k (the message tree), P:r:<reply id> (the
+reply's stream: entries `<end offset>-0` with the new text in `x`, then `<final>-1` with the
+outcome in `k`) and P:r:<reply id>:w (set, expiring, while someone tails that stream from
+Redis). The braces are a Redis Cluster hash tag: every key of a session lives in one slot, so
+each script below touches one slot only. Every script gets every key it touches in KEYS (the
+session's family in the order of FAMILY, then the streams it names), as Redis asks of scripts:
+a cluster, ACL key patterns and proxies in front of Redis route or check a script by its KEYS.
 
-P's `live` field names the reply last started. Its stream is one a script may have to touch
-without its caller knowing the id for sure (an orphaned reply to mark interrupted, an old
-stream to drop, the text of a reply being written): the caller passes the stream of the reply
-it believes live (Store remembers the last one it saw per session), and the script, finding
-P's `live` names another one where it needs that stream, writes nothing and answers
-{'stale', live}; the caller then calls again with that reply's stream. `live` changes only
-when a turn starts, so a second call is rare and a third rarer still.
+P's `live` field names the reply last started. A script may need its stream without the
+caller knowing that reply for sure (an orphaned reply to mark interrupted, an old stream to
+drop, the text of a reply being written): the caller passes the stream of the reply it
+believes live (Store remembers the last one it saw per session), and a script that needs the
+stream of another one writes nothing and answers {'stale', live}; the caller calls again
+with that reply's stream. A second call follows only a memory out of date (the session's
+last turn started on another replica), a third only a turn started between the two.
 
 The message tree: each message's JSON names its `parent` (the message before it on its path;
 none for the first). Editing a user message or regenerating a reply adds a sibling and never

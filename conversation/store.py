@@ -33,9 +33,9 @@ StreamEntry = tuple[str, dict[str, str]]
 # A session id as create_session makes them: anything else is no session, without asking Redis.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
-# Calls of a script that needs the stream of P's `live` reply: each call after the first
-# follows a turn started in between, so more than two mean turns started faster than a round
-# trip.
+# Calls of a script that needs the stream of P's `live` reply, at most: the second follows a
+# memory out of date, each later one a turn started since the call before (turns started
+# faster than round trips, which the session's generation lock all but rules out).
 LIVE_TRIES = 4
 # Sessions whose `live` reply this process remembers; past it the memory starts again (it is
 # only a guess: a wrong one costs a round trip).
