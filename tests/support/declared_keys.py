@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
@@ -39,13 +40,15 @@ class DeclaredKeysOnly(Redis):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Users of this client only: closing it deletes them, which disconnects their clients.
+        self._tag = secrets.token_hex(4)
         self._users: dict[str, asyncio.Future[Redis]] = {}
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if str(args[0]).upper() not in SCRIPT_COMMANDS:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         keys = [str(key) for key in args[3 : 3 + int(args[2])]]
-        user = "declared-" + hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()
+        user = f"declared-{self._tag}-" + hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()
         if user not in self._users:
             # Made once per user, however many calls ask for it at the same time.
             self._users[user] = asyncio.ensure_future(self._client_as(user, keys))
