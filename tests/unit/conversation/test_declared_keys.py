@@ -127,9 +127,9 @@ async def test_every_path_touching_a_reply_stream_declares_its_keys(rig: Rig, ad
         writing = await rig.assistant.next_reply()
         writing.text("go")
         await next_events(last.events)
-        meta = await other.store.get_meta(claim)
+        meta = await one.store.get_meta(claim)
         assert isinstance(meta, SessionMeta)
-        other.store._live.clear()  # as if it had not read the session just now
+        # `other` last saw the reply it started before this one.
         assert await other.store.delete(meta) == last.reply_id
         await other.turns.stop(sid, last.reply_id)  # as the route does
         # Left: the readers' marks of replies tailed earlier, which expire in seconds.
