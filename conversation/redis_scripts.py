@@ -7,14 +7,21 @@ turn start recognises its own generation lock.
 
 Keys of session P = <prefix>:s:{<session id>}: P (meta hash), P:m (message id -> JSON),
 P:o (the active path: message ids in order), P:x (idempotency index), P:g (generation lock,
-value = reply id), P:k (the message tree), P:r:<reply id> (the reply's stream) and
-P:r:<reply id>:w (set, expiring, while someone tails that stream from Redis). The braces are a
-Redis Cluster hash tag: every key of a session lives in one slot, so each script below touches
-one slot only. Every script gets the keys it touches in KEYS, the session's family in the order
-of FAMILY; the one exception is the stream of the reply a script finds in P's `live` field (an
-orphaned reply to mark interrupted, an old stream to drop), whose id no caller knows
-beforehand: it is P's own key plus a suffix, so it carries P's hash tag and lives in P's slot
-on P's node.
+value = reply id, a lease renewed while writing), P:k (the message tree), P:r:<reply id> (the
+reply's stream: entries `<end offset>-0` with the new text in `x`, then `<final>-1` with the
+outcome in `k`) and P:r:<reply id>:w (set, expiring, while someone tails that stream from
+Redis). The braces are a Redis Cluster hash tag: every key of a session lives in one slot, so
+each script below touches one slot only. Every script gets every key it touches in KEYS (the
+session's family in the order of FAMILY, then the streams it names), as Redis asks of scripts:
+a cluster, ACL key patterns and proxies in front of Redis route or check a script by its KEYS.
+
+P's `live` field names the reply last started. A script may need its stream without the
+caller knowing that reply for sure (an orphaned reply to mark interrupted, an old stream to
+drop, the text of a reply being written): the caller passes the stream of the reply it
+believes live (Store remembers the last one it saw per session), and a script that needs the
+stream of another one writes nothing and answers {'stale', live}; the caller calls again
+with that reply's stream. A second call follows only a memory out of date (the session's
+last turn started on another replica), a third only a turn started between the two.
 
 The message tree: each message's JSON names its `parent` (the message before it on its path;
 none for the first). Editing a user message or regenerating a reply adds a sibling and never
@@ -58,7 +65,8 @@ def argv(names: tuple[str, ...], values: Mapping[str, ScriptArg]) -> list[Script
 _COMMON = r"""
 local P, M, O, X, G, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
-local function stream_key(mid) return P..':r:'..mid end
+-- The reply whose stream S (P:r:<reply id>, as given in KEYS) is, or nil when none was given.
+local function reply_of(S) return S and string.match(S, ':r:([^:]*)$') end
 
 -- Equal digests? Every byte is compared whatever the first difference, so the time taken
 -- tells nothing about the stored digest (all digests have the same length).
@@ -129,13 +137,13 @@ local function stream_text(S)
 end
 
 -- A reply left 'streaming' without a lock holder lost its replica: keep its partial text,
--- mark it interrupted and end its stream so every reader stops waiting.
-local function interrupt(mid, retention)
+-- mark it interrupted and end its stream S so every reader stops waiting. S is touched only
+-- when the reply is 'streaming'.
+local function interrupt(mid, S, retention)
   local raw = redis.call('HGET', M, mid)
   if not raw then return nil end
   local m = cjson.decode(raw)
   if m.status ~= 'streaming' then return raw end
-  local S = stream_key(mid)
   local text, last = stream_text(S)
   m.content = text
   m.status = 'interrupted'
@@ -147,10 +155,9 @@ local function interrupt(mid, retention)
   return raw
 end
 
-local function interrupt_if_orphaned(retention)
-  local live = redis.call('HGET', P, 'live')
-  if live and redis.call('GET', G) ~= live then interrupt(live, retention) end
-  return live
+-- P's `live` reply (the one last started, or nil), when its writer is gone; L is its stream.
+local function interrupt_if_orphaned(live, L, retention)
+  if live and redis.call('GET', G) ~= live then interrupt(live, L, retention) end
 end
 """
 
@@ -174,7 +181,8 @@ BEGIN_TURN_ARGV = (
     "max_stored",  # messages of every branch at most (0: none)
 )
 
-# KEYS: the session's FAMILY. ARGV: BEGIN_TURN_ARGV.
+# KEYS: the session's FAMILY, then R (the stream of reply_id), then L (the stream of the reply
+# P's `live` names, as the caller last knew it; none when it knew none). ARGV: BEGIN_TURN_ARGV.
 # message: a user message and its reply, after the last message of the active path.
 # edit: a new version of a user message on the active path, a sibling of it (same parent),
 # and a reply to it; the active path now ends with them. regenerate: a new reply to the
@@ -187,10 +195,13 @@ BEGIN_TURN_ARGV = (
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
 #       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_path)
 #       | {'full_tree'} (the new messages would pass max_stored)
+#       | {'stale', live} (L is not the stream of P's `live`: nothing was written; call again
+#         with that reply's stream as L)
 BEGIN_TURN = (
     _COMMON
     + argv_locals(BEGIN_TURN_ARGV)
     + r"""
+local R, L = KEYS[7], KEYS[8]
 token_budget, most_context = tonumber(token_budget), tonumber(most_context)
 max_path, max_stored = tonumber(max_path), tonumber(max_stored)
 
@@ -223,7 +234,10 @@ if not holder then
 end
 
 if not holder then
-  local live = interrupt_if_orphaned(retention)
+  -- The old live reply's stream is dropped below (or interrupted first): it must be L.
+  local live = redis.call('HGET', P, 'live')
+  if live and live ~= reply_of(L) then return {'stale', live} end
+  interrupt_if_orphaned(live, L, retention)
   plant_tree()
   if mode == 'continue' then
     if redis.call('LINDEX', O, -1) ~= reply_id then return {'bad', 'not_continuable'} end
@@ -233,13 +247,12 @@ if not holder then
     end
     rm.status, rm.error, rm.usage, rm.tokens = 'streaming', nil, nil, nil
     redis.call('HSET', M, reply_id, cjson.encode(rm))
-    local S = stream_key(reply_id)
-    redis.call('DEL', S)
+    redis.call('DEL', R)
     if rm.content ~= '' then
       -- Entry ids count characters, as Python does: UTF-8 bytes that start a character.
       local chars = select(2, string.gsub(rm.content, '[^\128-\191]', ''))
-      redis.call('XADD', S, chars..'-0', 'x', rm.content)
-      redis.call('EXPIRE', S, retention)
+      redis.call('XADD', R, chars..'-0', 'x', rm.content)
+      redis.call('EXPIRE', R, retention)
     end
     redis.call('SET', G, reply_id, 'PX', lease)
     redis.call('HSET', P, 'live', reply_id)
@@ -285,7 +298,7 @@ if not holder then
     end
   end
   if mode ~= 'continue' then
-    if live then redis.call('DEL', stream_key(live)) end
+    if live then redis.call('DEL', L) end
     redis.call('SET', G, reply_id, 'PX', lease)
     if redis.call('HSETNX', M, reply_id, with_parent(reply_json, user_id)) == 1 then
       redis.call('RPUSH', O, reply_id)
@@ -395,19 +408,23 @@ CHECK_LIVE = (
     + r"""
 local mid, retention = ARGV[1], ARGV[2]
 if redis.call('GET', G) == mid then return redis.call('HGET', M, mid) end
-return interrupt(mid, retention)
+return interrupt(mid, KEYS[7], retention)
 """
 )
 
-# KEYS: the session's FAMILY.
+# KEYS: the session's FAMILY, then L (the stream of the reply P's `live` names, as the caller
+# last knew it; none when it knew none).
 # ARGV: ttl, retention, limit (0: all), before (a message id, or '': the newest).
 # Returns {lock_holder_or_'', live_text, has_more ('1'|'0'), then for each message its JSON
 # and '<sibling index> <sibling count>'...}, {'gone'} when `before` is not a message of the
-# active path, or nil when the session does not exist.
+# active path, {'stale', live} when that reply is being written (or was, by a writer now gone)
+# and L is not its stream (nothing was written: call again with its stream as L), or nil when
+# the session does not exist.
 READ_HISTORY = (
     _COMMON
     + r"""
 local ttl, retention, limit, before = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local L = KEYS[7]
 if redis.call('EXISTS', P) == 0 then return false end
 local stop = -1
 if before ~= '' then
@@ -419,14 +436,22 @@ else
   stop = redis.call('LLEN', O) - 1
 end
 local start = limit > 0 and math.max(stop - limit + 1, 0) or 0
-local live = interrupt_if_orphaned(retention)
+-- Only a reply still marked 'streaming' needs its stream (its text so far, or interrupting).
+local live = redis.call('HGET', P, 'live')
+local raw = live and redis.call('HGET', M, live)
+if raw and cjson.decode(raw).status == 'streaming' then
+  if live ~= reply_of(L) then return {'stale', live} end
+  interrupt_if_orphaned(live, L, retention)
+else
+  live = nil
+end
 renew(ttl)
 local out = {'', '', start > 0 and '1' or '0'}
 if live then
-  local raw = redis.call('HGET', M, live)
+  raw = redis.call('HGET', M, live)
   if raw and cjson.decode(raw).status == 'streaming' then
     out[1] = live
-    out[2] = stream_text(stream_key(live))
+    out[2] = stream_text(L)
   end
 end
 if stop < 0 then return out end
@@ -566,15 +591,20 @@ redis.call('EXPIRE', owned, ttl)
 return 1
 """
 
-# KEYS: the session's FAMILY. Deletes every key of the session, the stream of the reply it
-# was writing included; returns that reply's id, or nil.
+# KEYS: the session's FAMILY, then L and L:w (the stream of the reply P's `live` names, as the
+# caller last knew it, and its readers' mark; none when it knew none). Deletes every key of
+# the session, that stream included. Returns {'done', live} (live: the reply it names, absent
+# when none) or {'stale', live} when L is not that reply's stream (nothing was deleted: call
+# again with its stream as L).
 DELETE = (
     _COMMON
     + r"""
+local L, W = KEYS[7], KEYS[8]
 local live = redis.call('HGET', P, 'live')
+if live and live ~= reply_of(L) then return {'stale', live} end
 redis.call('DEL', P, M, O, X, G, K)
-if live then redis.call('DEL', stream_key(live), stream_key(live)..':w') end
-return live
+if live then redis.call('DEL', L, W) end
+return {'done', live}
 """
 )
 

@@ -1,7 +1,10 @@
 """Sessions, messages and reply streams in Redis.
 
-Every public method is at most one round trip (a pipeline or a script), so a chat turn costs
-two outside streaming: start the turn (which checks the credentials), finish the reply.
+Every public method is one round trip (a pipeline or a script), so a chat turn costs two
+outside streaming: start the turn (which checks the credentials), finish the reply. A script
+that may touch the stream of P's `live` reply costs one more when this process's memory of
+that reply is out of date (see redis_scripts' docstring): a turn on a replica that has not
+seen the session since its last turn elsewhere.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from conversation import redis_scripts
 from conversation.config import Settings
@@ -28,6 +32,19 @@ StreamEntry = tuple[str, dict[str, str]]
 
 # A session id as create_session makes them: anything else is no session, without asking Redis.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
+
+# Calls of a script that needs the stream of P's `live` reply, at most: the second follows a
+# memory out of date, each later one a turn started since the call before (turns started
+# faster than round trips, which the session's generation lock all but rules out).
+LIVE_TRIES = 4
+# Sessions whose `live` reply this process remembers; past it the memory starts again (it is
+# only a guess: a wrong one costs a round trip).
+LIVE_REMEMBERED = 10_000
+
+
+class LiveReplyMoving(RedisError):
+    """P's `live` reply changed under every try: a Redis-side condition that passes, answered
+    like an unavailable Redis (503, try again)."""
 
 
 def utcnow() -> datetime:
@@ -189,6 +206,10 @@ class Keys:
     def stream(self, sid: str, mid: str) -> str:
         return f"{self.session(sid)}:r:{mid}"
 
+    def tailed(self, sid: str, mid: str) -> str:
+        """Set while a reader tails the reply's stream from Redis."""
+        return f"{self.stream(sid, mid)}:w"
+
     def owner(self, owner: str) -> str:
         return f"{self.prefix}:b:{owner}"
 
@@ -213,8 +234,44 @@ class Store:
         self._delete: AsyncScript = redis.register_script(redis_scripts.DELETE)
         self._append: AsyncScript = redis.register_script(redis_scripts.APPEND)
         self._update_meta: AsyncScript = redis.register_script(redis_scripts.UPDATE_META)
+        # Session id -> the reply P's `live` named when this process last saw it.
+        self._live: dict[str, str] = {}
 
-    # Key names -----------------------------------------------------------------------
+    # The live reply ---------------------------------------------------------------------
+
+    def _remember_live(self, sid: str, live: str | None) -> None:
+        if live is None:
+            self._live.pop(sid, None)
+            return
+        if len(self._live) >= LIVE_REMEMBERED and sid not in self._live:
+            self._live.clear()
+        self._live[sid] = live
+
+    async def _with_live(
+        self,
+        script: AsyncScript,
+        sid: str,
+        keys: list[str],
+        args: list[ScriptArg],
+        tailed: bool = False,
+    ) -> Any:
+        """Run a script that may touch the stream of P's `live` reply (and, `tailed`, its
+        readers' mark): its KEYS are `keys`, then that reply's as this process last knew it,
+        again with the reply the script answers 'stale' with."""
+        live = self._live.get(sid)
+        for _ in range(LIVE_TRIES):
+            declared = []
+            if live:
+                declared.append(self.keys.stream(sid, live))
+                if tailed:
+                    declared.append(self.keys.tailed(sid, live))
+            out = await script(keys=[*keys, *declared], args=args)
+            # Only the stale answer is two items with that first one (a history has three).
+            if not (isinstance(out, list) and len(out) == 2 and out[0] == "stale"):
+                return out
+            live = str(out[1])
+            self._remember_live(sid, live)
+        raise LiveReplyMoving(f"the live reply of session {sid} kept changing")
 
     def expires_at(self) -> datetime:
         """Every request renews the session, so it expires SESSION_TTL from now."""
@@ -294,7 +351,9 @@ class Store:
         if out[0] != "ok":
             return cast(ClaimRefusal, out[0])
         flat = out[1:]
-        return self._meta(sid, dict(zip(flat[::2], flat[1::2], strict=True)))
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        self._remember_live(sid, raw.get("live"))
+        return self._meta(sid, raw)
 
     @staticmethod
     def _meta(sid: str, raw: dict[str, str]) -> SessionMeta:
@@ -349,7 +408,9 @@ class Store:
         is read). Returns the reply it was writing, if any, whose generation the caller
         stops (its later stream writes cannot recreate the stream: see redis_scripts.FLUSH)."""
         sid = meta.session_id
-        live = cast(str | None, await self._delete(keys=self.keys.family(sid)))
+        out = await self._with_live(self._delete, sid, self.keys.family(sid), [], tailed=True)
+        self._remember_live(sid, None)
+        live = cast(list[str], out)[1] if len(out) > 1 else None
         if meta.owner:
             await self.redis.zrem(self.keys.owner(meta.owner), sid)
         return live
@@ -394,7 +455,8 @@ class Store:
         s = self.settings
         args: list[ScriptArg] = [s.session_ttl, self._retention, limit, before or ""]
         out = cast(
-            list[str] | None, await self._read_history(keys=self.keys.family(sid), args=args)
+            list[str] | None,
+            await self._with_live(self._read_history, sid, self.keys.family(sid), args),
         )
         if out is None:
             return None
@@ -485,9 +547,12 @@ class Store:
                 **claim.script_args(),
             },
         )
-        out = cast(list[str], await self._begin(keys=self.keys.family(claim.session_id), args=args))
+        sid = claim.session_id
+        keys = [*self.keys.family(sid), self.keys.stream(sid, reply.id)]
+        out = cast(list[str], await self._with_live(self._begin, sid, keys, args))
         kind = out[0]
         if kind == "ok":
+            self._remember_live(sid, reply.id)
             context = [_message(raw) for raw in reversed(out[3:])]
             return TurnStarted(user=_message(out[2]), context=context, system_prompt=out[1])
         if kind == "dup":
@@ -533,8 +598,7 @@ class Store:
         stream's retention (always with its first entry); `renew`: renew the generation's
         lease (when each is due: conversation/flush_schedule.py). True when a reader
         elsewhere is tailing the stream."""
-        stream = self.keys.stream(sid, mid)
-        keys = [stream, f"{stream}:w"]
+        keys = [self.keys.stream(sid, mid), self.keys.tailed(sid, mid)]
         args: list[ScriptArg] = [end, text]
         if expire or renew:
             args.append(self._retention if expire else "")
@@ -578,7 +642,7 @@ class Store:
         key = self.keys.stream(sid, mid)
         async with self.redis.pipeline(transaction=False) as pipe:
             # Outlives the wait below with room to spare; gone soon after the reader leaves.
-            pipe.set(f"{key}:w", 1, px=2 * block_ms + 1000)
+            pipe.set(self.keys.tailed(sid, mid), 1, px=2 * block_ms + 1000)
             pipe.xread({key: after}, count=1000, block=block_ms)
             reply: Any = (await pipe.execute())[1]
         if not reply:

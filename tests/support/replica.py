@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from conversation.events import Event
 from conversation.hub import Hub
 from conversation.limits import Client, Limits
 from conversation.metrics import ConversationMetrics
-from conversation.redis_client import connect_redis
+from conversation.redis_client import RedisClient, connect_redis
 from conversation.redis_timing import Timings
 from conversation.store import Claim, Store
 from conversation.streams import Events
@@ -28,6 +28,8 @@ from conversation.usage import UsageBook
 from tests.support.scripted_assistant import ScriptedAssistant, ScriptedReply
 
 CLIENT = Client.of("192.0.2.1")
+
+Connect = Callable[[Settings, Timings], Awaitable[RedisClient]]
 
 
 @dataclass
@@ -42,9 +44,10 @@ class Replica:
 
 
 @contextlib.asynccontextmanager
-async def replica(settings: Settings) -> AsyncIterator[Replica]:
+async def replica(settings: Settings, connect: Connect = connect_redis) -> AsyncIterator[Replica]:
+    """`connect`: how the replica reaches Redis (as the app does, by default)."""
     metrics = ConversationMetrics()
-    redis = await connect_redis(settings, Timings(metrics.redis_latency))
+    redis = await connect(settings, Timings(metrics.redis_latency))
     http = create_http_session(settings)
     store = Store(redis, settings)
     assistant = AssistantClient(http, settings)
@@ -70,8 +73,10 @@ class Rig:
     settings: Settings
 
     @contextlib.asynccontextmanager
-    async def replica(self, **overrides: Any) -> AsyncIterator[Replica]:
-        async with replica(self.settings.model_copy(update=overrides)) as started:
+    async def replica(
+        self, connect: Connect = connect_redis, **overrides: Any
+    ) -> AsyncIterator[Replica]:
+        async with replica(self.settings.model_copy(update=overrides), connect) as started:
             yield started
 
     async def ask(self, at: Replica, content: str = "hi") -> tuple[Claim, Turn, ScriptedReply]:

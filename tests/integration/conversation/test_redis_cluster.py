@@ -1,5 +1,6 @@
 """Conversation on a real Redis Cluster (three masters, three replicas), two replicas of
-conversation: the core flows, the tutorials' routes, and a master killed mid-reply."""
+conversation: the core flows, the tutorials' routes, replies orphaned by a replica killed
+mid-reply, and a master killed mid-reply."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import redis
 from tests.integration.conversation.conftest import SLOW_TOKENS
 from tests.support.conversation import (
     KEYS,
+    Session,
     create_session,
     get_session,
+    kill,
     open_stream,
     read_until,
     send,
@@ -36,6 +39,8 @@ FULL = slow_reply(SLOW_TOKENS)
 @dataclass
 class ClusterStack:
     cluster: Cluster
+    assistant: Server
+    env: dict[str, str]
     a: Server
     b: Server
 
@@ -52,7 +57,7 @@ def stack() -> Iterator[ClusterStack]:
             env = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "true"}
             for _ in range(2):
                 started.append(start_replica(cluster.nodes[0], assistant.url, **env))
-            yield ClusterStack(cluster, started[-2], started[-1])
+            yield ClusterStack(cluster, assistant, env, started[-2], started[-1])
         finally:
             for server in reversed(started):
                 server.stop()
@@ -123,6 +128,56 @@ def test_the_tutorials_routes(stack: ClusterStack) -> None:
     assert turn.status_code == 200, turn.text
     history = httpx.get(f"{stack.b.url}/refresh_token", params={"token": token})
     assert history.status_code == 200 and history.json()["name"] == "tutorial"
+
+
+def orphan(stack: ClusterStack, session: Session) -> str:
+    """A reply left 'streaming' by a replica killed while writing it, once its lease has
+    lapsed; its id."""
+    sid = session.session_id
+    doomed = start_replica(stack.cluster.nodes[0], stack.assistant.url, **stack.env)
+    client = stack.cluster.client()
+    try:
+        with open_stream(session, "POST", "/messages", doomed, json={"content": "lost"}) as events:
+            mid = str(read_until(events, "delta")[1].json()["message_id"])
+            stream = KEYS.stream(sid, mid)
+            wait_until(lambda: client.exists(stream) == 1, 30, "the first text is in Redis")
+            kill(doomed)
+        lock = f"{KEYS.session(sid)}:g"
+        wait_until(lambda: not client.exists(lock), 30, "the dead writer's lease lapses")
+    finally:
+        doomed.stop()
+        client.close()
+    return mid
+
+
+def test_orphaned_replies_are_interrupted_and_old_streams_dropped(stack: ClusterStack) -> None:
+    session = create_session(stack.a)
+    sid = session.session_id
+    client = stack.cluster.client()
+    try:
+        assert send(session, "first")[-1].event == "done"
+        first = get_session(session)["messages"][-1]["id"]
+        assert client.exists(KEYS.stream(sid, first))  # kept for resuming until the next turn
+
+        # Found by a history read on a replica that never saw the reply start.
+        lost = orphan(stack, session)
+        assert not client.exists(KEYS.stream(sid, first))  # the orphan's turn dropped it
+        reply = get_session(session, stack.b)["messages"][-1]
+        assert (reply["id"], reply["status"]) == (lost, "interrupted")
+        assert reply["content"] and FULL.startswith(reply["content"])
+        ended = client.xrevrange(KEYS.stream(sid, lost), count=1)
+        assert ended and [fields for _, fields in ended] == [{"k": "interrupted"}]
+
+        # Found by the next turn's start, which drops its stream once it is interrupted.
+        lost = orphan(stack, session)
+        assert send(session, "after", stack.a)[-1].event == "done"
+        reply = next(m for m in get_session(session, stack.b)["messages"] if m["id"] == lost)
+        assert reply["status"] == "interrupted"
+        assert reply["content"] and FULL.startswith(reply["content"])
+        assert not client.exists(KEYS.stream(sid, lost))
+    finally:
+        client.close()
+    assert [k for k, ttl in all_keys(stack.cluster) if ttl == -1] == []
 
 
 def test_a_master_killed_mid_reply_fails_over_and_nothing_acknowledged_is_lost(
