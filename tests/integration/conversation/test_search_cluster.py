@@ -21,6 +21,7 @@ from tests.integration.conversation.test_export_import import (
     import_twice_at_once,
     small_chat,
 )
+from tests.integration.conversation.test_history_pages import long_chat
 from tests.integration.conversation.test_search import add_chats, chat, search
 from tests.support.conversation import KEYS
 from tests.support.redis_cluster import Cluster, redis_cluster
@@ -131,3 +132,16 @@ def test_two_imports_of_one_file_at_once_on_a_cluster(stack: ClusterStack) -> No
     assert len(sources) == len(set(sources)) == chats
     assert listed == chats + 1
     assert keys_without_expiry(stack.cluster) == []
+
+
+def test_history_pages_around_and_after_a_message_on_a_cluster(stack: ClusterStack) -> None:
+    with httpx.Client(base_url=stack.conversation.url) as browser:
+        response = browser.post("/api/import", json=long_chat())
+        [made] = response.json()["imported"]
+        url = f"/api/sessions/{made['session_id']}"
+        around = browser.get(url, params={"around": "p20", "limit": 4}).json()
+        assert [m["id"] for m in around["messages"]] == ["p18", "p19", "p20", "p21"]
+        after = browser.get(url, params={"after": "p21", "limit": 2}).json()
+        assert [m["id"] for m in after["messages"]] == ["p22", "p23"]
+        assert after["has_newer"]
+        assert browser.get(url, params={"around": "p20b"}).status_code == 409
