@@ -366,4 +366,49 @@ describe("a chat's model", () => {
     await h.controller.regenerate("a1", "beta");
     expect(regenerate).toHaveBeenCalledWith("s1", expect.anything(), "a1", "beta");
   });
+
+  it("opens a chat at a message further back, then reads newer pages and the newest before sending", async () => {
+    const page = (ids: string[], hasNewer: boolean): SessionDetail => ({
+      ...session(ids.map((id) => ({ id, role: "user", content: id, status: "complete" }))),
+      has_more: true,
+      has_newer: hasNewer,
+    });
+    const getSession = vi.fn(async (_id: string, p: HistoryPage) => {
+      if (p.around) return page(["m4", "m5", "m6"], true);
+      if (p.after) return page(["m7", "m8"], true);
+      return page(["m9"], false);
+    });
+    const h = harness({ getSession, sendMessage: async () => stream([{ type: "error", id: "0", code: "internal_error", message: "no" }]) });
+    await h.controller.open("s1", "m5");
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE, around: "m5" });
+    expect(h.state()).toMatchObject({ hasNewer: true, newer: "idle" });
+    await h.controller.loadNewer();
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE, after: "m6" });
+    expect(h.state().messages.map((m) => m.id)).toEqual(["m4", "m5", "m6", "m7", "m8"]);
+    // A message goes after the newest one: that page is read first.
+    await h.controller.send("hello", "c1");
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE });
+    expect(h.state().messages.map((m) => m.id)[0]).toBe("m9");
+    expect(h.state().hasNewer).toBe(false);
+  });
+
+  it("a message on a branch not shown has its branch shown first; one gone leaves the newest page", async () => {
+    let switched = false;
+    const switchBranch = vi.fn(async () => {
+      switched = true;
+      return session([]);
+    });
+    const getSession = vi.fn(async (_id: string, p: HistoryPage) => {
+      if (p.around === "gone") throw new ApiError("expired", "not in this session", 404);
+      if (p.around && !switched) throw new ApiError("busy", "on a branch not shown", 409);
+      return session([{ id: p.around ?? "newest", role: "user", content: "x", status: "complete" }]);
+    });
+    const h = harness({ getSession, switchBranch });
+    await h.controller.open("s1", "hidden");
+    expect(switchBranch).toHaveBeenCalledWith("s1", "hidden");
+    expect(h.state().messages.map((m) => m.id)).toEqual(["hidden"]);
+    await h.controller.open("s1", "gone");
+    expect(h.state().messages.map((m) => m.id)).toEqual(["newest"]);
+    expect(h.state().error).toBeNull();
+  });
 });
