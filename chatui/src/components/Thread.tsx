@@ -109,13 +109,13 @@ export function Thread({
   // A new chat, or a new message from the person, always brings the bottom into view; a
   // newer page read while scrolling down is neither, and the view stays where it is.
   const lastKey = chat.messages[chat.messages.length - 1]?.key;
-  const windowEnd = useRef<{ sessionId: string | null; hasNewer: boolean }>({ sessionId: null, hasNewer: false });
+  const windowEnd = useRef<{ sessionId: string | null; lastKey?: string; paging: boolean }>({ sessionId: null, paging: false });
   useLayoutEffect(() => {
     const before = windowEnd.current;
-    windowEnd.current = { sessionId: chat.sessionId, hasNewer: chat.hasNewer };
-    if (before.sessionId === chat.sessionId && before.hasNewer) return;
+    windowEnd.current = { sessionId: chat.sessionId, lastKey, paging: chat.newer === "loading" };
+    if (before.sessionId === chat.sessionId && (before.lastKey === lastKey || before.paging)) return;
     following.current = true;
-  }, [chat.sessionId, lastKey, chat.hasNewer]);
+  }, [chat.sessionId, lastKey, chat.newer]);
 
   // Older messages arrive above what the person is reading: the view keeps the message it
   // had first in the same place on screen rather than jumping by the height added.
