@@ -60,4 +60,10 @@ def test_a_result_far_back_opens_there_and_reads_on_to_the_newest(
     chat.ask("one more question")
     texts = chat.user_messages.all_inner_texts()
     assert texts[-2:] == [f"question {PAIRS - 1}", "one more question"], texts[-3:]
+    # The address of a message far back opens the chat there too, on a fresh load.
+    chat.page.goto(f"{chat.page.url.split('#')[0]}#m-m11")
+    chat.page.reload()
+    expect(found).to_have_class("msg msg-assistant is-found")
+    expect(found).to_be_in_viewport()
+    expect(articles).to_have_count(50)
     chat.assert_clean()
