@@ -31,7 +31,25 @@ class Window:
     has_newer: bool  # newer messages exist: read on with `after` the page's last message
 
 
-async def around(store: Store, sid: str, mid: str, size: int) -> Window | None:
+async def read_page(
+    store: Store,
+    sid: str,
+    size: int,
+    before: str | None = None,
+    after: str | None = None,
+    around: str | None = None,
+) -> Window | None:
+    """The page a cursor names (at most one given; none: the newest `size` messages). None
+    when the session is gone; NoSuchMessage, NotOnPath as for `page_around`."""
+    if around is not None:
+        return await page_around(store, sid, around, size)
+    if after is not None:
+        return await page_after(store, sid, after, size)
+    page = await store.history(sid, size, before)
+    return None if page is None else Window(page, has_newer=False)
+
+
+async def page_around(store: Store, sid: str, mid: str, size: int) -> Window | None:
     """At most `size` messages of the active path with `mid` about in the middle; None when
     the session is gone. NoSuchMessage: the session does not hold `mid`; NotOnPath: on
     another branch."""
@@ -48,9 +66,9 @@ async def around(store: Store, sid: str, mid: str, size: int) -> Window | None:
     raise PathChanging
 
 
-async def after(store: Store, sid: str, mid: str, size: int) -> Window | None:
+async def page_after(store: Store, sid: str, mid: str, size: int) -> Window | None:
     """At most `size` messages of the active path just after `mid`, oldest first (none
-    when it is the newest); errors as for `around`."""
+    when it is the newest); errors as for `page_around`."""
     for _ in range(ATTEMPTS):
         index, length = await _place(store, sid, mid)
         end = min(index + size, length - 1)

@@ -135,12 +135,7 @@ async def get_session(
         )
     sid = session.session_id
     try:
-        if around is not None or after is not None:
-            read = history_pages.around if around is not None else history_pages.after
-            window = await read(store, sid, around or after or "", size)
-            page, has_newer = (window.page, window.has_newer) if window else (None, False)
-        else:
-            page, has_newer = await store.history(sid, size, before), False
+        window = await history_pages.read_page(store, sid, size, before, after, around)
     except NoSuchMessage:
         name = given[0] if given else "before"
         raise HTTPException(
@@ -158,9 +153,9 @@ async def get_session(
             status.HTTP_409_CONFLICT,
             "The chat changed while its history was read: ask again.",
         ) from None
-    if page is None:
+    if window is None:
         raise not_found()
-    return detail(session, store, page, has_newer)
+    return detail(session, store, window.page, window.has_newer)
 
 
 def detail(
