@@ -1,14 +1,18 @@
 """Storing what an import file holds (import_formats) as the caller's own chats.
 
-Idempotent: each chat's source (its format and its id there) is recorded, digested, in the
-caller's import index `<prefix>:imp:{<owner digest>}` (field: digest of the source, value:
-the session made of it; expiring with the browser cookie). A chat whose session still exists
-is skipped the next time. Two imports of one file at the same moment may both store it: the
-index is read before and written after each chat, not reserved.
+Idempotent, also when the same file is imported twice at the same moment: each chat's
+source (its format and its id there) is recorded, digested, in the caller's import index
+`<prefix>:imp:{<owner digest>}` (field: digest of the source, value: the session made of
+it; expiring with the browser cookie), and a chat whose session still exists is skipped the
+next time. While a chat is being stored its source is claimed, `<prefix>:imp:{<owner
+digest>}:c:<digest of the source>` (SET NX, expiring after CLAIM_SECONDS, so a crashed
+import frees it; the same hash tag as the index), holding the new session's id once it
+exists: an import meeting the claim skips the chat, naming that session.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from pydantic import BaseModel
@@ -17,6 +21,13 @@ from conversation.expiring_hash import hset_expiring
 from conversation.import_formats import Candidate
 from conversation.limits import LimitExceeded
 from conversation.store import Store, digest
+
+# Far longer than storing one chat takes (a few round trips): only a crashed import holds a
+# claim that long, and its chat can be imported again once the claim expires.
+CLAIM_SECONDS = 60
+ALREADY = "already imported"
+# Another request claimed the chat and has not made its session yet (a moment's window).
+BEING_IMPORTED = "being imported by another request at this moment"
 
 
 class Imported(BaseModel):
@@ -43,6 +54,51 @@ def import_index(store: Store, owner: str) -> str:
     return f"{store.keys.prefix}:imp:{{{owner}}}"
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one chat's import is recorded: its field in the index, and its claim."""
+
+    index: str
+    field: str
+
+    @property
+    def claim(self) -> str:
+        return f"{self.index}:c:{self.field}"
+
+
+async def imported_copy(store: Store, source: Source) -> str | None:
+    """The session an earlier import made of this source, when it still exists."""
+    before = cast(str | None, await store.redis.hget(source.index, source.field))
+    if before and await store.redis.exists(store.keys.session(before)):
+        return before
+    return None
+
+
+# Why a chat is not stored by this request, and the session that holds it when known.
+Refusal = tuple[str, str | None]
+
+
+async def claim(store: Store, source: Source) -> Refusal | None:
+    """None: this request stores the chat (the claim is its own). Else why it does not: an
+    import made it before, or another request is making it now (its session, when known)."""
+    for _ in range(2):
+        if before := await imported_copy(store, source):
+            return ALREADY, before
+        if await store.redis.set(source.claim, "", nx=True, ex=CLAIM_SECONDS):
+            # The holder may have finished between the read above and the claim.
+            if before := await imported_copy(store, source):
+                await store.redis.delete(source.claim)
+                return ALREADY, before
+            return None
+        holder = cast(str | None, await store.redis.get(source.claim))
+        if holder:
+            return ALREADY, holder
+        if holder == "":
+            return BEING_IMPORTED, None
+        # The claim went between the two reads: its holder finished; read the index again.
+    return BEING_IMPORTED, None
+
+
 async def import_chats(store: Store, owner: str, candidates: list[Candidate]) -> ImportResult:
     """Store each candidate as a new session of browser `owner` (a digest)."""
     index = import_index(store, owner)
@@ -56,31 +112,39 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
         if full is not None:
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
-        source_key = digest(c.source)
-        before = cast(str | None, await store.redis.hget(index, source_key))
-        if before and await store.redis.exists(store.keys.session(before)):
+        source = Source(index, digest(c.source))
+        if refused := await claim(store, source):
+            reason, held_by = refused
             skipped.append(
-                Skipped(source=c.source, name=c.title, reason="already imported", session_id=before)
+                Skipped(source=c.source, name=c.title, reason=reason, session_id=held_by)
             )
             continue
         try:
-            meta, token = await store.create_session(
-                c.title, c.system_prompt, owner, created_at=c.created_at
-            )
+            done = await store_chat(store, owner, c, source)
         except LimitExceeded as exc:
             full = exc.message
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
-        await store.append_messages(meta.session_id, c.messages, c.active)
-        ttl = store.settings.cookie_max_age
-        await hset_expiring(store.redis, index, source_key, meta.session_id, ttl)
-        imported.append(
-            Imported(
-                session_id=meta.session_id,
-                token=token,
-                name=c.title,
-                source=c.source,
-                messages=len(c.messages),
-            )
-        )
+        finally:
+            await store.redis.delete(source.claim)
+        imported.append(done)
     return ImportResult(imported=imported, skipped=skipped)
+
+
+async def store_chat(store: Store, owner: str, c: Candidate, source: Source) -> Imported:
+    """The claimed chat as a new session, recorded in the import index."""
+    meta, token = await store.create_session(
+        c.title, c.system_prompt, owner, created_at=c.created_at
+    )
+    # Another import meeting the claim from now on names this session.
+    await store.redis.set(source.claim, meta.session_id, xx=True, keepttl=True)
+    await store.append_messages(meta.session_id, c.messages, c.active)
+    ttl = store.settings.cookie_max_age
+    await hset_expiring(store.redis, source.index, source.field, meta.session_id, ttl)
+    return Imported(
+        session_id=meta.session_id,
+        token=token,
+        name=c.title,
+        source=c.source,
+        messages=len(c.messages),
+    )

@@ -162,6 +162,7 @@ class SessionCreated(SessionSummary):
 class SessionDetail(SessionSummary):
     messages: list[SessionMessage]
     has_more: bool = False  # older messages exist: page with `before`
+    has_newer: bool = False  # newer messages exist (a page read with `after` or `around`)
 
 
 class SessionList(BaseModel):

@@ -178,6 +178,16 @@ class SwitchRefused:
     sibling_count: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PathPlace:
+    """Where a message is: its index on the active path (None: not on it), the path's
+    length, and whether the session holds the message at all (on any branch)."""
+
+    index: int | None
+    length: int
+    held: bool
+
+
 class NoSuchMessage(Exception):
     """A message id the session does not hold (a paging cursor, say)."""
 
@@ -469,6 +479,21 @@ class Store:
                 m.content = live_text
         siblings = [Siblings(*map(int, place.split())) for place in out[4::2]]
         return HistoryPage(messages, has_more=out[2] == "1", siblings=siblings)
+
+    async def path_place(self, sid: str, mid: str) -> PathPlace:
+        """Where message `mid` is in the session (bounded: the active path holds at most
+        MAX_MESSAGES_PER_SESSION ids). Reads only: the caller's read renewed the session."""
+        key = self.keys.session(sid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpos(f"{key}:o", mid)
+            pipe.llen(f"{key}:o")
+            pipe.hexists(f"{key}:m", mid)
+            index, length, held = await pipe.execute()
+        return PathPlace(index, int(length), bool(held))
+
+    async def path_id_at(self, sid: str, index: int) -> str | None:
+        """The id of the active path's message at `index` (from 0), None past its end."""
+        return cast(str | None, await self.redis.lindex(f"{self.keys.session(sid)}:o", index))
 
     async def switch(
         self, sid: str, message_id: str, sibling_index: int | None

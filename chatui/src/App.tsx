@@ -34,9 +34,10 @@ export function App() {
     if (autoRetry && model.reply === "ready") controller.modelReady();
   }, [autoRetry, model.reply, controller]);
 
-  // The address bar and the open chat follow each other (reload, back and forward work).
+  // The address bar and the open chat follow each other (reload, back and forward work);
+  // /c/<id>#m-<message id> opens the chat at that message.
   useEffect(() => {
-    void controller.open(sessionIdFromPath(window.location.pathname));
+    void controller.open(sessionIdFromPath(window.location.pathname), messageIdFromHash(window.location.hash) ?? undefined);
     const onPop = () => void controller.open(sessionIdFromPath(window.location.pathname));
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
@@ -88,22 +89,30 @@ export function App() {
 
   const continueReply = useCallback((messageId: string) => void controller.continueReply(messageId), [controller]);
   const loadOlder = useCallback(() => void controller.loadOlder(), [controller]);
+  const loadNewer = useCallback(() => void controller.loadNewer(), [controller]);
+  const showNewest = useCallback(() => void controller.showNewest(), [controller]);
 
   // A search result opens its chat at the message that matched (also /c/<id>#m-<message id>).
   const [target, setTarget] = useState<{ sessionId: string | null; messageId: string } | null>(() => {
     const messageId = messageIdFromHash(window.location.hash);
     return messageId ? { sessionId: sessionIdFromPath(window.location.pathname), messageId } : null;
   });
+  // A message already shown is scrolled to; any other opens its chat at the page around it
+  // (its branch shown first when it is on another one), however far back it is.
+  const shown = chat.messages;
   const openAt = useCallback(
     (id: string, messageId: string | null) => {
+      setSidebarOpen(false);
       setTarget(messageId ? { sessionId: id, messageId } : null);
-      if (id !== chat.sessionId) select(id);
-      else setSidebarOpen(false);
+      if (id === chat.sessionId && (!messageId || shown.some((m) => m.id === messageId))) return;
+      if (id !== chat.sessionId) setDraft("");
+      void controller.open(id, messageId ?? undefined);
     },
-    [select, chat.sessionId],
+    [controller, chat.sessionId, shown],
   );
-  // A message on another branch than the one shown: show its branch, once.
-  const switchedTo = useRef<string | null>(null);
+  // The chat opened at the message; should it still not be there (gone since the search),
+  // it is opened at it once more, then the newest page stays.
+  const reopenedAt = useRef<string | null>(null);
   useEffect(() => {
     if (!target || chat.phase !== "idle" || chat.sessionId !== target.sessionId) return;
     const node = document.querySelector(`[data-message-id="${CSS.escape(target.messageId)}"]`);
@@ -111,10 +120,10 @@ export function App() {
       node.scrollIntoView({ block: "center" });
       node.classList.add("is-found");
       setTarget(null);
-    } else if (switchedTo.current !== target.messageId) {
-      switchedTo.current = target.messageId;
-      void controller.openBranchOf(target.messageId);
-    }
+    } else if (reopenedAt.current !== target.messageId) {
+      reopenedAt.current = target.messageId;
+      void controller.open(target.sessionId, target.messageId);
+    } else setTarget(null);
   }, [target, chat.phase, chat.sessionId, chat.messages, controller]);
 
   const rename = useCallback(
@@ -190,6 +199,8 @@ export function App() {
           onSwitch={(id, index) => void controller.showSibling(id, index)}
           onContinue={continueReply}
           onLoadOlder={loadOlder}
+          onLoadNewer={loadNewer}
+          onShowNewest={showNewest}
           empty={<EmptyState onPick={send} />}
           model={model.reply}
           autoRetry={autoRetry}

@@ -69,7 +69,9 @@ export interface paths {
     /**
      * Get Session
      * @description The session with a page of its history, oldest first; `has_more` when older messages
-     * exist (ask again with `before` set to the first message's id).
+     * exist (ask again with `before` set to the first message's id), `has_newer` when newer
+     * ones do (a page read with `after` or `around`: ask again with `after` set to the last
+     * message's id). At most one of `before`, `after`, `around`.
      */
     get: operations["get_session_api_sessions__session_id__get"];
     /**
@@ -551,6 +553,11 @@ export interface components {
        * @default false
        */
       has_more?: boolean;
+      /**
+       * Has Newer
+       * @default false
+       */
+      has_newer?: boolean;
       /** Messages */
       messages: components["schemas"]["SessionMessage"][];
       /** Model */
@@ -950,7 +957,9 @@ export interface operations {
   /**
    * Get Session
    * @description The session with a page of its history, oldest first; `has_more` when older messages
-   * exist (ask again with `before` set to the first message's id).
+   * exist (ask again with `before` set to the first message's id), `has_newer` when newer
+   * ones do (a page read with `after` or `around`: ask again with `after` set to the last
+   * message's id). At most one of `before`, `after`, `around`.
    */
   get_session_api_sessions__session_id__get: {
     parameters: {
@@ -959,6 +968,10 @@ export interface operations {
         limit?: number | null;
         /** @description A message id: the page ends just before it (older messages) */
         before?: string | null;
+        /** @description A message id: the page starts just after it (newer messages) */
+        after?: string | null;
+        /** @description A message id: the page holds it, about in the middle */
+        around?: string | null;
       };
       path: {
         session_id: string;

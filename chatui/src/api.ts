@@ -48,18 +48,24 @@ export type ModelInfo = Wire["ModelInfo"];
 /** The models a chat may use, and the default. */
 export type Catalogue = Wire["ModelCatalogue"];
 
-/** One page of a chat's history: its newest messages, or those just before a given one. */
+/** One page of a chat's history: its newest messages, or those just before, just after or around a given one. */
 export interface SessionDetail extends SessionSummary {
   /** Oldest first. */
   messages: Message[];
   /** Older messages exist than the first of `messages`. */
   has_more: boolean;
+  /** Newer messages exist than the last of `messages` (a page read with `after` or `around`;
+   * absent: none). */
+  has_newer?: boolean;
 }
 
-/** Which page of history to read: `limit` messages ending just before `before` (or the newest). */
+/** Which page of history to read: `limit` messages ending just before `before`, starting just
+ * after `after`, or holding `around` (at most one of them; none: the newest). */
 export interface HistoryPage {
   limit: number;
   before?: string;
+  after?: string;
+  around?: string;
 }
 
 /** One event of a reply stream, already decoded. */
@@ -240,12 +246,15 @@ export async function setSessionModel(id: string, model: string): Promise<Sessio
 
 export async function getSession(id: string, page: HistoryPage): Promise<SessionDetail> {
   const query = new URLSearchParams({ limit: String(page.limit) });
-  if (page.before) query.set("before", page.before);
+  for (const cursor of ["before", "after", "around"] as const) {
+    const id = page[cursor];
+    if (id) query.set(cursor, id);
+  }
   return toDetail(await json<Wire["SessionDetail"]>("GET", `${base(id)}?${query.toString()}`));
 }
 
 function toDetail(body: Wire["SessionDetail"]): SessionDetail {
-  return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true };
+  return { ...toSummary(body), messages: body.messages, has_more: body.has_more === true, has_newer: body.has_newer === true };
 }
 
 /** Show version `siblingIndex` (1-based) of a message; answers with the new active path's first page. */

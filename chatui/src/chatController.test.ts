@@ -53,16 +53,6 @@ describe("ChatController", () => {
     ]);
   });
 
-  it("opening a message's branch shows the path the server answers with", async () => {
-    const found: Message = { id: "u1", role: "user", content: "first", status: "complete", sibling_index: 1, sibling_count: 2 };
-    const opened = vi.fn(async () => session([found, reply("Echo: first")]));
-    const h = harness({ getSession: async () => session([]), openBranchOf: opened });
-    await h.controller.open("s1");
-    await h.controller.openBranchOf("u1");
-    expect(opened).toHaveBeenCalledWith("s1", "u1");
-    expect(h.state().messages.map((m) => m.content)).toEqual(["first", "Echo: first"]);
-  });
-
   it("resumes a dropped reply from the last event id, without duplicating text", async () => {
     const resumeReply = vi.fn(async () =>
       stream([delta(10, "two "), delta(15, "three"), { type: "done", id: "15", message: reply("Echo: two three") }]),
@@ -376,5 +366,50 @@ describe("a chat's model", () => {
     await h.controller.open("s1");
     await h.controller.regenerate("a1", "beta");
     expect(regenerate).toHaveBeenCalledWith("s1", expect.anything(), "a1", "beta");
+  });
+
+  it("opens a chat at a message further back, then reads newer pages and the newest before sending", async () => {
+    const page = (ids: string[], hasNewer: boolean): SessionDetail => ({
+      ...session(ids.map((id) => ({ id, role: "user", content: id, status: "complete" }))),
+      has_more: true,
+      has_newer: hasNewer,
+    });
+    const getSession = vi.fn(async (_id: string, p: HistoryPage) => {
+      if (p.around) return page(["m4", "m5", "m6"], true);
+      if (p.after) return page(["m7", "m8"], true);
+      return page(["m9"], false);
+    });
+    const h = harness({ getSession, sendMessage: async () => stream([{ type: "error", id: "0", code: "internal_error", message: "no" }]) });
+    await h.controller.open("s1", "m5");
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE, around: "m5" });
+    expect(h.state()).toMatchObject({ hasNewer: true, newer: "idle" });
+    await h.controller.loadNewer();
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE, after: "m6" });
+    expect(h.state().messages.map((m) => m.id)).toEqual(["m4", "m5", "m6", "m7", "m8"]);
+    // A message goes after the newest one: that page is read first.
+    await h.controller.send("hello", "c1");
+    expect(getSession).toHaveBeenLastCalledWith("s1", { limit: HISTORY_PAGE });
+    expect(h.state().messages.map((m) => m.id)[0]).toBe("m9");
+    expect(h.state().hasNewer).toBe(false);
+  });
+
+  it("a message on a branch not shown has its branch shown first; one gone leaves the newest page", async () => {
+    let switched = false;
+    const openBranchOf = vi.fn(async () => {
+      switched = true;
+      return session([]);
+    });
+    const getSession = vi.fn(async (_id: string, p: HistoryPage) => {
+      if (p.around === "gone") throw new ApiError("expired", "not in this session", 404);
+      if (p.around && !switched) throw new ApiError("busy", "on a branch not shown", 409);
+      return session([{ id: p.around ?? "newest", role: "user", content: "x", status: "complete" }]);
+    });
+    const h = harness({ getSession, openBranchOf });
+    await h.controller.open("s1", "hidden");
+    expect(openBranchOf).toHaveBeenCalledWith("s1", "hidden");
+    expect(h.state().messages.map((m) => m.id)).toEqual(["hidden"]);
+    await h.controller.open("s1", "gone");
+    expect(h.state().messages.map((m) => m.id)).toEqual(["newest"]);
+    expect(h.state().error).toBeNull();
   });
 });

@@ -128,13 +128,23 @@ export class ChatController {
     this.connection = null;
   }
 
-  async open(sessionId: string | null): Promise<void> {
+  /** Open a chat at its newest messages, or at message `at` (a search result): the page
+   * around it, its branch shown first when it is on another one. */
+  async open(sessionId: string | null, at?: string): Promise<void> {
     const signal = this.connect();
     this.dispatch({ type: "open", sessionId });
-    if (sessionId) await this.recover(sessionId, signal);
+    if (sessionId) await this.recover(sessionId, signal, at);
+  }
+
+  /** Show the newest messages (the chat was opened further back). */
+  async showNewest(): Promise<void> {
+    const sid = this.state.sessionId;
+    if (sid) await this.recover(sid, this.connect());
   }
 
   async send(content: string, clientMessageId: string = newClientId()): Promise<void> {
+    // A message goes after the newest one: the page must show it first.
+    if (this.state.hasNewer) await this.showNewest();
     const retry: Retry = { type: "send", content, clientMessageId };
     this.dispatch({ type: "send", content, clientMessageId });
     let sessionId = this.state.sessionId;
@@ -187,11 +197,6 @@ export class ChatController {
     await this.switchPath((sid) => this.api.showSibling(sid, messageId, siblingIndex));
   }
 
-  /** Show the branch a message is on (a search result on a version not shown). */
-  async openBranchOf(messageId: string): Promise<void> {
-    await this.switchPath((sid) => this.api.openBranchOf(sid, messageId));
-  }
-
   private async switchPath(load: (sessionId: string) => Promise<SessionDetail>): Promise<void> {
     const sid = this.state.sessionId;
     if (!sid || isBusy(this.state)) return;
@@ -231,6 +236,20 @@ export class ChatController {
     } catch {
       // The chat itself stays usable; the line at the top offers to try again.
       this.dispatch({ type: "olderFailed", sessionId: sid });
+    }
+  }
+
+  /** Read the page of history just newer than the last message shown. */
+  async loadNewer(): Promise<void> {
+    const sid = this.state.sessionId;
+    const last = this.state.messages[this.state.messages.length - 1];
+    if (!sid || !last || !this.state.hasNewer || this.state.newer === "loading") return;
+    this.dispatch({ type: "newerLoading" });
+    try {
+      const page = await this.api.getSession(sid, { limit: HISTORY_PAGE, after: last.id });
+      this.dispatch({ type: "newerLoaded", after: last.id, session: page });
+    } catch {
+      this.dispatch({ type: "newerFailed", sessionId: sid });
     }
   }
 
@@ -286,9 +305,9 @@ export class ChatController {
   }
 
   /** Re-read the chat from the server and follow a reply that is still being written. */
-  private async recover(sessionId: string, signal: AbortSignal): Promise<void> {
+  private async recover(sessionId: string, signal: AbortSignal, at?: string): Promise<void> {
     try {
-      const session = await this.api.getSession(sessionId, { limit: HISTORY_PAGE });
+      const session = await this.firstPage(sessionId, at);
       if (signal.aborted) return;
       this.dispatch({ type: "loaded", session });
       const last = session.messages[session.messages.length - 1];
@@ -297,6 +316,30 @@ export class ChatController {
       }
     } catch (e) {
       if (!signal.aborted) this.dispatch({ type: "failed", error: toChatError(e, { type: "resume" }) });
+    }
+  }
+
+  /**
+   * The page a chat opens at: the newest, or the one around message `at`. A message on a
+   * branch not shown (409) has its branch shown first; one the chat no longer holds (404),
+   * or a branch that cannot be switched now, leaves the newest page.
+   */
+  private async firstPage(sessionId: string, at?: string): Promise<SessionDetail> {
+    const newest = { limit: HISTORY_PAGE };
+    if (!at) return this.api.getSession(sessionId, newest);
+    try {
+      return await this.api.getSession(sessionId, { ...newest, around: at });
+    } catch (e) {
+      if (!(e instanceof ApiError) || (e.status !== 404 && e.status !== 409)) throw e;
+      if (e.status === 409) {
+        try {
+          await this.api.openBranchOf(sessionId, at);
+          return await this.api.getSession(sessionId, { ...newest, around: at });
+        } catch {
+          // Shown from the newest page instead, as a chat opens.
+        }
+      }
+      return this.api.getSession(sessionId, newest);
     }
   }
 

@@ -313,6 +313,20 @@ describe("history paging", () => {
     expect(run(s, { type: "olderLoading" })).toBe(s); // nothing older to ask for
   });
 
+  it("opened further back, puts newer pages after the last message until the newest", () => {
+    const around = run(initialChat, { type: "open", sessionId: "s1" }, { type: "loaded", session: { ...page(["u2", "a2"], true), has_newer: true } });
+    expect(around).toMatchObject({ hasNewer: true, newer: "idle" });
+    const loading = run(around, { type: "newerLoading" });
+    expect(run(loading, { type: "newerLoading" })).toBe(loading); // one request at a time
+    const s = run(loading, { type: "newerLoaded", after: "a2", session: { ...page(["a2", "u3", "a3"], true), has_newer: false } });
+    expect(s.messages.map((m) => m.id)).toEqual(["u2", "a2", "u3", "a3"]);
+    expect(s).toMatchObject({ hasNewer: false, newer: "idle" });
+    // A page asked for after another last message no longer fits.
+    expect(run(around, { type: "newerLoaded", after: "u2", session: page(["x"], true) })).toBe(around);
+    // Editing a message: what came after it leaves the path, nothing newer is left.
+    expect(run(around, { type: "edit", messageId: "u2", content: "again" }).hasNewer).toBe(false);
+  });
+
   it("never shows a message twice when a page overlaps what is shown", () => {
     const s = run(newest, { type: "olderLoading" }, { type: "olderLoaded", before: "u3", session: page(["a2", "u3", "a3"], true) });
     expect(s.messages.map((m) => m.id)).toEqual(["a2", "u3", "a3", "u4", "a4"]);

@@ -75,6 +75,10 @@ export interface ChatState {
   /** Older messages exist on the server than the first one shown. */
   hasMore: boolean;
   older: OlderState;
+  /** Newer messages exist on the server than the last one shown (the chat was opened at a
+   * message further back: a search result). */
+  hasNewer: boolean;
+  newer: OlderState;
   /** The user message already sent again by itself once the model was ready (one try only). */
   autoRetried: string | null;
 }
@@ -92,6 +96,9 @@ export type ChatAction =
   | { type: "olderLoading" }
   | { type: "olderLoaded"; before: string; session: SessionDetail }
   | { type: "olderFailed"; sessionId: string }
+  | { type: "newerLoading" }
+  | { type: "newerLoaded"; after: string; session: SessionDetail }
+  | { type: "newerFailed"; sessionId: string }
   | { type: "event"; event: StreamEvent }
   | { type: "resuming"; messageId: string }
   | { type: "connectionLost" }
@@ -113,6 +120,8 @@ export const initialChat: ChatState = {
   error: null,
   hasMore: false,
   older: "idle",
+  hasNewer: false,
+  newer: "idle",
   autoRetried: null,
 };
 
@@ -272,6 +281,7 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
         model: action.session.model ?? null,
         messages,
         hasMore: action.session.has_more,
+        hasNewer: action.session.has_newer === true,
       };
       if (last && last.role === "assistant" && last.status === "streaming") {
         // A reply still being written (page reloaded mid-reply): resume after what we have.
@@ -305,7 +315,8 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       // A new version of the message: the server answers with its id in the `user` event.
       const version: ChatMessage = { ...old, ...newVersion(old), id: "", content: action.content };
       const kept = [...state.messages.slice(0, i), version];
-      return startReply(state, kept, `edit:${action.messageId}:${action.content.length}`);
+      // Whatever came after the edited message leaves the path: nothing newer is left to read.
+      return { ...startReply(state, kept, `edit:${action.messageId}:${action.content.length}`), hasNewer: false, newer: "idle" };
     }
     case "continue": {
       const reply = state.messages.find((m) => m.id === action.messageId);
@@ -324,6 +335,17 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     }
     case "olderFailed":
       return action.sessionId === state.sessionId ? { ...state, older: "failed" } : state;
+    case "newerLoading":
+      return state.hasNewer && state.newer !== "loading" ? { ...state, newer: "loading" } : state;
+    case "newerLoaded": {
+      // Another chat (or this one again, afresh) was opened meanwhile: this page no longer fits.
+      if (action.session.session_id !== state.sessionId || state.messages[state.messages.length - 1]?.id !== action.after) return state;
+      const shown = new Set(state.messages.map((m) => m.id));
+      const newer = action.session.messages.filter((m) => !shown.has(m.id)).map(withKey);
+      return { ...state, messages: [...state.messages, ...newer], hasNewer: action.session.has_newer === true, newer: "idle" };
+    }
+    case "newerFailed":
+      return action.sessionId === state.sessionId ? { ...state, newer: "failed" } : state;
     case "event":
       return applyEvent(state, action.event);
     case "resuming":

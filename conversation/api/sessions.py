@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from conversation import history_pages
 from conversation.api.catalogue import CatalogueDep, checked_model
 from conversation.api.clients import LimitsDep, client_of
 from conversation.api.search import SearchDep
@@ -103,23 +104,63 @@ async def get_session(
         max_length=64,
         description="A message id: the page ends just before it (older messages)",
     ),
+    after: str | None = Query(
+        default=None,
+        max_length=64,
+        description="A message id: the page starts just after it (newer messages)",
+    ),
+    around: str | None = Query(
+        default=None,
+        max_length=64,
+        description="A message id: the page holds it, about in the middle",
+    ),
 ) -> SessionDetail:
     """The session with a page of its history, oldest first; `has_more` when older messages
-    exist (ask again with `before` set to the first message's id)."""
+    exist (ask again with `before` set to the first message's id), `has_newer` when newer
+    ones do (a page read with `after` or `around`: ask again with `after` set to the last
+    message's id). At most one of `before`, `after`, `around`."""
     size = min(limit or settings.history_page_size, settings.history_page_size)
+    cursors = {"before": before, "after": after, "around": around}
+    given = [name for name, value in cursors.items() if value is not None]
+    if len(given) > 1:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["query", given[1]],
+                    "msg": f"give at most one of before, after, around (not {' and '.join(given)})",
+                    "type": "value_error",
+                }
+            ],
+        )
+    sid = session.session_id
     try:
-        page = await store.history(session.session_id, size, before)
+        window = await history_pages.read_page(store, sid, size, before, after, around)
     except NoSuchMessage:
+        name = given[0] if given else "before"
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            "The message given as `before` is not in this session (it may have been replaced).",
+            f"The message given as `{name}` is not in this session (it may have been replaced).",
         ) from None
-    if page is None:
+    except history_pages.NotOnPath:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"The message given as `{given[0]}` is on a branch this chat does not show: show it "
+            f"first (PATCH /api/sessions/{sid}/messages/<id>/active).",
+        ) from None
+    except history_pages.PathChanging:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "The chat changed while its history was read: ask again.",
+        ) from None
+    if window is None:
         raise not_found()
-    return detail(session, store, page)
+    return detail(session, store, window.page, window.has_newer)
 
 
-def detail(session: SessionMeta, store: Store, page: HistoryPage) -> SessionDetail:
+def detail(
+    session: SessionMeta, store: Store, page: HistoryPage, has_newer: bool = False
+) -> SessionDetail:
     """A session with a page of its active path, as `GET /api/sessions/{id}` answers."""
     return SessionDetail(
         **summary(session, store.expires_at()).model_dump(),
@@ -128,6 +169,7 @@ def detail(session: SessionMeta, store: Store, page: HistoryPage) -> SessionDeta
             for m, place in zip(page.messages, page.siblings, strict=True)
         ],
         has_more=page.has_more,
+        has_newer=has_newer,
     )
 
 

@@ -1,6 +1,6 @@
 import { useCallback, useLayoutEffect, useRef, useState, type KeyboardEvent, type ReactNode, type WheelEvent } from "react";
 import type { Catalogue, ModelState } from "../api";
-import { isBusy, type ChatState } from "../chatState";
+import { isBusy, type ChatState, type OlderState } from "../chatState";
 import { AssistantMessage } from "./AssistantMessage";
 import { DownIcon } from "./Icons";
 import { UserMessage } from "./UserMessage";
@@ -17,6 +17,10 @@ interface Props {
   onContinue: (messageId: string) => void;
   /** Read the page of history before the first message shown. */
   onLoadOlder: () => void;
+  /** Read the page of history after the last message shown (the chat opened further back). */
+  onLoadNewer?: () => void;
+  /** Show the newest messages at once (the chat opened further back). */
+  onShowNewest?: () => void;
   empty: ReactNode;
   /** The model's state for the last reply when it failed waiting for the model. */
   model?: ModelState | null;
@@ -30,7 +34,21 @@ const FOLLOW_SLACK_PX = 48;
 /** How close to the top asks for older messages: early enough that they are usually there in time. */
 const OLDER_SLACK_PX = 200;
 
-export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch = () => undefined, onContinue, onLoadOlder, empty, model = null, autoRetry = false, catalogue }: Props) {
+export function Thread({
+  chat,
+  onEdit,
+  onRegenerate,
+  onRegenerateWith,
+  onSwitch = () => undefined,
+  onContinue,
+  onLoadOlder,
+  onLoadNewer = () => undefined,
+  onShowNewest = () => undefined,
+  empty,
+  model = null,
+  autoRetry = false,
+  catalogue,
+}: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // Follow the reply unless the person scrolled up to read; scrolling back down resumes it.
   const following = useRef(true);
@@ -38,6 +56,7 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
   const busy = isBusy(chat);
   // After a failure the person asks again with the button, not each scroll event.
   const canLoadOlder = chat.hasMore && chat.older === "idle";
+  const canLoadNewer = chat.hasNewer && chat.newer === "idle";
 
   const lastTop = useRef(0);
   const onScroll = useCallback(() => {
@@ -52,7 +71,9 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
     else if (movedDown) following.current = true;
     setShowJump(!following.current);
     if (el.scrollTop <= OLDER_SLACK_PX && !movedDown && canLoadOlder) onLoadOlder();
-  }, [onLoadOlder, canLoadOlder]);
+    const nearBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= OLDER_SLACK_PX;
+    if (nearBottom && movedDown && canLoadNewer) onLoadNewer();
+  }, [onLoadOlder, canLoadOlder, onLoadNewer, canLoadNewer]);
 
   // A scroll event can arrive after the next word already pulled the view back down, so
   // the person's intent is read from the input itself: wheel or keys going up.
@@ -77,12 +98,24 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
     following.current = true;
     setShowJump(false);
   }, []);
+  // Below the messages shown there may be newer ones not read yet: the newest page first.
+  const toLatest = useCallback(() => {
+    if (chat.hasNewer) {
+      following.current = true;
+      onShowNewest();
+    } else toBottom();
+  }, [chat.hasNewer, onShowNewest, toBottom]);
 
-  // A new chat, or a new message from the person, always brings the bottom into view.
+  // A new chat, or a new message from the person, always brings the bottom into view; a
+  // newer page read while scrolling down is neither, and the view stays where it is.
   const lastKey = chat.messages[chat.messages.length - 1]?.key;
+  const windowEnd = useRef<{ sessionId: string | null; lastKey?: string; paging: boolean }>({ sessionId: null, paging: false });
   useLayoutEffect(() => {
+    const before = windowEnd.current;
+    windowEnd.current = { sessionId: chat.sessionId, lastKey, paging: chat.newer === "loading" };
+    if (before.sessionId === chat.sessionId && (before.lastKey === lastKey || before.paging)) return;
     following.current = true;
-  }, [chat.sessionId, lastKey]);
+  }, [chat.sessionId, lastKey, chat.newer]);
 
   // Older messages arrive above what the person is reading: the view keeps the message it
   // had first in the same place on screen rather than jumping by the height added.
@@ -102,15 +135,18 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
     anchor.current = first && node instanceof HTMLElement ? { key: first.key, top: node.offsetTop } : null;
   }, [chat.messages]);
 
+  // The bottom of a page with newer messages beyond it is not the latest: nothing to follow.
   useLayoutEffect(() => {
-    if (following.current) toBottom();
-  }, [chat.messages, toBottom]);
+    if (following.current && !chat.hasNewer) toBottom();
+  }, [chat.messages, chat.hasNewer, toBottom]);
 
   // A first page too short to scroll cannot be scrolled to its top: ask for more at once.
   useLayoutEffect(() => {
     const el = scroller.current;
-    if (el && canLoadOlder && el.scrollHeight <= el.clientHeight) onLoadOlder();
-  }, [chat.messages, canLoadOlder, onLoadOlder]);
+    if (!el || el.scrollHeight > el.clientHeight) return;
+    if (canLoadOlder) onLoadOlder();
+    else if (canLoadNewer) onLoadNewer();
+  }, [chat.messages, canLoadOlder, onLoadOlder, canLoadNewer, onLoadNewer]);
 
   const last = chat.messages[chat.messages.length - 1];
 
@@ -126,18 +162,7 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
           empty
         ) : (
           <>
-            {chat.older === "loading" ? (
-              <p className="older-line" role="status">
-                Loading older messages…
-              </p>
-            ) : chat.older === "failed" ? (
-              <p className="older-line">
-                Older messages could not be loaded.{" "}
-                <button type="button" className="button small" onClick={onLoadOlder}>
-                  Try again
-                </button>
-              </p>
-            ) : null}
+            <PageLine state={chat.older} which="Older" onRetry={onLoadOlder} />
             <div className="messages" ref={list} role="log" aria-live="polite" aria-label="Conversation">
               {chat.messages.map((m) =>
                 m.role === "user" ? (
@@ -154,7 +179,7 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
                     message={m}
                     live={busy && m === last}
                     phase={chat.phase}
-                    canRegenerate={!busy && m === last}
+                    canRegenerate={!busy && m === last && !chat.hasNewer}
                     onRegenerate={() => onRegenerate(m.id)}
                     onRegenerateWith={(model) => onRegenerateWith(m.id, model)}
                     catalogue={catalogue}
@@ -167,14 +192,35 @@ export function Thread({ chat, onEdit, onRegenerate, onRegenerateWith, onSwitch 
                 ),
               )}
             </div>
+            <PageLine state={chat.newer} which="Newer" onRetry={onLoadNewer} />
           </>
         )}
       </div>
-      {showJump && chat.messages.length > 0 ? (
-        <button type="button" className="jump" onClick={toBottom} aria-label="Scroll to the latest message">
+      {(showJump || chat.hasNewer) && chat.messages.length > 0 ? (
+        <button type="button" className="jump" onClick={toLatest} aria-label="Scroll to the latest message">
           <DownIcon />
         </button>
       ) : null}
     </div>
+  );
+}
+
+/** A page of history being read above or below the messages shown, or failed to be. */
+function PageLine({ state, which, onRetry }: { state: OlderState; which: "Older" | "Newer"; onRetry: () => void }) {
+  if (state === "loading") {
+    return (
+      <p className="older-line" role="status">
+        {`Loading ${which.toLowerCase()} messages…`}
+      </p>
+    );
+  }
+  if (state !== "failed") return null;
+  return (
+    <p className="older-line">
+      {which} messages could not be loaded.{" "}
+      <button type="button" className="button small" onClick={onRetry}>
+        Try again
+      </button>
+    </p>
   );
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Iterator
@@ -148,6 +149,44 @@ def test_importing_the_same_file_twice_adds_nothing(fast: Fast) -> None:
         # Another browser importing it gets its own copy.
     with httpx.Client(base_url=fast.conversation.url) as other:
         assert len(import_file(other, original).json()["imported"]) == 1
+
+
+async def import_twice_at_once(base: str, body: str) -> tuple[list[dict[str, Any]], int]:
+    """Two imports of one file by one browser, sent together; their reports and how many
+    chats the browser has then."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as browser:
+        assert (await browser.post("/api/sessions", json={})).status_code == 201
+        replies = await asyncio.gather(
+            *(browser.post("/api/import", content=body, headers=JSON) for _ in range(2))
+        )
+        assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
+        listed = (await browser.get("/api/sessions")).json()["sessions"]
+        return [r.json() for r in replies], len(listed)
+
+
+def test_two_imports_of_one_file_at_once_store_each_chat_once(fast: Fast) -> None:
+    """Many chats, so the two requests' work interleaves; tried again with a new browser
+    until both stored some (they overlapped), every time checking nothing is stored twice."""
+    chats = 120
+    body = json.dumps(bundle_of([small_chat(i, messages=4) for i in range(chats)]))
+    overlapped = False
+    for _ in range(8):
+        reports, listed = asyncio.run(import_twice_at_once(fast.conversation.url, body))
+        imported = [chat for report in reports for chat in report["imported"]]
+        sources = [chat["source"] for chat in imported]
+        assert len(sources) == len(set(sources)) == chats
+        assert listed == chats + 1
+        made = {chat["source"]: chat["session_id"] for chat in imported}
+        for report in reports:
+            for skipped in report["skipped"]:
+                if skipped["reason"] == "already imported":
+                    assert skipped["session_id"] == made[skipped["source"]]
+                else:
+                    assert skipped["reason"] == "being imported by another request at this moment"
+        if all(report["imported"] for report in reports):
+            overlapped = True
+            break
+    assert overlapped, "the two imports never ran at the same time"
 
 
 def test_chatgpt_export_sample(fast: Fast) -> None:
