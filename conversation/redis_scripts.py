@@ -142,7 +142,7 @@ local function interrupt(mid, retention)
   raw = cjson.encode(m)
   redis.call('HSET', M, mid, raw)
   local final = last and string.match(last, '^(%d+)') or '0'
-  redis.pcall('XADD', S, final..'-1', 'k', 'interrupted')
+  redis.pcall('XADD', S, final..'-*', 'k', 'interrupted')
   redis.call('EXPIRE', S, retention)
   return raw
 end
@@ -362,6 +362,16 @@ if G then
   end
 end
 return redis.call('EXISTS', W)
+"""
+
+# KEYS: S (the reply's stream). ARGV: the reply's length so far, its place in the model's
+# queue, retention. Before the reply's first text (of this turn): a client resuming on
+# another replica learns the place. The entry's id goes on from the length (`<length>-<n>`),
+# so the text's entries (`<end>-0`, end > length) and the terminal one (`<end>-*`) follow it.
+QUEUED = r"""
+local length, place, retention = ARGV[1], ARGV[2], ARGV[3]
+redis.pcall('XADD', KEYS[1], length..'-*', 'q', place)
+redis.call('EXPIRE', KEYS[1], retention)
 """
 
 FINISH_ARGV = (
