@@ -103,11 +103,11 @@ class LocalProvider(Provider):
     async def _warm_up(self) -> None:
         """A two-token reply to the operator's system prompt, before the model is ready.
 
-        The first decodes of a fresh context are slow (the weights paged in from the file,
-        llama.cpp's threads and buffers set up: seconds, against a fraction of one later);
-        they are paid here, with one prompt read and one token decoded, so a ready model
-        answers its first chat as fast as any other. The prompt's cells stay in a slot, and
-        every chat starts with the same system prompt: each slot copies them from there.
+        The first decodes of a fresh context cost more than later ones (the weights paged
+        in from the file on first use, llama.cpp's buffers and threads set up); they are
+        paid here, with one prompt read and one token decoded, so a ready model answers its
+        first chat as fast as any other. The prompt's cells stay in a slot, and every chat
+        starts with the same system prompt: the other slots copy them from there.
         """
         scheduler = self.scheduler
         assert scheduler is not None
@@ -117,9 +117,14 @@ class LocalProvider(Provider):
         prompt = await asyncio.to_thread(self._prompt, [*messages, WARM_UP_MESSAGE])
         job = WarmUp(prompt)
         scheduler.submit(job)
-        await asyncio.to_thread(job.done.wait)
-        if job.error is not None:
-            raise job.error
+        try:
+            error = await job.done
+        except asyncio.CancelledError:  # stopped while loading
+            job.cancelled.set()
+            scheduler.wake()
+            raise
+        if error is not None:
+            raise error
         log.info("local model: warmed up in %.1fs", time.monotonic() - began)
 
     def unbatched_llama(self) -> Any:
@@ -218,9 +223,10 @@ class WarmUp:
         self.prompt = prompt
         self.sampling = Sampling(temperature=0, top_p=1)
         self.cancelled = threading.Event()
-        self.done = threading.Event()
-        self.error: AssistantError | None = None
         self.generated = 0
+        self._loop = asyncio.get_running_loop()
+        # Set on the loop when the worker is done with it: the error, or None.
+        self.done: asyncio.Future[AssistantError | None] = self._loop.create_future()
 
     def queued(self, ahead: int) -> None:
         pass  # the scheduler is new: there is nothing to wait for
@@ -230,11 +236,14 @@ class WarmUp:
         return "length" if self.generated >= self.tokens else None
 
     def end(self, reason: FinishReason | None) -> None:
-        self.done.set()
+        self._loop.call_soon_threadsafe(self._settle, None)
 
     def fail(self, error: AssistantError) -> None:
-        self.error = error
-        self.done.set()
+        self._loop.call_soon_threadsafe(self._settle, error)
+
+    def _settle(self, error: AssistantError | None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
 
 
 class LocalStream:
