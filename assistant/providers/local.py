@@ -114,8 +114,13 @@ class LocalProvider(Provider):
         began = time.monotonic()
         system = self.settings.assistant_system_prompt
         messages = [{"role": "system", "content": system}] if system else []
-        prompt = await asyncio.to_thread(self._prompt, [*messages, WARM_UP_MESSAGE])
-        job = WarmUp(prompt)
+        try:
+            prompt = await asyncio.to_thread(self._prompt, [*messages, WARM_UP_MESSAGE])
+        except AssistantError as exc:  # the same refusal will answer every chat, not this
+            log.warning("local model: no warm-up: %s", exc.message)
+            return
+        # A system prompt longer than a chat's context: its start is still worth reading.
+        job = WarmUp(prompt[: scheduler.n_ctx // 2])
         scheduler.submit(job)
         try:
             error = await job.done
