@@ -390,6 +390,9 @@ FINISH = (
     + argv_locals(FINISH_ARGV)
     + r"""
 if redis.call('HEXISTS', M, mid) == 0 then return 0 end
+-- A retry of a finish that ran (its answer lost): the terminal entry's id is not fixed
+-- (`<end>-*`, after any queue places), so it must not be written twice.
+if redis.call('HGET', M, mid) == final then return 1 end
 redis.call('HSET', M, mid, final)
 if text ~= '' then redis.pcall('XADD', S, text_id, 'x', text) end
 redis.pcall('XADD', S, terminal_id, 'k', kind)

@@ -62,10 +62,14 @@ async def test_a_reply_stopped_while_it_waits_still_ends_its_stream(rig: Rig, on
         reply.queued(ahead)
         await next_events(turn.events)
     await one.turns.stop(claim.session_id, turn.reply_id)
-    await writing(one, claim.session_id, turn.reply_id).finished()
+    stored = await writing(one, claim.session_id, turn.reply_id).finished()
     entries = await one.store.read_stream(claim.session_id, turn.reply_id, "0-0", 1000)
     # The terminal entry comes after the places written at the same length.
     assert [fields for _, fields in entries] == [{"q": "1"}, {"q": "0"}, {"k": "cancelled"}]
+    # A retried finish (its answer lost on the way back) writes no second terminal entry.
+    await one.store.finish(claim.session_id, stored, 0)
+    again = await one.store.read_stream(claim.session_id, turn.reply_id, "0-0", 1000)
+    assert again == entries
 
 
 # --- ASSISTANT_READ_TIMEOUT: per read, so queue places keep a long wait alive --------------
