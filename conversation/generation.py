@@ -196,8 +196,11 @@ class Generation:
     def _on_queued(self, ahead: int) -> None:
         """A place in the model's queue: to the clients here at once; to the stream in the
         order told, off the reading task (Redis being slow must not hold up the reply)."""
-        self._queued = queued_event(ahead, self._length)
-        self._publish([self._queued])
+        event = queued_event(ahead, self._length)
+        if self._queued is not None and event.data == self._queued.data:
+            return  # the same place again: assistant keeps its connection busy, no news
+        self._queued = event
+        self._publish([event])
         write = self._write_place(self._queue_write, self._length, ahead)
         self._queue_write = asyncio.create_task(write)
 

@@ -24,12 +24,14 @@ async def test_a_client_joining_here_while_the_reply_waits_learns_its_place(
     claim, turn, reply = await rig.ask(one)
     reply.queued(2)
     assert places(await next_events(turn.events)) == [2]
+    reply.queued(2)  # told again while waiting: not news
 
     late = from_generation(writing(one, claim.session_id, turn.reply_id), 0)
     first = await next_events(late)
     assert [(e.name, e.id, data(e)) for e in first] == [("queued", 0, {"position": 2})]
     reply.queued(1)
     assert places(await next_events(late)) == [1]
+    assert places(await next_events(turn.events)) == [1], "the same place once"
     reply.text("hi")
     reply.finish()
     events = await events_until_end(late)
