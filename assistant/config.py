@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     local_n_threads: int = Field(default=0, ge=0)
     local_parallel: int = Field(default=4, ge=1, le=64)
     local_queue_size: int = Field(default=8, ge=0)
+    local_queue_notice_seconds: float = Field(default=15.0, gt=0)
     local_max_tokens: int = Field(default=256, ge=1)
 
     # --- openai: any OpenAI-compatible server ------------------------------------------------

@@ -92,6 +92,10 @@ class Generation:
         self._task: asyncio.Task[None] | None = None
         self._first_text_at: float | None = None
         self._deltas = 0  # the token count, for a model that reports no usage
+        # The latest place in the model's queue, until the first text (for clients joining
+        # here), and the write of the places to the stream (for those resuming elsewhere).
+        self._queued: Event | None = None
+        self._queue_write: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
@@ -139,6 +143,8 @@ class Generation:
         outbox: Outbox = SlimQueue()
         if offset < self._length:
             outbox.put_nowait([delta_event("".join(self._parts)[offset:], self._length)])
+        if self._queued is not None:
+            outbox.put_nowait([self._queued])
         if self._terminal is not None:
             outbox.put_nowait([self._terminal])
         else:
@@ -175,6 +181,7 @@ class Generation:
         """Texts read together from assistant: each still its own event, with its offset."""
         if self._first_text_at is None:
             self._first_text_at = time.perf_counter()
+            self._queued = None
         self._deltas += len(texts)
         self._parts.extend(texts)
         self._unflushed.extend(texts)
@@ -184,6 +191,28 @@ class Generation:
             events.append(delta_event(text, self._length))
         self._publish(events)
         self._dirty.set()
+
+    def _on_queued(self, ahead: int) -> None:
+        """A place in the model's queue: to the clients here at once; to the stream in the
+        order told, off the reading task (Redis being slow must not hold up the reply)."""
+        event = queued_event(ahead, self._length)
+        if self._queued is not None and event.data == self._queued.data:
+            return  # the same place again: assistant keeps its connection busy, no news
+        self._queued = event
+        self._publish([event])
+        write = self._write_place(self._queue_write, self._length, ahead)
+        self._queue_write = asyncio.create_task(write)
+
+    async def _write_place(
+        self, before: asyncio.Task[None] | None, length: int, ahead: int
+    ) -> None:
+        if before is not None:
+            await before
+        try:
+            # Dropped by Redis once the text is written (its entry id would come first).
+            await self._store.queued(self.session_id, self.id, length, ahead)
+        except RedisError:
+            log.warning("could not write reply %s's place in the queue", self.id, exc_info=True)
 
     async def run(self) -> None:
         began = time.perf_counter()
@@ -198,7 +227,7 @@ class Generation:
                 if isinstance(item, list):
                     self._on_deltas(item)
                 elif isinstance(item, Queued):
-                    self._publish([queued_event(item.ahead, self._length)])
+                    self._on_queued(item.ahead)
                 else:
                     usage, model = item.usage, item.model
                     if item.finish_reason == "length":
@@ -221,6 +250,8 @@ class Generation:
                 message="The conversation service failed while writing this reply; "
                 "the partial reply is kept. Regenerate it to try again.",
             )
+        if self._queue_write is not None:
+            await self._queue_write
         self._closing.set()
         self._dirty.set()
         await flusher

@@ -8,8 +8,9 @@ turn start recognises its own generation lock.
 Keys of session P = <prefix>:s:{<session id>}: P (meta hash), P:m (message id -> JSON),
 P:o (the active path: message ids in order), P:x (idempotency index), P:g (generation lock,
 value = reply id, a lease renewed while writing), P:k (the message tree), P:r:<reply id> (the
-reply's stream: entries `<end offset>-0` with the new text in `x`, then `<final>-1` with the
-outcome in `k`) and P:r:<reply id>:w (set, expiring, while someone tails that stream from
+reply's stream: entries `<end offset>-0` with the new text in `x`; while the reply waits in
+the model's queue, `<offset>-<n>` with its place in `q`; last `<final>-<n>` with the outcome
+in `k`) and P:r:<reply id>:w (set, expiring, while someone tails that stream from
 Redis). The braces are a Redis Cluster hash tag: every key of a session lives in one slot, so
 each script below touches one slot only. Every script gets every key it touches in KEYS (the
 session's family in the order of FAMILY, then the streams it names), as Redis asks of scripts:
@@ -150,7 +151,7 @@ local function interrupt(mid, S, retention)
   raw = cjson.encode(m)
   redis.call('HSET', M, mid, raw)
   local final = last and string.match(last, '^(%d+)') or '0'
-  redis.pcall('XADD', S, final..'-1', 'k', 'interrupted')
+  redis.pcall('XADD', S, final..'-*', 'k', 'interrupted')
   redis.call('EXPIRE', S, retention)
   return raw
 end
@@ -375,6 +376,16 @@ end
 return redis.call('EXISTS', W)
 """
 
+# KEYS: S (the reply's stream). ARGV: the reply's length so far, its place in the model's
+# queue, retention. Before the reply's first text (of this turn): a client resuming on
+# another replica learns the place. The entry's id goes on from the length (`<length>-<n>`),
+# so the text's entries (`<end>-0`, end > length) and the terminal one (`<end>-*`) follow it.
+QUEUED = r"""
+local length, place, retention = ARGV[1], ARGV[2], ARGV[3]
+redis.pcall('XADD', KEYS[1], length..'-*', 'q', place)
+redis.call('EXPIRE', KEYS[1], retention)
+"""
+
 FINISH_ARGV = (
     "mid",  # the reply
     "final",  # its JSON
@@ -391,6 +402,9 @@ FINISH = (
     + argv_locals(FINISH_ARGV)
     + r"""
 if redis.call('HEXISTS', M, mid) == 0 then return 0 end
+-- A retry of a finish that ran (its answer lost): the terminal entry's id is not fixed
+-- (`<end>-*`, after any queue places), so it must not be written twice.
+if redis.call('HGET', M, mid) == final then return 1 end
 redis.call('HSET', M, mid, final)
 if text ~= '' then redis.pcall('XADD', S, text_id, 'x', text) end
 redis.pcall('XADD', S, terminal_id, 'k', kind)

@@ -235,6 +235,7 @@ class Store:
         self._begin: AsyncScript = redis.register_script(redis_scripts.BEGIN_TURN)
         self._flush: AsyncScript = redis.register_script(redis_scripts.FLUSH)
         self._finish: AsyncScript = redis.register_script(redis_scripts.FINISH)
+        self._queued: AsyncScript = redis.register_script(redis_scripts.QUEUED)
         self._check_live: AsyncScript = redis.register_script(redis_scripts.CHECK_LIVE)
         self._read_history: AsyncScript = redis.register_script(redis_scripts.READ_HISTORY)
         self._switch: AsyncScript = redis.register_script(redis_scripts.SWITCH)
@@ -632,6 +633,11 @@ class Store:
             args.append(int(self.settings.generation_lease * 1000))
         return bool(await self._flush(keys=keys, args=args))
 
+    async def queued(self, sid: str, mid: str, length: int, place: int) -> None:
+        """The reply's place in the model's queue, before its text, into its stream."""
+        stream = self.keys.stream(sid, mid)
+        await self._queued(keys=[stream], args=[length, place, self._retention])
+
     async def finish(self, sid: str, reply: StoredMessage, flushed: int) -> None:
         """Store the finished reply, end its stream and release the session's generation."""
         end = len(reply.content)
@@ -645,7 +651,8 @@ class Store:
                 "kind": reply.status,
                 "text_id": f"{end}-0",
                 "text": reply.content[flushed:],
-                "terminal_id": f"{end}-1",
+                # After any queue places at the same length (redis_scripts.QUEUED).
+                "terminal_id": f"{end}-*",
                 "retention": self._retention,
             },
         )

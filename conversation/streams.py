@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from conversation.events import HEARTBEAT, Event, delta_event, error_event, terminal_event
+from conversation.events import (
+    HEARTBEAT,
+    Event,
+    delta_event,
+    error_event,
+    queued_event,
+    terminal_event,
+)
 from conversation.generation import Generation, outbox_events
 from conversation.models import StoredMessage
 from conversation.store import Store
@@ -59,6 +66,8 @@ async def from_redis(store: Store, sid: str, mid: str, offset: int, block_ms: in
                     # Entries can overlap what the client has: send only the new tail.
                     deltas.append(delta_event(text[max(len(text) - (end - pos), 0) :], end))
                     pos = end
+            elif "q" in fields:  # a place in the model's queue, before the text
+                deltas.append(queued_event(int(fields["q"]), pos))
             else:
                 if deltas:
                     yield deltas

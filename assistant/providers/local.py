@@ -97,7 +97,40 @@ class LocalProvider(Provider):
         )
         self.template = self._chat_template()
         self.tokenizer = await asyncio.to_thread(PromptTokenizer, self.llm, self.template.markers)
+        await self._warm_up()
         await super().start()
+
+    async def _warm_up(self) -> None:
+        """A two-token reply to the operator's system prompt, before the model is ready.
+
+        The first decodes of a fresh context cost more than later ones (the weights paged
+        in from the file on first use, llama.cpp's buffers and threads set up); they are
+        paid here, with one prompt read and one token decoded, so a ready model answers its
+        first chat as fast as any other. The prompt's cells stay in a slot, and every chat
+        starts with the same system prompt: the other slots copy them from there.
+        """
+        scheduler = self.scheduler
+        assert scheduler is not None
+        began = time.monotonic()
+        system = self.settings.assistant_system_prompt
+        messages = [{"role": "system", "content": system}] if system else []
+        try:
+            prompt = await asyncio.to_thread(self._prompt, [*messages, WARM_UP_MESSAGE])
+        except AssistantError as exc:  # the same refusal will answer every chat, not this
+            log.warning("local model: no warm-up: %s", exc.message)
+            return
+        # A system prompt longer than a chat's context: its start is still worth reading.
+        job = WarmUp(prompt[: scheduler.n_ctx // 2])
+        scheduler.submit(job)
+        try:
+            error = await job.done
+        except asyncio.CancelledError:  # stopped while loading
+            job.cancelled.set()
+            scheduler.wake()
+            raise
+        if error is not None:
+            raise error
+        log.info("local model: warmed up in %.1fs", time.monotonic() - began)
 
     def unbatched_llama(self) -> Any:
         """llama-cpp-python's one-chat-at-a-time `Llama` with these settings: what the service
@@ -182,6 +215,42 @@ class LocalProvider(Provider):
         return tokenizer.tokenize(pieces)
 
 
+WARM_UP_MESSAGE = {"role": "user", "content": "Hello"}
+
+
+class WarmUp:
+    """The warm-up's job: greedy, two tokens (the first comes from reading the prompt, the
+    second from a one-token step: both kinds of decode run once)."""
+
+    tokens = 2
+
+    def __init__(self, prompt: list[int]) -> None:
+        self.prompt = prompt
+        self.sampling = Sampling(temperature=0, top_p=1)
+        self.cancelled = threading.Event()
+        self.generated = 0
+        self._loop = asyncio.get_running_loop()
+        # Set on the loop when the worker is done with it: the error, or None.
+        self.done: asyncio.Future[AssistantError | None] = self._loop.create_future()
+
+    def queued(self, ahead: int) -> None:
+        pass  # the scheduler is new: there is nothing to wait for
+
+    def token(self, token: int) -> FinishReason | None:
+        self.generated += 1
+        return "length" if self.generated >= self.tokens else None
+
+    def end(self, reason: FinishReason | None) -> None:
+        self._loop.call_soon_threadsafe(self._settle, None)
+
+    def fail(self, error: AssistantError) -> None:
+        self._loop.call_soon_threadsafe(self._settle, error)
+
+    def _settle(self, error: AssistantError | None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+
 class LocalStream:
     """One chat: the scheduler's worker produces (a `local_batch.Job`), the loop consumes."""
 
@@ -207,6 +276,7 @@ class LocalStream:
         self.generated = 0
         self.generated_at_cancel = 0
         self.ended = False
+        self.place: int | None = None  # the place in the queue last told, while waiting
         # Filled by the worker, emptied by the loop; `_wake_pending` is True while a wake-up
         # of the loop is scheduled, so tokens produced meanwhile ride along with it.
         self._handoff: list[StreamItem | AssistantError] = []
@@ -220,7 +290,17 @@ class LocalStream:
     async def __anext__(self) -> StreamItem:
         if self.ended:
             raise StopAsyncIteration
-        item = await self.queue.get()
+        if self.place is None:
+            item = await self.queue.get()
+        else:
+            # Waiting: the place again when it has not changed for a while, so the stream
+            # carries bytes and no read timeout between here and the person cuts the wait.
+            try:
+                async with asyncio.timeout(self.provider.settings.local_queue_notice_seconds):
+                    item = await self.queue.get()
+            except TimeoutError:
+                return Queued(self.place)
+        self.place = item.ahead if isinstance(item, Queued) else None
         if isinstance(item, AssistantError):
             self.ended = True
             raise item

@@ -41,6 +41,14 @@ async def served_model(bench: Bench, url: str) -> str:
     return str(listed["data"][0]["id"])
 
 
+async def prompt_reading(bench: Bench, url: str) -> dict[str, int]:
+    """Prompt tokens the model read, and those it found already in a slot or copied from one
+    (the chat template and system prompt every prompt starts with), since it started."""
+    async with bench.http.get(f"{url}/health") as response:
+        stats = (await response.json())["stats"]
+    return {key: int(stats[key]) for key in ("prompt_tokens_read", "prompt_tokens_reused")}
+
+
 async def chat(bench: Bench, url: str, question: str, max_tokens: int) -> Turn:
     model = await served_model(bench, url)
     turn = await openai_stream(
@@ -106,6 +114,7 @@ async def run(bench: Bench) -> Outcome:
                     "rate_ratio": round(aggregate_rate(group) / aggregate_rate([alone]), 2),
                 }
             )
+        reading = await prompt_reading(bench, server.url)
     finally:
         server.stop()
     serial = start_local_assistant(LOCAL_PARALLEL="1", **settings)
@@ -130,7 +139,8 @@ async def run(bench: Bench) -> Outcome:
             "x",
             note=f"median of {len(rounds)} rounds {[r['ttft_ratio'] for r in rounds]}; last "
             f"round {last['ttft_ms']} ms vs {last['alone_ttft_ms']} ms alone; one reply at a "
-            f"time (LOCAL_PARALLEL=1): {one_at_a_time['ttft_ms']} ms",
+            f"time (LOCAL_PARALLEL=1): {one_at_a_time['ttft_ms']} ms; prompt tokens read "
+            f"{reading['prompt_tokens_read']}, found in a slot {reading['prompt_tokens_reused']}",
         ),
         at_least(
             13,
@@ -158,5 +168,6 @@ async def run(bench: Bench) -> Outcome:
         "median_ttft_ratio": ttft_ratio,
         "median_rate_ratio": rate_ratio,
         "one_at_a_time": one_at_a_time,
+        "prompt_tokens": reading,
     }
     return Outcome(figures, targets)
