@@ -89,7 +89,7 @@ def test_a_chat_waits_in_the_models_queue_then_gets_its_reply(
         expect(one_ahead).to_be_visible(timeout=REPLY_TIMEOUT_MS)
 
         waiting.close()
-        expect(chat.last_reply.get_by_text("Waiting for the model: 0 ahead of you")).to_be_visible(
+        expect(chat.last_reply.get_by_text("Waiting for the model: you are next")).to_be_visible(
             timeout=REPLY_TIMEOUT_MS
         )
         writing.close()

@@ -111,7 +111,7 @@ export function AssistantMessage({
               <i />
             </span>
             {message.queuePosition !== undefined ? (
-              <span className="typing-text">Waiting for the model: {message.queuePosition} ahead of you</span>
+              <span className="typing-text">Waiting for the model: {message.queuePosition ? `${message.queuePosition} ahead of you` : "you are next"}</span>
             ) : (
               <span className={longWait ? "typing-text" : "visually-hidden"}>
                 {longWait ? "Waking up the model… the first reply can take a little while." : "The assistant is writing…"}

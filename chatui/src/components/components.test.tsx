@@ -84,6 +84,10 @@ describe("a reply waiting for the model", () => {
     expect(el.querySelector(".typing")?.textContent).toBe("Waiting for the model: 2 ahead of you");
     act(() => root?.unmount());
     container.remove();
+    const next = show(<AssistantMessage message={{ ...queued, queuePosition: 0 }} live phase="waiting" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
+    expect(next.querySelector(".typing")?.textContent).toBe("Waiting for the model: you are next");
+    act(() => root?.unmount());
+    container.remove();
     const writing = show(<AssistantMessage message={{ ...queued, content: "Once" }} live phase="streaming" canRegenerate={false} onRegenerate={() => undefined} onContinue={() => undefined} />);
     expect(writing.textContent).not.toContain("Waiting for the model");
   });
