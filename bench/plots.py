@@ -36,6 +36,13 @@ def first_token(data: Figures, fig: Figure) -> None:
             data["paced"]["levels"],
         ),
     ]
+    if data.get("open_loop", {}).get("levels"):
+        rows.append(
+            (
+                f"open loop: {data['open_loop']['rate_per_s']:g} turns/s offered",
+                data["open_loop"]["levels"],
+            )
+        )
     columns = max(len(levels) for _, levels in rows)
     grid = fig.subplots(len(rows), columns, squeeze=False)
     for axes, (kind, levels) in zip(grid, rows, strict=True):
@@ -234,7 +241,7 @@ PEER_PLOTS: dict[str, tuple[str, Callable[[Figures, Figure], None], tuple[float,
 }
 
 PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] = {
-    "1_first_token": (first_token, (14, 8)),
+    "1_first_token": (first_token, (14, 12)),
     "2_token_gaps": (token_gaps, (7, 4.5)),
     "3_throughput": (throughput, (7, 4.5)),
     "4_concurrency": (concurrency, (11, 4.5)),
