@@ -90,3 +90,23 @@ def test_ratio_is_no_figure_without_a_positive_denominator() -> None:
     for bad in (0, -1, None):
         assert math.isnan(ratio(1, bad))
     assert math.isnan(ratio(None, 1))
+
+
+def test_past_one_chat_the_side_by_side_reads_the_open_loop_levels() -> None:
+    """The targets at 16 and 64 chats read open-loop chats; so does the peers' table."""
+    closed = {"added_p50_ms": {"floor": -0.1}, "added_p99_ms": {"floor": -0.3}}
+    opened = {"added_p50_ms": {"floor": 0.4}, "added_p99_ms": {"floor": 0.9}}
+    alone = {
+        "added_p50_ms": {"floor": 0.5, "assistant": 0.9},
+        "added_p99_ms": {"floor": 0.8, "assistant": 1.2},
+    }
+    scenarios = {
+        "1_first_token": {
+            "levels": {"1": alone, "16": closed},
+            "open_loop": {"levels": {"16": opened}},
+        }
+    }
+    found = side_by_side(scenarios)["ttft_added_ms"]
+    assert list(found) == ["1", "16"]
+    assert found["1"]["floor"] == {"p50": 0.5, "p99": 0.8}
+    assert found["16"]["floor"] == {"p50": 0.4, "p99": 0.9}
