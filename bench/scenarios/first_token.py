@@ -15,12 +15,14 @@ hits every route alike:
   chats): open-loop chats. Zero-delay closed loops saturate the cores, and a saturated
   machine queues every route alike: the floor's added time there was at or below direct's,
   which leaves no ratio. Instead each chat sends its turns on a fixed schedule (one every
-  chats / OPEN_RATE seconds, from a random phase), whether or not the machine keeps up, and
-  gets scenario 2's paced reply; all chats together offer OPEN_RATE turns a second, a load
-  every route (the peers too) carries with idle CPU to spare, so what a route adds is its
-  own cost and not its place in a queue. A turn sent late because the chat's previous reply
-  had not ended is counted (`late_sends`): with a sustainable rate there are none. One chat
-  keeps the closed loop: alone, it queues behind nothing.
+  chats / OPEN_RATE seconds, from a random phase), whether or not the machine keeps up,
+  each turn through the next route in turn, and gets scenario 2's paced reply; all chats
+  together offer OPEN_RATE turns a second, a load every route (the peers too) carries with
+  idle CPU to spare, so what a route adds is its own cost and not its place in a queue, and
+  a burst of another process's load falls on every route's turns alike. A turn sent late
+  because the chat's previous reply had not ended is counted (`late_sends`): with a
+  sustainable rate there are none. One chat keeps the closed loop: alone, it queues behind
+  nothing.
 - **Many people chatting** (the "p99 at 64 chats / p99 at 1" target): each chat's reply
   streams at a model's pace (16 tokens 20 ms apart, scenario 2's pace, ~0.3 s a reply) and
   the chat then waits a think time drawn uniformly from THINK_S before its next message;
@@ -78,14 +80,14 @@ PACED_TURNS_ALONE = 128
 PACED_TURNS_CROWD = 256
 SEED = 7  # think times are random but the same in every run
 # Open-loop chats (the hop comparisons past one chat): turns a second offered by all the
-# chats of a level together, the same at every level so the levels differ in how many chats
-# share the load, not in how busy the cores are. About OPEN_RATE x the reply's 0.3 s streams
-# are open at a time (~8), and one turn costs the stack a few ms of CPU: a small share of
-# two cores, carried by Open WebUI too. A chat's period never drops below twice its reply,
-# so a chat is not late by its own reply (the smoke run's 4 chats).
+# chats of a level together, over all routes, the same at every level so the levels differ
+# in how many chats share the load, not in how busy the cores are. About OPEN_RATE x the
+# reply's 0.3 s streams are open at a time (~8), and one turn costs the stack a few ms of
+# CPU: a small share of two cores, carried by Open WebUI too. A chat's period never drops
+# below twice its reply, so a chat is not late by its own reply (the smoke run's 4 chats).
 OPEN_RATE = 24.0
 OPEN_MIN_PERIOD_S = 2 * PACED_TOKENS * PACE_MS / 1000
-OPEN_TURNS_EACH = 2  # turns per chat per round, on fresh sessions
+OPEN_TURNS_EACH = 2  # turns per route per chat per round, on fresh sessions
 OPEN_TURNS = 256  # per route per level, whole rounds (the smoke run: one round)
 
 
@@ -194,53 +196,56 @@ def open_rounds(scale: Scale, chats: int) -> int:
 
 
 async def scheduled_batch(
-    route: Route, chats: int, turns_each: int, period: float, rng: random.Random
-) -> tuple[list[Turn], int]:
+    routes: list[Route], chats: int, turns_each: int, period: float, rng: random.Random
+) -> tuple[dict[str, list[Turn]], dict[str, int]]:
     """`chats` chats at once, chat w sending its k-th turn at phase_w + k * period (phase
-    uniform within one period), and how many turns went late: a chat has one turn in flight
-    at a time, so a reply that outlasts the period delays the chat's next turn."""
-    await route.prepare(chats)
-    late = 0
+    uniform within one period) through route (w + k) mod len(routes), so every route's
+    turns are spread over the same moments. Each route's turns, and its late sends: a chat
+    has one turn in flight at a time, so a reply that outlasts the period delays the next."""
+    for route in routes:
+        await route.prepare(chats)
+    found: dict[str, list[Turn]] = {route.name: [] for route in routes}
+    late = dict.fromkeys(found, 0)
     try:
         phases = [rng.uniform(0, period) for _ in range(chats)]
         loop = asyncio.get_running_loop()
         began = loop.time()
 
-        async def chat(worker: int) -> list[Turn]:
-            nonlocal late
-            turns: list[Turn] = []
+        async def chat(worker: int) -> None:
             for k in range(turns_each):
+                route = routes[(worker + k) % len(routes)]
                 wait = began + phases[worker] + k * period - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 elif k:
-                    late += 1
-                turns.append(await route.turn(worker, "hello"))
-            return turns
+                    late[route.name] += 1
+                found[route.name].append(await route.turn(worker, "hello"))
 
-        done = await asyncio.gather(*(chat(w) for w in range(chats)))
+        await asyncio.gather(*(chat(w) for w in range(chats)))
     finally:
-        await route.close()
-    return [turn for turns in done for turn in turns], late
+        for route in routes:
+            await route.close()
+    return found, late
 
 
 async def measure_open(
     bench: Bench, chats: int, rng: random.Random
 ) -> tuple[dict[str, list[Turn]], dict[str, int]]:
-    """Open-loop chats through every compared route, the routes taking turns round by round;
-    each route's turns and its late sends."""
+    """Open-loop chats through every compared route, OPEN_TURNS_EACH turns per route per
+    chat in each round (fresh sessions every round); each route's turns and late sends."""
     found: dict[str, list[Turn]] = {}
     late: dict[str, int] = {}
     all_routes = compared_routes(bench)
     for route in all_routes:  # warm-up: a connection per chat, not counted
         await run_batch(route, chats, 1, "warm up")
+    turns_each = OPEN_TURNS_EACH * len(all_routes)
     for _ in range(open_rounds(bench.scale, chats)):
-        for route in all_routes:
-            turns, behind = await scheduled_batch(
-                route, chats, OPEN_TURNS_EACH, open_period(chats), rng
-            )
-            found.setdefault(route.name, []).extend(turns)
-            late[route.name] = late.get(route.name, 0) + behind
+        turns, behind = await scheduled_batch(
+            all_routes, chats, turns_each, open_period(chats), rng
+        )
+        for name, more in turns.items():
+            found.setdefault(name, []).extend(more)
+            late[name] = late.get(name, 0) + behind[name]
     return found, late
 
 
