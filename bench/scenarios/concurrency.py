@@ -48,7 +48,7 @@ KIB_PER_FLOOR = 2
 FRAMES_PER_FLOOR = 0.25
 # The whole stack holds at least this many times Open WebUI's open streams per GiB.
 STREAMS_PER_GIB_OVER_OPEN_WEBUI = 10
-# A peer's steps on its way to the full count: it may hold fewer (ours go straight to it).
+# The steps on the way to the full count beside the peers (every subject climbs them).
 PEER_STEPS = (100, 300)
 
 
