@@ -43,10 +43,15 @@ def first_token(data: Figures, fig: Figure) -> None:
                 data["open_loop"]["levels"],
             )
         )
-    columns = max(len(levels) for _, levels in rows)
-    grid = fig.subplots(len(rows), columns, squeeze=False)
+    # One column per level, so a row without one chat (the open loop) lines up with the rest.
+    columns = list(dict.fromkeys(level for _, levels in rows for level in levels))
+    grid = fig.subplots(len(rows), len(columns), squeeze=False)
     for axes, (kind, levels) in zip(grid, rows, strict=True):
-        for ax, (level, figures) in zip(axes, levels.items(), strict=False):
+        for ax, level in zip(axes, columns, strict=True):
+            if level not in levels:
+                ax.set_axis_off()
+                continue
+            figures = levels[level]
             routes = list(figures["routes"])
             series = {
                 q: [figures["routes"][r]["ttft_ms"].get(q, 0) for r in routes]
@@ -166,7 +171,9 @@ def peers_ttft(data: Figures, fig: Figure) -> None:
         names = list(routes)
         series = {q: [routes[r][q] for r in names] for q in ("p50", "p99")}
         bars(ax, labels(names), series, "added time to first token (ms)")
-        ax.set_title(f"{level} chat{'s' if level != '1' else ''} at once", fontsize="small")
+        # Scenario 1's compared levels: one chat back to back, more chats in an open loop.
+        kind = "1 chat, back to back" if level == "1" else f"{level} chats, open loop"
+        ax.set_title(kind, fontsize="small")
         ax.tick_params(axis="x", labelsize="x-small")
     fig.suptitle("Peers: time to first token added over going direct (scenario 1)")
 
