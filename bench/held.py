@@ -5,7 +5,9 @@ Used by scenario 4 for the floor, assistant, the whole stack and the peers alike
 their figures come from one method: the fake streams `tokens` tokens `pace_ms` apart to every
 stream, all opened at the same moment, while the resident memory of the server's processes
 (each server runs in its own process group) is sampled; a step fails on any error or on a
-stream whose tokens arrive more than twice the pace apart, and no larger step is tried.
+stalled stream (bench/stalls.py: a gap or a first token too late), and no larger step is
+tried. The stall rule's baseline is the same streams opened straight on the fake
+(`direct_rule`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import procs
+from bench.clients import Turn
 from bench.routes import Route
+from bench.stalls import StallRule
 from bench.stats import ms, summary
 from tests.support.fake_control import FakeControl
 
@@ -46,9 +50,11 @@ async def _peak_while(subject: Subject, work: asyncio.Future[Any]) -> int:
     return max(peak, subject.rss())
 
 
-async def step(
+async def _stream_all(
     subject: Subject, fake: FakeControl, count: int, tokens: int, pace_ms: int
-) -> dict[str, Any]:
+) -> tuple[list[Turn], int, int]:
+    """`count` streams opened at once through the subject: their turns, and the subject's
+    resident memory before and at its peak while they were open."""
     fake.reset()
     fake.script(
         {"tokens": [f"tok{i} " for i in range(tokens)], "delay_ms": pace_ms, "times": count}
@@ -64,16 +70,32 @@ async def step(
     finally:
         await subject.route.close()
         fake.reset()
-    good = [t for t in turns if t.ok and len(t.token_times) == tokens]
-    max_gap = [ms(max(t.gaps(), default=0)) for t in good]
+    return list(turns), idle, peak
+
+
+async def direct_rule(
+    direct: Subject, fake: FakeControl, count: int, tokens: int, pace_ms: int
+) -> StallRule:
+    """The stall rule for `count` streams: the same streams opened straight on the fake."""
+    turns, _, _ = await _stream_all(direct, fake, count, tokens, pace_ms)
+    return StallRule.against(turns, pace_ms)
+
+
+def complete(turns: list[Turn], tokens: int) -> list[Turn]:
+    return [t for t in turns if t.ok and len(t.token_times) == tokens]
+
+
+async def step(
+    subject: Subject, fake: FakeControl, count: int, tokens: int, rule: StallRule
+) -> dict[str, Any]:
+    turns, idle, peak = await _stream_all(subject, fake, count, tokens, rule.pace_ms)
+    good = complete(turns, tokens)
     return {
         "streams": count,
         "errors": count - len(good),
         "first_error": next((t.error for t in turns if not t.ok), None),
-        "stalled": sum(g > 2 * pace_ms for g in max_gap),
-        "max_gap_ms": summary(max_gap, 1),
-        # A server slow to start streams delays every first token instead: not a stall
-        # between tokens, so it is shown here.
+        **rule.count(good),
+        "max_gap_ms": summary([ms(max(t.gaps(), default=0)) for t in good], 1),
         "ttft_ms": summary([ms(t.ttft) for t in good], 1),
         "idle_rss_mib": round(idle / 2**20, 1),
         "peak_rss_mib": round(peak / 2**20, 1),
@@ -86,9 +108,10 @@ async def ramp(
     fake: FakeControl,
     steps: tuple[int, ...],
     tokens: int,
-    pace_ms: int,
+    rules: dict[int, StallRule],
 ) -> dict[str, Any]:
-    """Warm the subject up with a few short replies, then each step in turn until one fails."""
+    """Warm the subject up with a few short replies, then each step in turn until one fails;
+    `rules` holds each step's stall rule."""
     fake.reset()
     await subject.route.prepare(1)
     try:
@@ -99,7 +122,7 @@ async def ramp(
     idle = subject.rss()
     done: list[dict[str, Any]] = []
     for count in steps:
-        found = await step(subject, fake, count, tokens, pace_ms)
+        found = await step(subject, fake, count, tokens, rules[count])
         done.append(found)
         if found["errors"] or found["stalled"]:
             break

@@ -36,10 +36,22 @@ def first_token(data: Figures, fig: Figure) -> None:
             data["paced"]["levels"],
         ),
     ]
-    columns = max(len(levels) for _, levels in rows)
-    grid = fig.subplots(len(rows), columns, squeeze=False)
+    if data.get("open_loop", {}).get("levels"):
+        rows.append(
+            (
+                f"open loop: {data['open_loop']['rate_per_s']:g} turns/s offered",
+                data["open_loop"]["levels"],
+            )
+        )
+    # One column per level, so a row without one chat (the open loop) lines up with the rest.
+    columns = list(dict.fromkeys(level for _, levels in rows for level in levels))
+    grid = fig.subplots(len(rows), len(columns), squeeze=False)
     for axes, (kind, levels) in zip(grid, rows, strict=True):
-        for ax, (level, figures) in zip(axes, levels.items(), strict=False):
+        for ax, level in zip(axes, columns, strict=True):
+            if level not in levels:
+                ax.set_axis_off()
+                continue
+            figures = levels[level]
             routes = list(figures["routes"])
             series = {
                 q: [figures["routes"][r]["ttft_ms"].get(q, 0) for r in routes]
@@ -159,7 +171,9 @@ def peers_ttft(data: Figures, fig: Figure) -> None:
         names = list(routes)
         series = {q: [routes[r][q] for r in names] for q in ("p50", "p99")}
         bars(ax, labels(names), series, "added time to first token (ms)")
-        ax.set_title(f"{level} chat{'s' if level != '1' else ''} at once", fontsize="small")
+        # Scenario 1's compared levels: one chat back to back, more chats in an open loop.
+        kind = "1 chat, back to back" if level == "1" else f"{level} chats, open loop"
+        ax.set_title(kind, fontsize="small")
         ax.tick_params(axis="x", labelsize="x-small")
     fig.suptitle("Peers: time to first token added over going direct (scenario 1)")
 
@@ -234,7 +248,7 @@ PEER_PLOTS: dict[str, tuple[str, Callable[[Figures, Figure], None], tuple[float,
 }
 
 PLOTS: dict[str, tuple[Callable[[Figures, Figure], None], tuple[float, float]]] = {
-    "1_first_token": (first_token, (14, 8)),
+    "1_first_token": (first_token, (14, 12)),
     "2_token_gaps": (token_gaps, (7, 4.5)),
     "3_throughput": (throughput, (7, 4.5)),
     "4_concurrency": (concurrency, (11, 4.5)),

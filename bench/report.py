@@ -27,6 +27,8 @@ class Target:
         if isinstance(value, float):
             if math.isnan(value):
                 return "n/a"
+            if math.isinf(value):
+                return f"∞ {self.unit}".strip()
             value = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
         return f"{value} {self.unit}".strip()
 

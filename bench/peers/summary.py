@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.scenarios.first_token import compared_levels
+
 # Ours and theirs, in the order the tables and plots show them: one hop (the floor, assistant,
 # LiteLLM), then the whole job (conversation and assistant, the stack, Open WebUI).
 ROUTES = ("floor", "assistant", "litellm", "conversation-sse", "nginx-sse", "open-webui")
@@ -25,7 +27,7 @@ def side_by_side(scenarios: dict[str, Any]) -> dict[str, Any]:
                 }
                 for route in _pick(figures["added_p50_ms"])
             }
-            for level, figures in first["levels"].items()
+            for level, figures in compared_levels(first).items()
         }
     if gaps := scenarios.get("2_token_gaps"):
         found["gap_added_ms"] = {

@@ -11,6 +11,18 @@ hits every route alike:
   64 zero-delay loops only saturate the two cores the stack shares with the load generator
   and the fake (p99 7 ms at 1 chat, ~415 ms at 64), which measures CPU saturation
   (scenario 5's subject), not what 64 people chatting at once see.
+- **The hop comparisons past one chat** (the floor's and the peers' ratios at 16 and 64
+  chats): open-loop chats. Zero-delay closed loops saturate the cores, and a saturated
+  machine queues every route alike: the floor's added time there was at or below direct's,
+  which leaves no ratio. Instead each chat sends its turns on a fixed schedule (one every
+  chats / OPEN_RATE seconds, from a random phase), whether or not the machine keeps up,
+  each turn through the next route in turn, and gets scenario 2's paced reply; all chats
+  together offer OPEN_RATE turns a second, a load every route (the peers too) carries with
+  idle CPU to spare, so what a route adds is its own cost and not its place in a queue, and
+  a burst of another process's load falls on every route's turns alike. A turn sent late
+  because the chat's previous reply had not ended is counted (`late_sends`): with a
+  sustainable rate there are none. One chat keeps the closed loop: alone, it queues behind
+  nothing.
 - **Many people chatting** (the "p99 at 64 chats / p99 at 1" target): each chat's reply
   streams at a model's pace (16 tokens 20 ms apart, scenario 2's pace, ~0.3 s a reply) and
   the chat then waits a think time drawn uniformly from THINK_S before its next message;
@@ -67,6 +79,16 @@ QUICK_THINK_S = (0.0, 0.05)
 PACED_TURNS_ALONE = 128
 PACED_TURNS_CROWD = 256
 SEED = 7  # think times are random but the same in every run
+# Open-loop chats (the hop comparisons past one chat): turns a second offered by all the
+# chats of a level together, over all routes, the same at every level so the levels differ
+# in how many chats share the load, not in how busy the cores are. About OPEN_RATE x the
+# reply's 0.3 s streams are open at a time (~8), and one turn costs the stack a few ms of
+# CPU: a small share of two cores, carried by Open WebUI too. A chat's period never drops
+# below twice its reply, so a chat is not late by its own reply (the smoke run's 4 chats).
+OPEN_RATE = 24.0
+OPEN_MIN_PERIOD_S = 2 * PACED_TOKENS * PACE_MS / 1000
+OPEN_TURNS_EACH = 2  # turns per route per chat per round, on fresh sessions
+OPEN_TURNS = 256  # per route per level, whole rounds (the smoke run: one round)
 
 
 def routes(bench: Bench) -> list[Route]:
@@ -82,6 +104,12 @@ def routes(bench: Bench) -> list[Route]:
         WsRoute("nginx-ws", http, s.nginx.url, conv),
         *(peer.route(http) for peer in bench.peers.all()),
     ]
+
+
+def compared_routes(bench: Bench) -> list[Route]:
+    """The routes the hop targets compare, with direct (the open-loop levels' routes): all
+    but the WebSocket ones, which no target compares."""
+    return [route for route in routes(bench) if not isinstance(route, WsRoute)]
 
 
 def paced_routes(bench: Bench) -> list[Route]:
@@ -158,6 +186,76 @@ async def measure_paced(bench: Bench, chats: int, rng: random.Random) -> dict[st
     return found
 
 
+def open_period(chats: int) -> float:
+    """Seconds between one chat's turns at this level."""
+    return max(chats / OPEN_RATE, OPEN_MIN_PERIOD_S)
+
+
+def open_rounds(scale: Scale, chats: int) -> int:
+    return 1 if scale.quick else math.ceil(OPEN_TURNS / (chats * OPEN_TURNS_EACH))
+
+
+async def scheduled_batch(
+    routes: list[Route], chats: int, turns_each: int, period: float, rng: random.Random
+) -> tuple[dict[str, list[Turn]], dict[str, int]]:
+    """`chats` chats at once, chat w sending its k-th turn at phase_w + k * period (phase
+    uniform within one period) through route (w + k) mod len(routes), so every route's
+    turns are spread over the same moments. Each route's turns, and its late sends: a chat
+    has one turn in flight at a time, so a reply that outlasts the period delays the next."""
+    for route in routes:
+        await route.prepare(chats)
+    found: dict[str, list[Turn]] = {route.name: [] for route in routes}
+    late = dict.fromkeys(found, 0)
+    try:
+        phases = [rng.uniform(0, period) for _ in range(chats)]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def chat(worker: int) -> None:
+            for k in range(turns_each):
+                route = routes[(worker + k) % len(routes)]
+                wait = began + phases[worker] + k * period - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif k:
+                    late[route.name] += 1
+                found[route.name].append(await route.turn(worker, "hello"))
+
+        await asyncio.gather(*(chat(w) for w in range(chats)))
+    finally:
+        for route in routes:
+            await route.close()
+    return found, late
+
+
+async def measure_open(
+    bench: Bench, chats: int, rng: random.Random
+) -> tuple[dict[str, list[Turn]], dict[str, int]]:
+    """Open-loop chats through every compared route, OPEN_TURNS_EACH turns per route per
+    chat in each round (fresh sessions every round); each route's turns and late sends."""
+    found: dict[str, list[Turn]] = {}
+    late: dict[str, int] = {}
+    all_routes = compared_routes(bench)
+    for route in all_routes:  # warm-up: a connection per chat, not counted
+        await run_batch(route, chats, 1, "warm up")
+    turns_each = OPEN_TURNS_EACH * len(all_routes)
+    for _ in range(open_rounds(bench.scale, chats)):
+        turns, behind = await scheduled_batch(
+            all_routes, chats, turns_each, open_period(chats), rng
+        )
+        for name, more in turns.items():
+            found.setdefault(name, []).extend(more)
+            late[name] = late.get(name, 0) + behind[name]
+    return found, late
+
+
+def compared_levels(figures: dict[str, Any]) -> dict[str, Any]:
+    """The levels the hop targets read: one chat's closed loop, then the open-loop levels."""
+    alone = {level: f for level, f in figures["levels"].items() if level == "1"}
+    crowds: dict[str, Any] = figures.get("open_loop", {}).get("levels", {})
+    return alone | crowds
+
+
 def describe(turns: list[Turn]) -> dict[str, object]:
     good = [t for t in turns if t.ok]
     return {
@@ -214,6 +312,13 @@ def relative(
             if also and not math.isnan(ratio):
                 parts[-1] += f", {also} {stats.ratio(added_ms[also], added_ms[base]):.2f}x"
         worst = math.nan if any(math.isnan(r) for r in ratios) else max(ratios)
+        if "period_s" in figures:
+            late = figures["late_sends"]
+            parts.append(
+                f"open-loop chats, {OPEN_RATE:g} turns/s offered, each chat every "
+                f"{figures['period_s']} s; late sends: {route} {late.get(route, 0)}, "
+                f"{base} {late.get(base, 0)}"
+            )
         chats = f"{level} chat{'s' if level != '1' else ''}"
         found.append(
             at_most(
@@ -247,18 +352,36 @@ async def run(bench: Bench) -> Outcome:
     # The fake builds one behaviour object per scripted turn: script what the paced levels
     # use (their rounds and warm-ups, with room to spare), not a million of them, whose
     # building alone outlasted the control call's time-out on a loaded machine.
+    crowds = [c for c in bench.scale.ttft_concurrency if c > 1]
     paced_total = sum(
         paced_turns(bench.scale, c) + PER_SESSION * c + c for c in bench.scale.ttft_concurrency
     )
-    times = 2 * len(paced_routes(bench)) * paced_total
+    open_total = sum((open_rounds(bench.scale, c) * OPEN_TURNS_EACH + 1) * c for c in crowds)
+    times = 2 * (len(paced_routes(bench)) * paced_total + len(compared_routes(bench)) * open_total)
     bench.stack.fake.script({"tokens": tokens, "delay_ms": PACE_MS, "times": times})
+    open_levels: dict[str, Any] = {}
     try:
         for chats in bench.scale.ttft_concurrency:
             paced[str(chats)], p99_paced[chats] = level_figures(
                 await measure_paced(bench, chats, rng)
             )
+        for chats in crowds:
+            turns, late = await measure_open(bench, chats, rng)
+            open_levels[str(chats)] = {
+                **level_figures(turns)[0],
+                "period_s": round(open_period(chats), 3),
+                "late_sends": late,
+            }
     finally:
         bench.stack.fake.reset()
+    open_loop = {
+        "rate_per_s": OPEN_RATE,
+        "turns_each_round": OPEN_TURNS_EACH,
+        "pace_ms": PACE_MS,
+        "tokens": PACED_TOKENS,
+        "levels": open_levels,
+    }
+    compared = compared_levels({"levels": levels, "open_loop": open_loop})
     low, high = min(p99_paced), max(p99_paced)
 
     def growth(p99: dict[int, dict[str, float]], route: str) -> float:
@@ -272,11 +395,11 @@ async def run(bench: Bench) -> Outcome:
     think = QUICK_THINK_S if bench.scale.quick else THINK_S
     litellm, open_webui = bench.peers.get(LITELLM), bench.peers.get(OPEN_WEBUI)
     targets: list[Target] = [
-        *relative(levels, "assistant", FLOOR, ASSISTANT_PER_FLOOR),
-        *relative(levels, HOPS, FLOOR, HOPS_PER_FLOOR, also=STACK),
-        *(relative(levels, "assistant", LITELLM, ASSISTANT_PER_LITELLM) if litellm else []),
-        *(relative(levels, STACK, LITELLM, STACK_PER_LITELLM) if litellm else []),
-        *(relative(levels, STACK, OPEN_WEBUI, STACK_PER_OPEN_WEBUI) if open_webui else []),
+        *relative(compared, "assistant", FLOOR, ASSISTANT_PER_FLOOR),
+        *relative(compared, HOPS, FLOOR, HOPS_PER_FLOOR, also=STACK),
+        *(relative(compared, "assistant", LITELLM, ASSISTANT_PER_LITELLM) if litellm else []),
+        *(relative(compared, STACK, LITELLM, STACK_PER_LITELLM) if litellm else []),
+        *(relative(compared, STACK, OPEN_WEBUI, STACK_PER_OPEN_WEBUI) if open_webui else []),
         at_most(
             1,
             f"stack TTFT p99 at {high} chats / p99 at {low} (paced replies, think time)",
@@ -301,7 +424,8 @@ async def run(bench: Bench) -> Outcome:
             "think_s": list(think),
             "levels": paced,
         },
+        "open_loop": open_loop,
         "stack_route": STACK,
-        "errors": errors_in(levels) + errors_in(paced),
+        "errors": errors_in(levels) + errors_in(paced) + errors_in(open_levels),
     }
     return Outcome(figures, targets)

@@ -92,14 +92,26 @@ def test_the_streams_carried_every_token(results: Path) -> None:
     """No route lost a reply: the smoke run's errors are counted, and there are none."""
     scenarios = orjson.loads((results / "latest.json").read_bytes())["scenarios"]
     first_token = scenarios["1_first_token"]
-    for level in [*first_token["levels"].values(), *first_token["paced"]["levels"].values()]:
+    open_loop = first_token["open_loop"]["levels"]
+    assert open_loop and all("floor" in level["routes"] for level in open_loop.values())
+    for level in [
+        *first_token["levels"].values(),
+        *first_token["paced"]["levels"].values(),
+        *open_loop.values(),
+    ]:
         for route, figures in level["routes"].items():
             assert figures["errors"] == 0, (route, figures["first_error"])
     for route, figures in scenarios["2_token_gaps"]["routes"].items():
         assert figures["errors"] == 0, route
         assert figures["gaps"], route
+    for route, figures in scenarios["3_throughput"]["routes"].items():
+        # A rate at all: a reply that arrives in one read has none, and the smoke run's
+        # reply is long enough to span several reads on every route.
+        assert figures["errors"] == 0 and figures["median_tokens_per_s"], (route, figures)
     for variant, held in scenarios["4_concurrency"]["held"].items():
         assert held["errors"] == 0, (variant, held["first_error"])
+        # The stall rule ran with its direct baseline: both kinds of stall are counted.
+        assert {"late_first_token", "stalled_between_tokens"} <= set(held), variant
 
 
 def test_the_floor_ran_beside_ours_and_no_peer_did(results: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.peers import install
 from bench.peers.summary import side_by_side
 from bench.report import peers_section
+from bench.scenarios.concurrency import open_webui_target
 from bench.stats import ratio
 
 SCENARIOS = {
@@ -90,3 +92,54 @@ def test_ratio_is_no_figure_without_a_positive_denominator() -> None:
     for bad in (0, -1, None):
         assert math.isnan(ratio(1, bad))
     assert math.isnan(ratio(None, 1))
+
+
+def test_past_one_chat_the_side_by_side_reads_the_open_loop_levels() -> None:
+    """The targets at 16 and 64 chats read open-loop chats; so does the peers' table."""
+    closed = {"added_p50_ms": {"floor": -0.1}, "added_p99_ms": {"floor": -0.3}}
+    opened = {"added_p50_ms": {"floor": 0.4}, "added_p99_ms": {"floor": 0.9}}
+    alone = {
+        "added_p50_ms": {"floor": 0.5, "assistant": 0.9},
+        "added_p99_ms": {"floor": 0.8, "assistant": 1.2},
+    }
+    scenarios = {
+        "1_first_token": {
+            "levels": {"1": alone, "16": closed},
+            "open_loop": {"levels": {"16": opened}},
+        }
+    }
+    found = side_by_side(scenarios)["ttft_added_ms"]
+    assert list(found) == ["1", "16"]
+    assert found["1"]["floor"] == {"p50": 0.5, "p99": 0.8}
+    assert found["16"]["floor"] == {"p50": 0.4, "p99": 0.9}
+
+
+def held(streams: int, per_gib: float, late: int) -> dict[str, Any]:
+    """A memory ramp's figures as scenario 4 writes them, one step."""
+    step = {
+        "streams": 100,
+        "errors": 0,
+        "first_error": None,
+        "late_first_token": late,
+        "first_token_limit_ms": 2100.0,
+        "stalled_between_tokens": 0,
+        "gap_limit_ms": 2000,
+    }
+    return {
+        "most_streams_held": streams,
+        "streams_per_gib": per_gib,
+        "idle_rss_mib": 300.0,
+        "steps": [step],
+    }
+
+
+def test_streams_per_gib_against_a_peer_that_held_none_meets_the_target() -> None:
+    memory = {"nginx-sse": held(300, 997.1, 0), "open-webui": held(0, 0, 100)}
+    [target] = open_webui_target(memory)
+    assert target.met and target.measured == math.inf
+    assert target.measured_text() == "∞ x"
+    assert "100 first tokens after 2100.0 ms" in target.note
+    memory = {"nginx-sse": held(300, 900.0, 0), "open-webui": held(10, 100.0, 0)}
+    [target] = open_webui_target(memory)
+    assert (target.measured, target.met) == (9.0, False)
+    assert open_webui_target({"nginx-sse": held(300, 900.0, 0)}) == []
