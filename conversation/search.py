@@ -5,10 +5,10 @@ An inverted index per owner (a browser; a chat without one is its own owner), al
 `<prefix>:x:{<owner>}` (one hash tag: one Redis Cluster slot), in a fixed set of keys so that
 every script is given each key it touches (search_scripts.INDEX_FAMILY): `:w` word -> the
 numbers of the chats holding it, `:d` the owner's words (sorted, read by prefix), `:t` number
--> that chat's words (so a rebuild changes only the difference), `:c` chat id -> "<number>
-<indexed at> <busy> <version>", `:n` number -> chat id. Words are runs of Unicode word
-characters, case-folded, from the chat's name and the messages of every branch. Every key
-expires COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
+-> that chat's words (so a rebuild changes only the difference), `:c` chat id -> its entry
+(number, layout, indexed at, busy, version), `:n` number -> chat id. Words are runs of
+Unicode word characters, case-folded, from the chat's name and the messages of every branch.
+Every key expires COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
 
 Nothing is indexed when a chat is written (the turn's scripts stay as they are): a query
 first checks the caller's chats (search_scripts.CHECK, one round trip for all of them, which
@@ -210,7 +210,7 @@ class Search:
         ttl_ms = self.settings.session_ttl * 1000
         compare: set[str] = set()
         # A first call may only learn which chats to compare; then the work, then the answer.
-        for _ in range(4):
+        for _ in range(3):
             sids = await self.store.owned_ids(owner)
             chats = [
                 self._chat_keys([sid]) if sid in compare else [self.store.keys.session(sid)]
@@ -225,7 +225,8 @@ class Search:
             work = [
                 (sids[int(c) - 1], str(what)) for c, what in zip(out[1::2], out[2::2], strict=True)
             ]
-            compare = {sid for sid, what in work if what == "compare"}
+            # A chat rebuilt now was touched so lately that the next call compares it again.
+            compare = {sid for sid, what in work if what != "gone"}
             await self._work(owner, [(sid, what) for sid, what in work if what != "compare"])
         # Chats that keep changing (replies being written as we index): search what is there.
         return await self._search_scope(Scope(owner, await self.store.owned_ids(owner)), terms)

@@ -4,7 +4,8 @@ Every script gets every key it touches in KEYS, as Redis asks of scripts (a clus
 patterns and proxies route or check a script by its KEYS), in two fixed families:
 
 - a chat's keys, CHAT: its P, P:m, P:o and P:g, laid out as redis_scripts.py's docstring
-  says; CHECK, READ and CANDIDATES take them, four a chat, and write nothing;
+  says, four a chat (SEARCH_ONE_SERVER takes P alone for a chat it need not compare with the
+  index); no script writes them;
 - an owner's index, INDEX_FAMILY: every key under the owner's hash tag (one slot). The
   words a query stands for are found only as it runs (by prefix), so they are fields of one
   hash of postings, never keys of their own; each chat's words are fields of another.
@@ -16,12 +17,11 @@ from __future__ import annotations
 # the order the scripts take them, four to a chat.
 CHAT = ("", ":m", ":o", ":g")
 
-# The owner's index, after its prefix, in the order every index script takes them:
-# C chat id -> its entry (_ENTRY); N number -> chat id (and
-# `next`, the last number given); D the owner's words (a sorted set, read by prefix);
-# W word -> " <number> <number> ... " (the postings: the chats holding the word, each
-# number between spaces); T number -> that chat's words, space-separated (a rebuild changes
-# only the difference).
+# The owner's index, after its prefix, in the order every index script takes them: C chat
+# id -> its entry (_ENTRY); N number -> chat id (and `next`, the last number given); D the
+# owner's words (a sorted set, read by prefix); W word -> " <number> <number> ... " (the
+# postings: the chats holding the word, each number between spaces); T number -> that
+# chat's words, space-separated (a rebuild changes only the difference).
 INDEX_FAMILY = (":c", ":n", ":d", ":w", ":t")
 
 _OWNER = r"""
