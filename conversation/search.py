@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -58,6 +59,12 @@ READS_AT_ONCE = 20
 # Index words one query word may stand for ("a" begins thousands): past it, the result is
 # marked partial.
 WORDS_PER_QUERY_WORD = 200
+# A chat rebuilt by a query that the next must compare again (touched within the check's two
+# seconds of slack before it was indexed, or being written) is given with all its keys by
+# the next queries of its owner for this long: given its P alone, it would be rebuilt.
+REBUILT_LATELY_S = 3.0
+# Owners whose chats rebuilt lately are remembered (the oldest are forgotten past it).
+OWNERS_REMEMBERED = 1024
 # Characters of context around the first match in a snippet.
 BEFORE, AFTER = 60, 140
 
@@ -165,6 +172,8 @@ class Search:
         self._query: AsyncScript = self.redis.register_script(search_scripts.QUERY)
         self._candidates: AsyncScript = self.redis.register_script(search_scripts.CANDIDATES)
         self._one_server: AsyncScript = self.redis.register_script(search_scripts.SEARCH_ONE_SERVER)
+        # owner -> chat id -> when (monotonic) a query of this replica rebuilt it.
+        self._rebuilt: dict[str, dict[str, float]] = {}
 
     def prefix(self, owner: str) -> str:
         return f"{self.store.keys.prefix}:x:{{{owner}}}"
@@ -204,30 +213,34 @@ class Search:
     async def _search_browser(self, owner: str, terms: list[str]) -> tuple[list[str], bool]:
         """A browser's chats on one server: two round trips when its index is up to date
         (its list of chats, then one script given their keys). The script gets each chat's
-        P, which tells whether the chat was touched since it was indexed, and the other keys
-        only of the chats it asked to compare, so a query does not carry four keys a chat."""
+        P, which tells whether the chat was touched since it was indexed, and all its keys
+        only for the chats rebuilt lately, so a query does not carry four keys a chat."""
         before, _, after = self.store.keys.session("\0").partition("\0")
         ttl_ms = self.settings.session_ttl * 1000
-        compare: set[str] = set()
-        # A first call may only learn which chats to compare; then the work, then the answer.
-        for _ in range(3):
-            sids = await self.store.owned_ids(owner)
-            chats = [
-                self._chat_keys([sid]) if sid in compare else [self.store.keys.session(sid)]
-                for sid in sids
-            ]
-            keys = [*self._owner_keys(owner), *(key for chat in chats for key in chat)]
-            sizes = "".join(str(len(chat)) for chat in chats)
-            args: list[str | int] = [ttl_ms, WORDS_PER_QUERY_WORD, before, after, sizes, *terms]
-            out = cast(list[Any], await self._one_server(keys=keys, args=args))
-            if out[0] == "ok":
-                return [sids[int(c) - 1] for c in out[2:]], out[1] == "1"
-            work = [
-                (sids[int(c) - 1], str(what)) for c, what in zip(out[1::2], out[2::2], strict=True)
-            ]
-            # A chat rebuilt now was touched so lately that the next call compares it again.
-            compare = {sid for sid, what in work if what != "gone"}
-            await self._work(owner, [(sid, what) for sid, what in work if what != "compare"])
+        since = time.monotonic() - REBUILT_LATELY_S
+        rebuilt = {sid: at for sid, at in self._rebuilt.pop(owner, {}).items() if at > since}
+        try:
+            for _ in range(3):
+                sids = await self.store.owned_ids(owner)
+                chats = [
+                    self._chat_keys([sid]) if sid in rebuilt else [self.store.keys.session(sid)]
+                    for sid in sids
+                ]
+                keys = [*self._owner_keys(owner), *(key for chat in chats for key in chat)]
+                sizes = "".join(str(len(chat)) for chat in chats)
+                args: list[str | int] = [ttl_ms, WORDS_PER_QUERY_WORD, before, after, sizes]
+                out = cast(list[Any], await self._one_server(keys=keys, args=[*args, *terms]))
+                if out[0] == "ok":
+                    return [sids[int(c) - 1] for c in out[2:]], out[1] == "1"
+                pairs = zip(out[1::2], out[2::2], strict=True)
+                work = [(sids[int(c) - 1], str(what)) for c, what in pairs]
+                again = await self._work(owner, work)
+                rebuilt |= dict.fromkeys(again, time.monotonic())
+        finally:
+            if rebuilt:
+                self._rebuilt[owner] = rebuilt
+                if len(self._rebuilt) > OWNERS_REMEMBERED:
+                    del self._rebuilt[next(iter(self._rebuilt))]
         # Chats that keep changing (replies being written as we index): search what is there.
         return await self._search_scope(Scope(owner, await self.store.owned_ids(owner)), terms)
 
@@ -272,26 +285,33 @@ class Search:
         work = [(sids[int(out[i]) - 1], str(out[i + 1])) for i in range(0, len(out), 2)]
         await self._work(scope.owner, work)
 
-    async def _work(self, owner: str, work: list[tuple[str, str]]) -> None:
-        """Rebuild the stale chats, take out the gone ones, a few at a time."""
+    async def _work(self, owner: str, work: list[tuple[str, str]]) -> list[str]:
+        """Rebuild the stale chats, take out the gone ones, a few at a time. Returns the
+        chats rebuilt that the next query must compare again (search_scripts.READ)."""
+        again: list[str] = []
         for start in range(0, len(work), REBUILDS_AT_ONCE):
             batch = work[start : start + REBUILDS_AT_ONCE]
-            await asyncio.gather(*(self._update(owner, sid, what) for sid, what in batch))
+            done = await asyncio.gather(*(self._update(owner, sid, what) for sid, what in batch))
+            again += [sid for (sid, _), compare in zip(batch, done, strict=True) if compare]
+        return again
 
-    async def _update(self, owner: str, sid: str, what: str) -> None:
+    async def _update(self, owner: str, sid: str, what: str) -> bool:
+        """Whether the chat, rebuilt, must be compared again by the next query."""
         if what == "gone":
             await self._forget(keys=self._owner_keys(owner), args=[sid])
-            return
-        out = cast(list[str] | None, await self._read(keys=self._chat_keys([sid])))
+            return False
+        ttl_ms = self.settings.session_ttl * 1000
+        out = cast(list[str] | None, await self._read(keys=self._chat_keys([sid]), args=[ttl_ms]))
         if out is None:
-            return
-        busy, version, name = out[0], out[1], out[2]
+            return False
+        busy, version, name, again = out[0], out[1], out[2], out[3]
         found = words(name)
-        for raw in out[3:]:
+        for raw in out[4:]:
             found |= words(orjson.loads(raw).get("content", ""))
         ttl = self.settings.cookie_max_age
         args: list[str | int] = [sid, busy, version, ttl, *sorted(found)]
         await self._index(keys=self._owner_keys(owner), args=args)
+        return again == "1"
 
     async def add(self, owner: str, sids: list[str]) -> None:
         """Index chats just written in bulk (an import), so the next search need not."""

@@ -77,13 +77,15 @@ local function clock_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A rename lands just after the read that renewed the chat, by less than this.
+local SLACK_MS = 2000
+
 local function needs(P, held, now, ttl_ms)
   local pttl = redis.call('PTTL', P)
   if pttl < 0 then return held ~= '' and 'gone' or nil end
   local _, at, busy = parsed(held)
   local renewed = now + pttl - ttl_ms
-  -- Two seconds of slack: a rename lands just after the read that renewed the chat.
-  if at and busy == '0' and renewed < tonumber(at) - 2000 then return nil end
+  if at and busy == '0' and renewed < tonumber(at) - SLACK_MS then return nil end
   return 'compare'
 end
 
@@ -272,15 +274,17 @@ return out
 # One server, not a Cluster: the whole query in one script while the index is up to date
 # (the chats of one browser are in many slots; a single server has none).
 # KEYS: the owner's index (INDEX_FAMILY), then the keys of each of the browser's chats,
-# newest chat first: its P only, or all of CHAT for a chat the caller asks to compare.
+# newest chat first: its P only, or all of CHAT for a chat the caller wants compared (one
+# it rebuilt lately, touched so lately that it is compared again).
 # ARGV: SESSION_TTL in ms, the most words a query word may stand for, the session key's parts
 # before and after the id ("chat:s:{", "}"), the number of keys of each chat ('1' or '4' a
 # chat, one string), then the query words.
-# Returns {'work', position, 'gone'|'stale'|'compare', ...} when chats need work first
-# (positions among the chats, from 1; 'compare': call again with all of that chat's keys),
-# else {'ok', cut, the positions of the matching chats, in the order given...}. A chat
-# compared and found as indexed has its entry restamped, so it is not compared again until
-# it is touched again.
+# Returns {'work', position, 'gone'|'stale', ...} when chats need work first (positions
+# among the chats, from 1: do the work, then call again), else {'ok', cut, the positions of
+# the matching chats, in the order given...}. A chat that may have changed since it was
+# indexed is compared when given with all its keys (and found as indexed, its entry is
+# restamped: it is not compared again until touched again), and 'stale' when given with P
+# only.
 SEARCH_ONE_SERVER = (
     _OWNER
     + _AT_ONCE
@@ -310,6 +314,10 @@ for i = 1, chats, AT_ONCE do
       what = differs(first[c], held) and 'stale' or nil
       local n, _, busy, version = parsed(held)
       if not what and n then redis.call('HSET', C, sids[c], entry(n, now, busy, version)) end
+    elseif what == 'compare' then
+      -- Rebuilt rather than compared: asking for its other keys would cost a round trip,
+      -- about what the rebuild costs, and most chats touched since indexed have changed.
+      what = 'stale'
     end
     if what then
       work[#work + 1] = c
@@ -327,16 +335,22 @@ return out
 """
 )
 
-# KEYS: one chat's keys (CHAT). Returns {busy, version, name, message JSON...} as
-# version_of gives them, every message of every branch, read at once, or nil when the chat
-# does not exist. Reads without renewing the chat: indexing is not the person using it
-# (CHECK relies on it).
+# KEYS: one chat's keys (CHAT). ARGV: SESSION_TTL in ms. Returns {busy, version, name,
+# again, message JSON...}: the first three as version_of gives them; again '1' when the next
+# query must compare the chat even untouched (it was touched within the slack before now, or
+# a reply is being written), else '0'; every message of every branch, read at once. nil
+# when the chat does not exist. Reads without renewing the chat: indexing is not the person
+# using it (CHECK relies on it).
 READ = (
     _VERSION
+    + _NEEDS
     + r"""
 local version, name, busy = version_of(1)
 if not version then return nil end
-local out = {busy, version, name}
+local now = clock_ms()
+local renewed = now + redis.call('PTTL', KEYS[1]) - tonumber(ARGV[1])
+local again = (busy == '1' or renewed >= now - SLACK_MS) and '1' or '0'
+local out = {busy, version, name, again}
 local all = redis.call('HGETALL', KEYS[2])
 for i = 2, #all, 2 do out[#out + 1] = all[i] end
 return out
