@@ -28,7 +28,7 @@ REDIS_COMMANDS = (
     *("ltrim", "hlen"),
     *("xadd", "xrange", "zadd", "zcard", "zremrangebyscore", "zscore", "time"),
     # search (conversation.search, conversation.search_scripts)
-    *("hstrlen", "sadd", "srem", "scard", "smembers", "zrangebylex"),
+    *("hstrlen", "zrangebylex"),
 )
 
 

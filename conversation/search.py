@@ -2,22 +2,24 @@
 engine; the same code serves Redis 8, whose FT.SEARCH is not used).
 
 An inverted index per owner (a browser; a chat without one is its own owner), all under
-`<prefix>:x:{<owner>}` (one hash tag: one Redis Cluster slot): `:w:<word>` the set of the
-numbers of the chats holding that word, `:v` the owner's words (sorted, read by prefix),
-`:l:<number>` a chat's own words (so a rebuild changes only the difference), `:c` chat id ->
-"<number> <indexed at> <busy> <version>", `:n` number -> chat id. Words are runs of Unicode
-word characters, case-folded, from the chat's name and the messages of every branch. Every
-key expires COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
+`<prefix>:x:{<owner>}` (one hash tag: one Redis Cluster slot), in a fixed set of keys so that
+every script is given each key it touches (search_scripts.INDEX_FAMILY): `:w` word -> the
+numbers of the chats holding it, `:d` the owner's words (sorted, read by prefix), `:t` number
+-> that chat's words (so a rebuild changes only the difference), `:c` chat id -> its entry
+(number, layout, indexed at, busy, version), `:n` number -> chat id. Words are runs of
+Unicode word characters, case-folded, from the chat's name and the messages of every branch.
+Every key expires COOKIE_MAX_AGE after its last write, as the browser's list of chats does.
 
 Nothing is indexed when a chat is written (the turn's scripts stay as they are): a query
 first checks the caller's chats (search_scripts.CHECK, one round trip for all of them, which
 compares only the chats touched since they were indexed), rebuilds the few that changed
 from the chat itself (search_scripts.READ then INDEX), then asks the index which chats hold
 a word beginning with each query word (QUERY). On one server (not a Cluster) the check and
-the question are one script for a browser's chats (SEARCH_ONE_SERVER). Only the chats found
-are then read, newest first, to find the matching messages and cut their snippets
-(CANDIDATES), until enough results are found or CANDIDATES_READ chats were read. Deleting a
-chat takes it out of the index.
+the question are one script for a browser's chats (SEARCH_ONE_SERVER), after reading the
+browser's list of chats to name their keys. Only the chats found are then read, newest
+first, to find the matching messages and cut their snippets (CANDIDATES), until enough
+results are found or CANDIDATES_READ chats were read. Deleting a chat takes it out of the
+index.
 
 A query word matches the words it begins: "warm" finds "warmer"; every word of the query must
 be in the one message (or the title) that is a result.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -56,6 +59,12 @@ READS_AT_ONCE = 20
 # Index words one query word may stand for ("a" begins thousands): past it, the result is
 # marked partial.
 WORDS_PER_QUERY_WORD = 200
+# A chat rebuilt by a query that the next must compare again (touched within the check's two
+# seconds of slack before it was indexed, or being written) is given with all its keys by
+# the next queries of its owner for this long: given its P alone, it would be rebuilt.
+REBUILT_LATELY_S = 3.0
+# Owners whose chats rebuilt lately are remembered (the oldest are forgotten past it).
+OWNERS_REMEMBERED = 1024
 # Characters of context around the first match in a snippet.
 BEFORE, AFTER = 60, 140
 
@@ -163,13 +172,21 @@ class Search:
         self._query: AsyncScript = self.redis.register_script(search_scripts.QUERY)
         self._candidates: AsyncScript = self.redis.register_script(search_scripts.CANDIDATES)
         self._one_server: AsyncScript = self.redis.register_script(search_scripts.SEARCH_ONE_SERVER)
+        # owner -> chat id -> when (monotonic) a query of this replica rebuilt it.
+        self._rebuilt: dict[str, dict[str, float]] = {}
 
     def prefix(self, owner: str) -> str:
         return f"{self.store.keys.prefix}:x:{{{owner}}}"
 
     def _owner_keys(self, owner: str) -> list[str]:
+        """The owner's index, as every index script takes it."""
         p = self.prefix(owner)
-        return [f"{p}:c", f"{p}:n", f"{p}:v"]
+        return [p + suffix for suffix in search_scripts.INDEX_FAMILY]
+
+    def _chat_keys(self, sids: list[str]) -> list[str]:
+        """The chats' keys, as the scripts reading chats take them, four a chat."""
+        sessions = map(self.store.keys.session, sids)
+        return [p + suffix for p in sessions for suffix in search_scripts.CHAT]
 
     async def search(self, scopes: list[Scope], query: str, limit: int) -> SearchResults:
         """Results from the scopes' chats only, newest chat first."""
@@ -194,17 +211,36 @@ class Search:
         return SearchResults(results=results[:limit], partial=partial)
 
     async def _search_browser(self, owner: str, terms: list[str]) -> tuple[list[str], bool]:
-        """A browser's chats on one server: one round trip when its index is up to date."""
-        keys = [*self._owner_keys(owner), self.store.keys.owner(owner)]
+        """A browser's chats on one server: two round trips when its index is up to date
+        (its list of chats, then one script given their keys). The script gets each chat's
+        P, which tells whether the chat was touched since it was indexed, and all its keys
+        only for the chats rebuilt lately, so a query does not carry four keys a chat."""
         before, _, after = self.store.keys.session("\0").partition("\0")
         ttl_ms = self.settings.session_ttl * 1000
-        args: list[str | int] = [ttl_ms, self.prefix(owner), WORDS_PER_QUERY_WORD, before, after]
-        args += terms
-        for _ in range(3):
-            out = cast(list[str], await self._one_server(keys=keys, args=args))
-            if out[0] == "ok":
-                return out[2:], out[1] == "1"
-            await self._work(owner, list(zip(out[1::2], out[2::2], strict=True)))
+        since = time.monotonic() - REBUILT_LATELY_S
+        rebuilt = {sid: at for sid, at in self._rebuilt.pop(owner, {}).items() if at > since}
+        try:
+            for _ in range(3):
+                sids = await self.store.owned_ids(owner)
+                chats = [
+                    self._chat_keys([sid]) if sid in rebuilt else [self.store.keys.session(sid)]
+                    for sid in sids
+                ]
+                keys = [*self._owner_keys(owner), *(key for chat in chats for key in chat)]
+                sizes = "".join(str(len(chat)) for chat in chats)
+                args: list[str | int] = [ttl_ms, WORDS_PER_QUERY_WORD, before, after, sizes]
+                out = cast(list[Any], await self._one_server(keys=keys, args=[*args, *terms]))
+                if out[0] == "ok":
+                    return [sids[int(c) - 1] for c in out[2:]], out[1] == "1"
+                pairs = zip(out[1::2], out[2::2], strict=True)
+                work = [(sids[int(c) - 1], str(what)) for c, what in pairs]
+                again = await self._work(owner, work)
+                rebuilt |= dict.fromkeys(again, time.monotonic())
+        finally:
+            if rebuilt:
+                self._rebuilt[owner] = rebuilt
+                if len(self._rebuilt) > OWNERS_REMEMBERED:
+                    del self._rebuilt[next(iter(self._rebuilt))]
         # Chats that keep changing (replies being written as we index): search what is there.
         return await self._search_scope(Scope(owner, await self.store.owned_ids(owner)), terms)
 
@@ -214,8 +250,8 @@ class Search:
         if scope.browser:
             sids = await self.store.owned_ids(scope.owner)
         await self._refresh(Scope(scope.owner, sids))
-        keys = self._owner_keys(scope.owner)[1:]
-        args: list[str | int] = [self.prefix(scope.owner), WORDS_PER_QUERY_WORD, *terms]
+        keys = self._owner_keys(scope.owner)
+        args: list[str | int] = [WORDS_PER_QUERY_WORD, *terms]
         out = cast(list[str], await self._query(keys=keys, args=args))
         found = set(out[1:])
         return [sid for sid in sids if sid in found], out[0] == "1"
@@ -235,7 +271,7 @@ class Search:
             # Each chat has its own slot: one CHECK per chat, side by side.
             parts = await asyncio.gather(
                 *(
-                    self._check(keys=[self.store.keys.session(sid)], args=[ttl_ms, state])
+                    self._check(keys=self._chat_keys([sid]), args=[ttl_ms, state])
                     for sid, state in zip(sids, states, strict=True)
                 )
             )
@@ -244,31 +280,38 @@ class Search:
                 for j in range(0, len(part), 2):
                     out += [i + 1, part[j + 1]]
         else:
-            keys = [self.store.keys.session(sid) for sid in sids]
+            keys = self._chat_keys(sids)
             out = cast(list[Any], await self._check(keys=keys, args=[ttl_ms, *states]))
         work = [(sids[int(out[i]) - 1], str(out[i + 1])) for i in range(0, len(out), 2)]
         await self._work(scope.owner, work)
 
-    async def _work(self, owner: str, work: list[tuple[str, str]]) -> None:
-        """Rebuild the stale chats, take out the gone ones, a few at a time."""
+    async def _work(self, owner: str, work: list[tuple[str, str]]) -> list[str]:
+        """Rebuild the stale chats, take out the gone ones, a few at a time. Returns the
+        chats rebuilt that the next query must compare again (search_scripts.READ)."""
+        again: list[str] = []
         for start in range(0, len(work), REBUILDS_AT_ONCE):
             batch = work[start : start + REBUILDS_AT_ONCE]
-            await asyncio.gather(*(self._update(owner, sid, what) for sid, what in batch))
+            done = await asyncio.gather(*(self._update(owner, sid, what) for sid, what in batch))
+            again += [sid for (sid, _), compare in zip(batch, done, strict=True) if compare]
+        return again
 
-    async def _update(self, owner: str, sid: str, what: str) -> None:
+    async def _update(self, owner: str, sid: str, what: str) -> bool:
+        """Whether the chat, rebuilt, must be compared again by the next query."""
         if what == "gone":
-            await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), sid])
-            return
-        out = cast(list[str] | None, await self._read(keys=[self.store.keys.session(sid)]))
+            await self._forget(keys=self._owner_keys(owner), args=[sid])
+            return False
+        ttl_ms = self.settings.session_ttl * 1000
+        out = cast(list[str] | None, await self._read(keys=self._chat_keys([sid]), args=[ttl_ms]))
         if out is None:
-            return
-        busy, version, name = out[0], out[1], out[2]
+            return False
+        busy, version, name, again = out[0], out[1], out[2], out[3]
         found = words(name)
-        for raw in out[3:]:
+        for raw in out[4:]:
             found |= words(orjson.loads(raw).get("content", ""))
         ttl = self.settings.cookie_max_age
-        args: list[str | int] = [self.prefix(owner), sid, busy, version, ttl, *sorted(found)]
+        args: list[str | int] = [sid, busy, version, ttl, *sorted(found)]
         await self._index(keys=self._owner_keys(owner), args=args)
+        return again == "1"
 
     async def add(self, owner: str, sids: list[str]) -> None:
         """Index chats just written in bulk (an import), so the next search need not."""
@@ -277,20 +320,20 @@ class Search:
     async def forget(self, meta: SessionMeta) -> None:
         """Take a chat out of its owner's index (it is being deleted)."""
         owner = owner_of(meta)
-        await self._forget(keys=self._owner_keys(owner), args=[self.prefix(owner), meta.session_id])
+        await self._forget(keys=self._owner_keys(owner), args=[meta.session_id])
 
     async def _results_in(self, sids: list[str], terms: list[str]) -> list[SearchResult]:
         """The chats' matching titles and messages, in the order of `sids`. Read as the
         index reads, not as a person does: the chats' expiry is not renewed (CHECK would
         otherwise compare every chat a search showed, at every query)."""
         ascii_terms = [t for t in terms if t.isascii() and not FOLDED_FROM_OTHERS.search(t)]
-        keys = [self.store.keys.session(sid) for sid in sids]
         if isinstance(self.redis, RedisCluster):
             parts = await asyncio.gather(
-                *(self._candidates(keys=[key], args=ascii_terms) for key in keys)
+                *(self._candidates(keys=self._chat_keys([sid]), args=ascii_terms) for sid in sids)
             )
             chats = [part[0] for part in parts]
         else:
+            keys = self._chat_keys(sids)
             chats = cast(list[list[str]], await self._candidates(keys=keys, args=ascii_terms))
         found: list[SearchResult] = []
         for sid, chat in zip(sids, chats, strict=True):

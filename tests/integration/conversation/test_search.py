@@ -114,11 +114,13 @@ def test_results_follow_new_messages_renames_and_deletes(fast: Fast) -> None:
         r = redis.Redis(port=fast.redis.port, decode_responses=True)
         owner = hashlib.sha256(browser.cookies["chat_browser"].encode()).hexdigest()
         index = r.keys(f"chat:x:{{{owner}}}:*")
+        postings = f"chat:x:{{{owner}}}:w"
         # An import indexes what it brings: no search needed first.
         [other] = add_chats(browser, chat("Orchard", "pears and plums"))
         assert r.hexists(f"chat:x:{{{owner}}}:c", other)
         assert index and all(r.ttl(key) > 0 for key in index)
-        assert r.sismember(f"chat:x:{{{owner}}}:w:tomatoes", "1")
+        assert sorted(str(key).rsplit(":", 1)[1] for key in index) == ["c", "d", "n", "t", "w"]
+        assert r.hget(postings, "tomatoes") == " 1 "
         assert search(browser, "cucumbers") == []
         sent = browser.post(f"/api/sessions/{sid}/messages", json={"content": "and cucumbers?"})
         assert sent.status_code == 200
@@ -129,7 +131,8 @@ def test_results_follow_new_messages_renames_and_deletes(fast: Fast) -> None:
         gone = browser.delete(f"/api/sessions/{sid}", headers={"X-Requested-With": "test"})
         assert gone.status_code == 204
         assert search(browser, "tomatoes") == []
-        assert not r.exists(f"chat:x:{{{owner}}}:w:tomatoes")
+        assert not r.hexists(postings, "tomatoes")
+        assert "tomatoes" not in r.zrange(f"chat:x:{{{owner}}}:d", 0, -1)
 
 
 def test_the_result_count_is_bounded(fast: Fast) -> None:

@@ -5,7 +5,10 @@ Both replicas run every script as an ACL user allowed exactly the keys of that c
 it in ACL LOG, which must stay empty through every path that touches a reply's stream: turns,
 a history read mid-reply, resume, cancel, continue, regenerate, edit, replies orphaned by a
 writer that is gone, and delete. The two replicas see different turns, so each often knows an
-old `live` reply when it calls (the 'stale' answer and the call again are exercised)."""
+old `live` reply when it calls (the 'stale' answer and the call again are exercised). So too
+through every script of search: indexing, queries (a browser's, one script on one server or
+step by step as on a Cluster; a token's), rebuilds of changed chats, deleted and expired
+chats taken out of the index."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from conversation.store import Claim, SessionMeta, TurnStarted, new_message
+from conversation.search import Scope, Search, owner_of
+from conversation.store import Claim, SessionMeta, Store, TurnStarted, digest, new_message
 from conversation.turns import Turn
 from tests.support.declared_keys import connect_declared_keys_only
 from tests.support.replica import (
@@ -138,5 +142,54 @@ async def test_every_path_touching_a_reply_stream_declares_its_keys(rig: Rig, ad
             one.store.keys.stream(sid, turn.reply_id) for turn in (first, second, more, again)
         }, left
         await events_until_end(last.events)
+
+    assert await admin.acl_log() == []
+
+
+async def chat_of(store: Store, owner: str, name: str, *texts: str) -> SessionMeta:
+    meta, _ = await store.create_session(name, "", owner)
+    await store.append_messages(
+        meta.session_id, [new_message("user", t, "complete") for t in texts]
+    )
+    return meta
+
+
+@pytest.mark.parametrize("one_round_trip", [True, False], ids=["one server", "step by step"])
+async def test_every_search_script_declares_its_keys(
+    rig: Rig, admin: Redis, one_round_trip: bool
+) -> None:
+    async with rig.replica(connect_declared_keys_only) as one:
+        store = one.store
+        search = Search(store, one_round_trip=one_round_trip)
+        owner = digest("declared")
+        metas = [
+            await chat_of(store, owner, "Baking", "walnut bread", "rye starter"),
+            await chat_of(store, owner, "Garden", "walnut tree pruning"),
+            await chat_of(store, owner, "Travel", "night train"),
+        ]
+        sids = [meta.session_id for meta in metas]
+        browser = [Scope(owner, [], browser=True)]
+
+        async def found(scopes: list[Scope], q: str) -> list[tuple[int, str | None]]:
+            results = (await search.search(scopes, q, 20)).results
+            return [(sids.index(r.session_id), r.message_id and "message") for r in results]
+
+        await search.add(owner, sids[:2])  # as an import indexes what it brings
+        assert await found(browser, "walnut") == [(1, "message"), (0, "message")]
+        # Rebuilds: a new message, a rename (the old title's words leave the index).
+        await store.append_messages(sids[2], [new_message("user", "walnut cake", "complete")])
+        await store.update(sids[0], name="Loaves")
+        assert await found(browser, "walnut") == [(2, "message"), (1, "message"), (0, "message")]
+        assert await found(browser, "baking") == []
+        assert await found(browser, "loaves") == [(0, None)]
+        # A chat without a browser is its own owner, searched with its token's scope.
+        alone = await chat_of(store, "", "Alone", "walnut oil")
+        sids.append(alone.session_id)
+        assert await found([Scope(owner_of(alone), [alone.session_id])], "wal") == [(3, "message")]
+        # Deleted (out of the index at once), then expired (out at the next query).
+        assert await store.delete(metas[1]) is None
+        await search.forget(metas[1])
+        await admin.delete(*store.keys.family(sids[2]))
+        assert await found(browser, "walnut") == [(0, "message")]
 
     assert await admin.acl_log() == []
