@@ -96,6 +96,9 @@ async def test_every_path_touching_a_reply_stream_declares_its_keys(rig: Rig, ad
         writing.text("tw")
         await next_events(second.events)
         assert not await admin.exists(one.store.keys.stream(sid, first.reply_id))
+        # The writer's clients get the text from memory first; Redis gets it a moment later.
+        stream = one.store.keys.stream(sid, second.reply_id)
+        assert await admin.xread({stream: "0-0"}, count=1, block=10_000), "no text in Redis"
         # Read mid-reply on `one`, which knows only the first reply as live.
         assert (await shown(one, sid))[-1] == ("assistant", "tw", "streaming")
         resumed = await one.turns.resume(sid, second.reply_id, 0)
