@@ -192,7 +192,8 @@ BEGIN_TURN_ARGV = (
 # written on (reply_id is the target's id), its stream starting with the text it has, and
 # the context ends with it rather than with a user message.
 # The caller's credentials are checked here, not in a read before: a turn is one round trip.
-# Returns {'ok', system_prompt, user_json (continue: the reply's), context...newest first}
+# Returns {'ok', system_prompt, model ('' for the default), wants_title ('1' or '0'), user_json
+# (continue: the reply's), context...newest first}
 #       | {'dup', user_json, reply_json} | {'busy', reply_id} | {'bad', reason}
 #       | {'denied'} | {'csrf'} | {'full'} (a new message would pass max_path)
 #       | {'full_tree'} (the new messages would pass max_stored)
@@ -211,7 +212,8 @@ local access = authorized(token_hash, owner_hash, cookie_allowed)
 if access ~= 'ok' then return {access} end
 -- A text's tokens when no count was stored: about four UTF-8 bytes each.
 local function estimate(text) return math.ceil(#text / 4) end
-local system = redis.call('HGET', P, 'system') or ''
+local chat = redis.call('HMGET', P, 'system', 'model', 'named', 'titled')
+local system, model, named, titled = chat[1] or '', chat[2], chat[3], chat[4]
 local budget = math.max(token_budget - estimate(system), 1)
 if cmid ~= '' then
   local um = redis.call('HGET', X, 'c:'..cmid)
@@ -318,7 +320,8 @@ renew(ttl)
 
 -- Context: the newest whole messages of the active path that fit the token budget, newest
 -- first.
-local out = {'ok', system, redis.call('HGET', M, user_id)}
+local wants_title = (named ~= '1' and titled ~= '1') and '1' or '0'
+local out = {'ok', system, model or '', wants_title, redis.call('HGET', M, user_id)}
 local head = #out  -- the context's messages follow
 local used, hi, page = 0, -1, 32
 -- A new reply is not context; a continued one is its end.

@@ -74,7 +74,7 @@ class SessionMeta:
 
 @dataclass(frozen=True, slots=True)
 class ChatModel:
-    """What a turn needs to know of its session besides the turn script's answer."""
+    """The session's model and title state, as a turn's start finds them."""
 
     model: str | None  # None: assistant's default
     wants_title: bool  # neither titled nor named by a person yet
@@ -128,6 +128,7 @@ class TurnStarted:
     user: StoredMessage
     context: list[StoredMessage]  # oldest first, ending with the user message
     system_prompt: str
+    chat: ChatModel  # the session's model and title state, read by the same script
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,16 +404,6 @@ class Store:
         args = ["1", "name", title, "titled", "1"]
         return bool(await self._update_meta(keys=[self.keys.session(sid)], args=args))
 
-    async def chat_model(self, sid: str) -> ChatModel:
-        """The session's model and whether it still wants a title. Read beside a turn's start
-        (which checks the credentials): it costs the turn no round trip of its own."""
-        raw = cast(
-            list[str | None],
-            await self.redis.hmget(self.keys.session(sid), ["model", "named", "titled"]),
-        )
-        model, named, titled = raw
-        return ChatModel(model or None, wants_title=named != "1" and titled != "1")
-
     async def delete(self, meta: SessionMeta) -> str | None:
         """Remove every key of the session, then its entry in the browser's index (another
         slot in a Redis Cluster; an entry left by a crash between is dropped when the index
@@ -579,8 +570,13 @@ class Store:
         kind = out[0]
         if kind == "ok":
             self._remember_live(sid, reply.id)
-            context = [_message(raw) for raw in reversed(out[3:])]
-            return TurnStarted(user=_message(out[2]), context=context, system_prompt=out[1])
+            system, model, wants_title, user_json, *newest_first = out[1:]
+            return TurnStarted(
+                user=_message(user_json),
+                context=[_message(raw) for raw in reversed(newest_first)],
+                system_prompt=system,
+                chat=ChatModel(model or None, wants_title=wants_title == "1"),
+            )
         if kind == "dup":
             return TurnDuplicate(user=_message(out[1]), reply=_message(out[2]) if out[2] else None)
         if kind == "busy":

@@ -9,8 +9,6 @@ import logging
 from dataclasses import dataclass
 from typing import cast
 
-from redis.exceptions import RedisError
-
 from common.protocol import ChatMessage
 from conversation.auth import not_found, refused
 from conversation.config import Settings
@@ -21,7 +19,6 @@ from conversation.hub import Hub
 from conversation.limits import Admission, Client, Limits, session_full
 from conversation.models import StoredMessage
 from conversation.store import (
-    ChatModel,
     Claim,
     Store,
     TurnDuplicate,
@@ -190,18 +187,14 @@ class Turns:
         reply = new_message("assistant", "", "streaming")
         if reply_id is not None:
             reply.id = reply_id
-        # The chat's model is read beside the turn's start, not before it: no round trip more.
-        outcome, chat = await asyncio.gather(
-            self.store.begin_turn(
-                claim,
-                mode,
-                user,
-                reply,
-                client_message_id,
-                self.settings.context_token_budget,
-                target,
-            ),
-            self._chat_model(sid),
+        outcome = await self.store.begin_turn(
+            claim,
+            mode,
+            user,
+            reply,
+            client_message_id,
+            self.settings.context_token_budget,
+            target,
         )
         if isinstance(outcome, TurnRefused):
             raise _refusal(sid, outcome, self.settings)
@@ -218,11 +211,11 @@ class Turns:
             reply = outcome.user  # the reply itself, with the text it has, by its model
         else:
             reply.parent = outcome.user.id  # as stored: the finished reply is stored whole
-        reply.model = reply.model or model or chat.model
+        reply.model = reply.model or model or outcome.chat.model
         # Only a chat's first exchange (or its first answered one) is the whole context.
         title = (
             self.settings.titles
-            and chat.wants_title
+            and outcome.chat.wants_title
             and mode != "continue"
             and len(outcome.context) == 1
         )
@@ -236,15 +229,6 @@ class Turns:
         first = [] if mode in ("regenerate", "continue") else [user_event(outcome.user.public())]
         start = start_event(reply.id, gen.length)
         return Turn(reply.id, [*first, start], outbox_events(gen, outbox)), True
-
-    async def _chat_model(self, sid: str) -> ChatModel:
-        """The chat's model; on a Redis failure here (the turn's own start may well have
-        worked), the default model and no title rather than a started turn left to lapse."""
-        try:
-            return await self.store.chat_model(sid)
-        except RedisError:
-            log.warning("could not read the model of session %s", sid, exc_info=True)
-            return ChatModel(None, wants_title=False)
 
     async def resume(self, sid: str, message_id: str, offset: int | None) -> Turn:
         """A reply's events after `offset` characters (None: from its `start`)."""

@@ -90,13 +90,13 @@ def test_a_turn_costs_two_round_trips_plus_batched_stream_writes(bench: Bench) -
     flushes = [c for c in commands if len(c) > 1 and c[1] == flush_sha]
     limits = [c for c in commands if len(c) > 3 and c[3].startswith("chat:l:")]
     usage = [c for c in commands if len(c) > 3 and c[3].startswith("chat:u:")]
-    model = [c for c in commands if c[0] == "HMGET"]
-    others = [c for c in commands if c not in flushes + limits + usage + model]
-    # Start the turn (its credentials checked by the same script) and finish the reply.
+    others = [c for c in commands if c not in flushes + limits + usage]
+    # Start the turn (its credentials checked, the chat's model read by the same script)
+    # and finish the reply.
     assert len(others) == 2, others
-    # The chat's model, read beside the turn's start (no round trip more), and the reply's
-    # usage: a script per identity (here the token's chat), sent beside the reply's store.
-    assert len(model) == 1 and len(usage) == 1, (model, usage)
+    # The reply's usage: a script per identity (here the token's chat), sent beside the
+    # reply's store.
+    assert len(usage) == 1, usage
     # The per-client limits: a script per identity (the address and the token's session)
     # to admit the turn, sent together (one round trip), and as many to release it, sent
     # together while the reply is stored (no round trip more before `done`). Their lease
