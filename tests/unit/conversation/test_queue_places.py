@@ -78,7 +78,7 @@ async def test_a_reply_stopped_while_it_waits_still_ends_its_stream(rig: Rig, on
 
 READ_TIMEOUT = 0.5
 # Pauses between the assistant's chunks: each under the read timeout, together well over it.
-PAUSE = READ_TIMEOUT * 0.6
+PAUSE = READ_TIMEOUT * 0.4
 PAUSES = 5
 
 
