@@ -11,18 +11,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conversation.errors import ConversationError
 from conversation.store import HistoryPage, NoSuchMessage, Store
 
 # Reads of a page whose path keeps changing under it before the caller is told to retry.
 ATTEMPTS = 3
 
 
-class NotOnPath(Exception):
+class NotOnPath(ConversationError):
     """The session holds the message, on a branch it does not show."""
 
+    def __init__(self, sid: str, cursor: str) -> None:
+        super().__init__(
+            "conflict",
+            f"The message given as `{cursor}` is on a branch this chat does not show: show "
+            f"it first (PATCH /api/sessions/{sid}/messages/<id>/active).",
+        )
 
-class PathChanging(Exception):
+
+class PathChanging(ConversationError):
     """The active path changed at every attempt to read the page."""
+
+    def __init__(self) -> None:
+        super().__init__("conflict", "The chat changed while its history was read: ask again.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +65,7 @@ async def page_around(store: Store, sid: str, mid: str, size: int) -> Window | N
     the session is gone. NoSuchMessage: the session does not hold `mid`; NotOnPath: on
     another branch."""
     for _ in range(ATTEMPTS):
-        index, length = await _place(store, sid, mid)
+        index, length = await _place(store, sid, mid, "around")
         start = max(index - size // 2, 0)
         end = min(start + size, length) - 1
         start = max(end - size + 1, 0)
@@ -63,14 +74,14 @@ async def page_around(store: Store, sid: str, mid: str, size: int) -> Window | N
             return None
         if any(m.id == mid for m in window.page.messages):
             return window
-    raise PathChanging
+    raise PathChanging()
 
 
 async def page_after(store: Store, sid: str, mid: str, size: int) -> Window | None:
     """At most `size` messages of the active path just after `mid`, oldest first (none
     when it is the newest); errors as for `page_around`."""
     for _ in range(ATTEMPTS):
-        index, length = await _place(store, sid, mid)
+        index, length = await _place(store, sid, mid, "after")
         end = min(index + size, length - 1)
         # The page starts at `mid` itself, which tells whether the path still runs there.
         window = await _ending_at(store, sid, end, end - index + 1, length)
@@ -80,13 +91,13 @@ async def page_after(store: Store, sid: str, mid: str, size: int) -> Window | No
         if messages and messages[0].id == mid:
             page = HistoryPage(messages[1:], has_more=True, siblings=window.page.siblings[1:])
             return Window(page, window.has_newer)
-    raise PathChanging
+    raise PathChanging()
 
 
-async def _place(store: Store, sid: str, mid: str) -> tuple[int, int]:
+async def _place(store: Store, sid: str, mid: str, cursor: str) -> tuple[int, int]:
     place = await store.path_place(sid, mid)
     if place.index is None:
-        raise NotOnPath(mid) if place.held else NoSuchMessage(mid)
+        raise NotOnPath(sid, cursor) if place.held else NoSuchMessage(mid)
     return place.index, place.length
 
 

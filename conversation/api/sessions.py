@@ -142,17 +142,6 @@ async def get_session(
             status.HTTP_404_NOT_FOUND,
             f"The message given as `{name}` is not in this session (it may have been replaced).",
         ) from None
-    except history_pages.NotOnPath:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"The message given as `{given[0]}` is on a branch this chat does not show: show it "
-            f"first (PATCH /api/sessions/{sid}/messages/<id>/active).",
-        ) from None
-    except history_pages.PathChanging:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "The chat changed while its history was read: ask again.",
-        ) from None
     if window is None:
         raise not_found()
     return detail(session, store, window.page, window.has_newer)
