@@ -6,13 +6,13 @@ MockTransport: no socket, no server), read three ways:
 
 - `raw`: assistant's own reader (`Chunks`, orjson per chunk) over the bytes directly;
 - `sdk-raw`: the SDK sends the request (`AsyncOpenAI.post`) and hands over the transport's
-  body stream, read by `Chunks`: the OpenAI-compatible provider's path;
+  body stream, read by `Chunks`: the SDK's cheapest path (`bench/sdk_variant.py`);
 - `sdk-typed`: the SDK's own stream of typed `ChatCompletionChunk` objects.
 
 Then N short replies, one after another, from the fake model server over loopback (a real
-HTTP hop; the fake's own CPU is in every figure alike), four ways: assistant's previous
-hand-written aiohttp client (`common.http`), the SDK's `chat.completions.create`, its
-lower-level `post` with a body built by the caller (the provider's path), and that `post`
+HTTP hop; the fake's own CPU is in every figure alike), four ways: the provider's aiohttp
+client (`common.http`), the SDK's `chat.completions.create`, its
+lower-level `post` with a body built by the caller (`bench/sdk_variant.py`), and that `post`
 on httpx2's own transport instead of aiohttp.
 
 Each way's best of several runs, the ways taking turns. Only the differences between the

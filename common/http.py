@@ -2,9 +2,9 @@
 
 aiohttp's client, not httpx: measured on a relay hop it adds about half the latency httpx
 does, and the stack's first-token budget depends on it (bench scenario 1). One session
-per process, created in the lifespan, keeps connections alive between requests. (Assistant
-calls its model servers through the `openai` SDK, on aiohttp too: see
-assistant/providers/openai_compatible.py.)
+per process, created in the lifespan, keeps connections alive between requests. Assistant
+calls its OpenAI-compatible model servers with it too, one session per provider
+(assistant/providers/openai_compatible.py says why not the `openai` SDK).
 """
 
 from __future__ import annotations

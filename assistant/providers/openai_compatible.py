@@ -1,21 +1,19 @@
-"""Any OpenAI-compatible server through the `openai` SDK: `POST {base_url}/chat/completions`.
+"""Any OpenAI-compatible server: `POST {base_url}/chat/completions`, streamed.
 
 One code path for OpenAI, vLLM, Ollama, llama.cpp's server and Hugging Face's router: they
 all speak `POST /chat/completions` with server-sent chunks. Each provider of this kind has
-its own `openai.AsyncOpenAI` client, so its own connection pool (aiohttp underneath, through
-`openai.DefaultAioHttpClient`), key, base URL and timeouts: one slow upstream never holds
-another's connections. The SDK builds and sends the request, owns authentication and turns
-error statuses into typed exceptions; its own retries are off, because retries before the
-first token are ours (`assistant.generation`, per provider policy).
+its own pooled aiohttp session (`common.http`), so its own connections, key, base URL and
+timeouts: one slow upstream never holds another's connections. The body is built here from
+messages the API has already validated and encoded with orjson, and the stream is read a
+socket read at a time: every chunk is decoded with orjson, without a typed object per
+token, and a read's texts go on together. Retries before the first token are ours
+(`assistant.generation`, per provider policy).
 
-What the SDK costs (`python -m bench.sdk_chunks`, this project's shared 2-core VM, two runs
-at load average 7): the stream is read from the transport's body stream and decoded by
-`Chunks` (orjson), ~2.5 us per chunk against ~2.2 us for `Chunks` on the bytes alone, where
-the SDK's typed `ChatCompletionChunk` stream costs ~75-150 us; a request through
-`AsyncOpenAI.post` with the body built here costs ~0.4 ms more than the hand-written aiohttp
-client this replaced, and `chat.completions.create` (its transform of typed parameters walks
-every message) ~1-1.5 ms more. aiohttp underneath (`openai.DefaultAioHttpClient`): httpx2's
-own transport costs more again. What that does through the service is in bench/README.md.
+Not the `openai` SDK: measured in front of the same fake model, the SDK (on its aiohttp
+transport, the body built here, the stream read raw) added 0.3-0.6 ms to the p50 and
+0.6-1.2 ms to the p99 time to first token of every request, which put assistant over its
+budget against LiteLLM (bench/README.md, "The openai SDK"). The SDK stays the tests' client
+of assistant, as users' apps call it.
 
 Messages go upstream as they are: several system messages (the operator's first), and a
 final assistant message, which this provider does not turn into a continuation. The server
@@ -26,13 +24,11 @@ after it); sending vLLM's own flag would make OpenAI refuse the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import httpx2
-import openai
 import orjson
 
 from assistant.errors import (
@@ -55,6 +51,7 @@ from assistant.providers.base import (
     token_budget,
     transport_detail,
 )
+from common.http import pooled_session, post
 from common.protocol import ChatMessage, FinishReason, Usage
 from common.sse import ChunkReader
 
@@ -125,13 +122,6 @@ class Listed:
     context_length: int | None
 
 
-def causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: BaseException | None = exc
-    while seen is not None:
-        yield seen
-        seen = seen.__cause__ or seen.__context__
-
-
 class OpenAIProvider(Provider):
     name = "openai"
 
@@ -139,7 +129,10 @@ class OpenAIProvider(Provider):
         super().__init__(endpoint.model)
         self.name = endpoint.name
         self.endpoint = endpoint
-        self._client: openai.AsyncOpenAI | None = None
+        base = endpoint.base_url.rstrip("/")
+        self._completions_url = base + "/chat/completions"
+        self._models_url = base + "/models"
+        self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         e = self.endpoint
@@ -147,36 +140,22 @@ class OpenAIProvider(Provider):
             # Local servers (vLLM, Ollama, llama.cpp) accept any key; OpenAI will answer 401,
             # which callers then see as a 502 naming this provider.
             log.warning("%s: no API key is set; sending a placeholder key", e.name)
-        timeout = httpx2.Timeout(
-            connect=e.connect_timeout,
-            read=e.read_timeout,
-            write=e.connect_timeout,
-            pool=e.connect_timeout,
-        )
-        limits = httpx2.Limits(
+        self._http = pooled_session(
+            connect_timeout=e.connect_timeout,
+            read_timeout=e.read_timeout,
             max_connections=e.max_connections,
-            max_keepalive_connections=e.max_connections,
-            # Why below the server's idle timeout: common/http.py's pooled_session.
-            keepalive_expiry=e.keepalive_timeout,
-        )
-        self._client = openai.AsyncOpenAI(
-            api_key=e.api_key or "not-set",
-            base_url=e.base_url,
-            max_retries=0,
-            timeout=timeout,
-            http_client=openai.DefaultAioHttpClient(timeout=timeout, limits=limits),
-            # The body is read straight from the transport's stream (`_stream`), past
-            # httpx2's decoder and chunker, two generators per read that cost a tenth of a
-            # 2,000-token stream's rate (bench/README.md): so it must come uncompressed. An
-            # event stream is never worth compressing anyway: it would hold tokens back.
-            default_headers={"Accept-Encoding": "identity"},
+            keepalive_timeout=e.keepalive_timeout,
+            headers={
+                "Authorization": f"Bearer {e.api_key or 'not-set'}",
+                "Content-Type": "application/json",
+            },
         )
         log.info("%s provider: %s", e.name, e.base_url)
         await super().start()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        if self._http is not None:
+            await self._http.close()
 
     async def open(self, messages: list[ChatMessage], params: GenerationParams) -> TokenStream:
         return self._stream(message_dicts(messages), params)
@@ -184,49 +163,58 @@ class OpenAIProvider(Provider):
     async def list_models(self, seconds: float) -> list[Listed] | None:
         """The upstream's `GET /models`: None when it has no such route (it answered, so it
         is reachable); raises `AssistantError` when it cannot answer."""
-        assert self._client is not None
+        assert self._http is not None
+        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, sock_read=seconds)
         try:
-            page = await self._client.with_options(timeout=seconds).models.list()
-        except openai.APIStatusError as exc:
-            if exc.status_code in (404, 405):
-                return None
+            async with self._http.get(self._models_url, timeout=timeout) as response:
+                if response.status in (404, 405):
+                    return None
+                if response.status != 200:
+                    raise await self._status_error(response)
+                page = orjson.loads(await response.read())
+        except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc) from exc
+        except TimeoutError as exc:
+            raise upstream_timeout(self.name, "response", seconds) from exc
+        except orjson.JSONDecodeError as exc:
+            raise upstream_failed(self.name, "its model list was not JSON", str(exc)) from exc
         found = []
-        for model in page.data:
-            extra = model.model_extra or {}
+        entries = page.get("data") if isinstance(page, dict) else None
+        for model in entries if isinstance(entries, list) else ():
+            if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+                continue
             # vLLM says `max_model_len`; llama.cpp's server and others `context_length`.
-            length = extra.get("max_model_len") or extra.get("context_length")
-            found.append(Listed(model.id, length if isinstance(length, int) else None))
+            length = model.get("max_model_len") or model.get("context_length")
+            found.append(Listed(model["id"], length if isinstance(length, int) else None))
         return found
 
-    def _map_error(self, exc: BaseException) -> AssistantError:
+    def _map_error(self, exc: aiohttp.ClientError) -> AssistantError:
         e = self.endpoint
-        if isinstance(exc, openai.APIStatusError):
-            response = exc.response
-            detail = upstream_message(exc.body, response.reason_phrase or f"HTTP {exc.status_code}")
-            retry_after = parse_retry_after(response.headers)
-            return from_upstream_status(
-                self.name, exc.status_code, detail, retry_after, e.retry_after
-            )
-        # The SDK wraps its transport's exceptions; aiohttp's own, at the root of the chain,
-        # says best what happened (its transport maps a refused connection to a timeout):
-        # the chain is read from its root.
-        for cause in reversed(list(causes(exc))):
-            if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx2.ConnectTimeout):
-                return upstream_timeout(self.name, "connection", e.connect_timeout)
-            if isinstance(cause, aiohttp.ClientConnectorError | httpx2.ConnectError):
-                return upstream_unreachable(self.name, transport_detail(cause))
-            if isinstance(cause, aiohttp.ServerTimeoutError | httpx2.ReadTimeout):
-                return upstream_timeout(self.name, "response", e.read_timeout)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return upstream_timeout(self.name, "connection", e.connect_timeout)
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return upstream_timeout(self.name, "response", e.read_timeout)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return upstream_unreachable(self.name, transport_detail(exc))
         return upstream_failed(self.name, "the connection broke", transport_detail(exc))
+
+    async def _status_error(self, response: aiohttp.ClientResponse) -> AssistantError:
+        text = await response.text(errors="replace")
+        try:
+            body: object = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            body = text
+        detail = upstream_message(body, response.reason or f"HTTP {response.status}")
+        retry_after = parse_retry_after(response.headers)
+        return from_upstream_status(
+            self.name, response.status, detail, retry_after, self.endpoint.retry_after
+        )
 
     async def _stream(
         self, messages: list[dict[str, str]], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
         e = self.endpoint
-        assert self._client is not None
+        assert self._http is not None
         body: dict[str, Any] = {
             "model": params.model or self.model_id,
             "messages": messages,
@@ -244,20 +232,13 @@ class OpenAIProvider(Provider):
             body["stop"] = list(params.stop)
         chunks = Chunks(self.name)
         try:
-            # The SDK's lower-level `post`, not `chat.completions.create`: the body is built
-            # above from messages our API validated, and create's per-message transform of
-            # its typed parameters costs more than the rest of the request (module docstring).
-            response = await self._client.post(
-                "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
-            )
-            body_reads = response.stream
-            assert isinstance(body_reads, httpx2.AsyncByteStream)
-            try:
-                async for texts in chunks.batches(body_reads):
+            sent = post(self._http, self._completions_url, orjson.dumps(body))
+            async with await sent as response:
+                if response.status != 200:
+                    raise await self._status_error(response)
+                async for texts in chunks.batches(response.content.iter_any()):
                     yield texts
-            finally:
-                await response.aclose()
-        except (openai.OpenAIError, httpx2.HTTPError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientError as exc:
             raise self._map_error(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise upstream_failed(self.name, "a chunk was not JSON", str(exc)) from exc
