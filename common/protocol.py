@@ -46,6 +46,12 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: str | list[str] | None = None
+    user: str | None = Field(
+        default=None,
+        max_length=256,
+        description="An opaque id of the end user (OpenAI's field). The embedded model "
+        "shares its queue fairly between users; not sent to remote providers.",
+    )
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -91,23 +91,27 @@ class AssistantClient:
             **self._auth,
         }
 
-    def _request_body(self, messages: list[ChatMessage], model: str | None) -> str:
+    def _request_body(
+        self, messages: list[ChatMessage], model: str | None, user: str | None
+    ) -> str:
         request = ChatCompletionRequest(
             messages=messages,
             model=model or self._model,
             stream=True,
             stream_options=StreamOptions(include_usage=True),
             max_tokens=self._max_tokens,
+            user=user,
         )
         return request.model_dump_json(exclude_none=True)
 
     async def stream(
-        self, messages: list[ChatMessage], model: str | None = None
+        self, messages: list[ChatMessage], model: str | None = None, user: str | None = None
     ) -> AsyncIterator[list[str] | Queued | ReplyEnd]:
         """Yield the reply's text deltas as they arrive (those read together, together),
         then how it ended; before the first, each new place in the model's queue. `model`:
-        the chat's (None: ASSISTANT_MODEL, else assistant's default)."""
-        body = self._request_body(messages, model)
+        the chat's (None: ASSISTANT_MODEL, else assistant's default); `user`: an opaque id
+        of who asked, by which assistant shares its embedded model fairly."""
+        body = self._request_body(messages, model, user)
         # A long history would otherwise stay in memory for the whole reply, twice.
         del messages
         rid = request_id.get()  # assistant logs under the id of the request that asked

@@ -222,7 +222,9 @@ class Generation:
         error: ErrorInfo | None = None
         status: str = "complete"
         try:
-            stream = self._assistant.stream(self._take_context(), self._reply.model)
+            stream = self._assistant.stream(
+                self._take_context(), self._reply.model, self._fair_share_user()
+            )
             async for item in stream:
                 if isinstance(item, list):
                     self._on_deltas(item)
@@ -292,6 +294,13 @@ class Generation:
         self._subscribers.clear()
         if self._question is not None and status in ("complete", "length") and final.content:
             self._titles.start(self.session_id, final.model, self._question, final.content)
+
+    def _fair_share_user(self) -> str | None:
+        """Who asked, as assistant shares its embedded model between users: the client's
+        address identity (a digest), the one identity a client cannot multiply by opening
+        sessions or dropping cookies, as the per-address limits count it."""
+        client = self._admission.client
+        return client.ip.digest if client else None
 
     async def _count_usage(self, model: str | None, cost: Spent) -> None:
         """The reply's tokens in the chat's and the client's usage; a failure is only logged

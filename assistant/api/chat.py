@@ -65,6 +65,7 @@ def generation_params(body: ChatCompletionRequest, model: str) -> GenerationPara
         temperature=body.temperature,
         top_p=body.top_p,
         stop=tuple(body.stop_list()),
+        user=body.user,
     )
 
 

@@ -22,6 +22,9 @@ class GenerationParams:
     temperature: float | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    # Who asked (OpenAI's `user`: an opaque id of the end user), for fair sharing of a model
+    # this process runs; never sent upstream.
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 The model is loaded once, off the event loop. Up to LOCAL_PARALLEL chats are generated at
 once, decoded together by one worker thread (see `local_batch`); requests beyond that wait
-in a bounded FIFO queue, learning their place in it (`Queued` items before the first token),
+in a bounded queue fair between users (see `local_batch`), learning their place in it (`Queued` items before the first token),
 and past its size get 503 with Retry-After at once. The worker checks each chat's
 cancellation flag before every step, so a caller that disconnects frees its slot within a
 token.
@@ -227,6 +227,7 @@ class WarmUp:
     def __init__(self, prompt: list[int]) -> None:
         self.prompt = prompt
         self.sampling = Sampling(temperature=0, top_p=1)
+        self.user: str | None = None
         self.cancelled = threading.Event()
         self.generated = 0
         self._loop = asyncio.get_running_loop()
@@ -268,6 +269,7 @@ class LocalStream:
             top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
         )
         self.max_tokens = max_tokens
+        self.user = params.user
         assert provider.template is not None
         self.stops = StopFilter([*params.stop, *provider.template.stop])
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

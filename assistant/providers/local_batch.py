@@ -14,8 +14,11 @@ prefix with its prompt (a conversation's next turn) and only the rest is read ag
 another slot, busy or not, holds a longer prefix of the prompt (the chat template and the
 operator's system prompt every prompt starts with), its cells are copied instead of read.
 
-Beyond the slots, jobs wait in a bounded FIFO queue; each learns how many are ahead of it
-whenever that changes.
+Beyond the slots, jobs wait in a bounded queue, fair between users (the request's `user`,
+which conversation sets to the client's address identity): a job goes ahead of every job of
+a user who already holds more of the model than its own user (`fair_index`), so one user's
+many requests delay another's by at most a reply, not by all of them. Each waiting job
+learns how many are ahead of it whenever that changes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +66,7 @@ class Job(Protocol):
     prompt: list[int]
     sampling: Sampling
     cancelled: threading.Event
+    user: str | None  # whose request, for the queue's fairness (None: one shared user)
 
     def queued(self, ahead: int) -> None:
         """Waiting for a slot, `ahead` jobs before it in the queue (called on change)."""
@@ -77,6 +82,29 @@ class Job(Protocol):
 
 class QueueFull(Exception):
     pass
+
+
+def fair_index(
+    waiting: Iterable[str | None], running: Counter[str | None], user: str | None
+) -> int:
+    """Where a new job of `user` goes among the `waiting` jobs' users (queue order).
+
+    A job's round is how many jobs its user has ahead of it: running, and waiting before
+    it. The new job goes after every waiting job of a round at or below its own and before
+    the first of a higher round: a user with nothing running is served before the second
+    request of a user with one running, and arrival order holds within a round.
+    """
+    mine = running[user]
+    seen: Counter[str | None] = Counter()
+    order = list(waiting)
+    for other in order:
+        if other == user:
+            mine += 1
+    for index, other in enumerate(order):
+        if running[other] + seen[other] > mine:
+            return index
+        seen[other] += 1
+    return len(order)
 
 
 # Copying cells between streams copies the whole stream (llama.cpp's `seq_cp` across streams
@@ -163,6 +191,7 @@ class Scheduler:
         self.queue_size = queue_size
         self.slots = [Slot(seq) for seq in range(slots)]
         self._waiting: deque[Job] = deque()
+        self._running: Counter[str | None] = Counter()  # jobs in slots, by user
         self._positions: dict[int, int] = {}  # id(job) -> the place it was last told
         self._changed = threading.Condition()
         self._stopping = False
@@ -182,10 +211,12 @@ class Scheduler:
         Raises `QueueFull` when `queue_size` jobs are already waiting for a slot.
         """
         with self._changed:
-            ahead = len(self._waiting) - (len(self.slots) - self._active)
-            if ahead >= self.queue_size:
+            free = len(self.slots) - self._active
+            if len(self._waiting) - free >= self.queue_size:
                 raise QueueFull
-            self._waiting.append(job)
+            index = fair_index((j.user for j in self._waiting), self._running, job.user)
+            self._waiting.insert(index, job)
+            ahead = index - free
             if ahead >= 0:
                 self._positions[id(job)] = ahead
             self._changed.notify()
@@ -261,6 +292,7 @@ class Scheduler:
             slot = max(free, key=lambda s: common_prefix(s.cached, job.prompt))
             slot.job = job
             self._active += 1
+            self._running[job.user] += 1
             admitted.append(slot)
         return admitted
 
@@ -373,6 +405,9 @@ class Scheduler:
             slot.cached = []
         with self._changed:
             self._active -= 1
+            self._running[job.user] -= 1
+            if not self._running[job.user]:
+                del self._running[job.user]
         if isinstance(outcome, AssistantError):
             job.fail(outcome)
         else:

@@ -1,4 +1,5 @@
-"""The real embedded SmolLM2 shared by several chats: decoded together, a fair queue beyond.
+"""The real embedded SmolLM2 shared by several chats: decoded together, a fair queue beyond
+(fair between users: the requests' `user`).
 
 Four slots, two queue places (see the `parallel_assistant` fixture). A `LONG` request
 keeps its slot busy far longer than any test takes; the test frees it by closing the
@@ -136,6 +137,24 @@ def test_queue_places_are_told_and_decrease(
         chats[0].close()
         waiting[1].first_text()
         assert waiting[1].places == [1, 0]
+
+
+def test_a_user_holding_every_slot_waits_behind_another_users_first_request(
+    client: httpx.Client, parallel_assistant: Server
+) -> None:
+    with ExitStack() as stack:
+        busy = [Chat(stack, client, {**LONG, "user": "a"}) for _ in range(SLOTS)]
+        for c in busy:
+            c.first_text()
+        more = Chat(stack, client, {**LONG, "user": "a"})
+        assert more.place() == 0
+        other = Chat(stack, client, {**LONG, "user": "b"})
+        assert other.place() == 0, "b holds nothing: its request goes ahead of a's fifth"
+        assert more.place() == 1
+        busy[0].close()
+        assert other.first_text()
+        assert more.place() == 0
+        assert local_stats(parallel_assistant)["active"] == SLOTS
 
 
 def test_a_full_queue_answers_503(client: httpx.Client, parallel_assistant: Server) -> None:

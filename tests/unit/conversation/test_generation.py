@@ -39,6 +39,20 @@ async def test_a_reply_cut_at_the_token_limit_says_length(rig: Rig, one: Replica
     assert await stored_reply(one, claim.session_id, turn.reply_id) == ("and so", "length", "")
 
 
+async def test_assistant_is_told_who_asked_as_an_address_digest(rig: Rig, one: Replica) -> None:
+    """Assistant shares its embedded model fairly by `user`: the client's address identity,
+    a digest (never the address), the same for every session from that address."""
+    _, first, reply = await rig.ask(one)
+    _, second, other = await rig.ask(one)
+    for r in (reply, other):
+        r.text("hi")
+        r.finish()
+    await events_until_end(first.events)
+    await events_until_end(second.events)
+    assert reply.request["user"] == other.request["user"] == CLIENT.ip.digest
+    assert "192.0.2.1" not in reply.request["user"]
+
+
 async def test_each_place_in_the_models_queue_goes_to_the_client_before_the_text(
     rig: Rig, one: Replica
 ) -> None:
