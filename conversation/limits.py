@@ -386,6 +386,27 @@ async def _call_one(redis: RedisClient, call: Call) -> Any:
         return await redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
+# How long this process remembers that an identity was refused, and refuses it again without
+# asking Redis. Never longer than the wait it was told (at least a second): only a client
+# that ignores Retry-After meets the memory. A client flooding its refusals (a socket's
+# frames, a loop of POSTs) otherwise costs two Redis round trips and every identity's script
+# per attempt; remembered, one a second per identity and process. A slot freed on another
+# replica is seen here up to this late; one freed here is seen at once (`forget`).
+REFUSAL_MEMORY_S = 1.0
+# Identities remembered at most (the memory is pruned of lapsed ones past this, then
+# emptied): addresses from a whole IPv6 range cannot grow it without bound.
+REFUSAL_MEMORY_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    until: float  # the loop's clock: refused again without asking Redis until then
+    ends: float  # when the wait told to the client ends
+    name: LimitName
+    kind: IdentityKind
+    most: int
+
+
 class Limits:
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
@@ -406,6 +427,7 @@ class Limits:
         self._renew: AsyncScript = redis.register_script(RENEW)
         self._release: AsyncScript = redis.register_script(RELEASE)
         self._count_session: AsyncScript = redis.register_script(COUNT_SESSION)
+        self._refused: dict[Identity, Refusal] = {}
 
     def key(self, kind: LimitKey, identity: Identity) -> str:
         return limit_key(self.settings.key_prefix, kind, identity)
@@ -420,6 +442,12 @@ class Limits:
         admission = Admission(self, limited, client=client)
         if not limited:
             return admission
+        now = asyncio.get_running_loop().time()
+        for identity in limited:
+            memo = self._refused.get(identity)
+            if memo is not None and memo.until > now:
+                wait_ms = math.ceil((memo.ends - now) * 1000)
+                raise rate_limited(memo.name, memo.kind, memo.most, wait_ms)
         calls: list[Call] = []
         for identity in limited:
             q = self.quotas[identity.kind]
@@ -433,7 +461,25 @@ class Limits:
         admitted = [i for a, i in zip(answers, limited, strict=True) if not a]
         await Admission(self, admitted, admission.ticket).release(started=False)
         (name, most, wait), identity = max(refusals, key=lambda r: int(r[0][2]))
-        raise rate_limited(cast(LimitName, str(name)), identity.kind, int(most), int(wait))
+        refusal = rate_limited(cast(LimitName, str(name)), identity.kind, int(most), int(wait))
+        self._remember(identity, refusal, cast(LimitName, str(name)), int(most), now)
+        raise refusal
+
+    def _remember(
+        self, identity: Identity, refusal: LimitExceeded, name: LimitName, most: int, now: float
+    ) -> None:
+        told = refusal.retry_after or 1  # seconds, as the client was told
+        if len(self._refused) >= REFUSAL_MEMORY_MAX:
+            self._refused = {i: r for i, r in self._refused.items() if r.until > now}
+            if len(self._refused) >= REFUSAL_MEMORY_MAX:
+                self._refused.clear()
+        until = now + min(told, REFUSAL_MEMORY_S)
+        self._refused[identity] = Refusal(until, now + told, name, identity.kind, most)
+
+    def forget(self, identities: Iterable[Identity]) -> None:
+        """A slot of these identities was freed here: their refusals no longer hold."""
+        for identity in identities:
+            self._refused.pop(identity, None)
 
     async def count_session(self, client: Client) -> None:
         """Count a session created from `client`'s IP; raises LimitExceeded over the limit."""
@@ -501,6 +547,7 @@ class Admission:
         if not self.identities:
             return
         lim = self.limits
+        lim.forget(self.identities)
         args: list[ScriptArg] = [self.ticket, tokens, lim.token_window_ms, "0" if started else "1"]
         calls: list[Call] = [
             (lim._release, [lim.key(k, i) for k in TURN_KEYS], args) for i in self.identities

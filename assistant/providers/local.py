@@ -2,10 +2,10 @@
 
 The model is loaded once, off the event loop. Up to LOCAL_PARALLEL chats are generated at
 once, decoded together by one worker thread (see `local_batch`); requests beyond that wait
-in a bounded queue fair between users (see `local_batch`), learning their place in it (`Queued` items before the first token),
-and past its size get 503 with Retry-After at once. The worker checks each chat's
-cancellation flag before every step, so a caller that disconnects frees its slot within a
-token.
+in a bounded queue, fair between users, learning their place in it (`Queued` items before
+the first token), and past its size get 503 with Retry-After at once. The worker checks
+each chat's cancellation flag before every step, so a caller that disconnects frees its
+slot within a token.
 """
 
 from __future__ import annotations

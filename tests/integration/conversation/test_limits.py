@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import math
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -243,9 +244,40 @@ def test_turns_per_window_per_session_and_per_address(infra: Infra) -> None:
         elsewhere = Caller.api()
         elsewhere.send(b, elsewhere.create(b), "hi")
 
-        # The window moves on: the oldest turns leave it, and a turn passes again.
+        # The window moves on: the oldest turns leave it, and a turn passes again (once the
+        # second for which each replica refuses again what it just refused has passed).
         age_out(infra, ip_identity(api.ip), Identity.of("session", first.session_id))
-        assert api.send(b, first, "4th")[-1].event == "done"
+        wait_until(
+            lambda: api.post(b, first, "/messages", content="4th").status_code == 200,
+            10,
+            "a turn to pass once the window moved on",
+        )
+        assert api.history(b, first)[-1]["status"] == "complete"
+
+
+def scripts_run(infra: Infra) -> int:
+    stats = infra.db.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_replica_refuses_a_retry_within_a_second_of_its_refusal_without_redis(
+    infra: Infra,
+) -> None:
+    """A client that ignores Retry-After (a loop of POSTs, a socket's frames) costs Redis a
+    refusal a second, not two round trips and a script per identity each time."""
+    with replicas(infra, 1, LIMIT_CLIENT_TURNS="1", LIMIT_TURN_WINDOW="600") as (a,):
+        api = Caller.api()
+        chat = api.create(a)
+        api.send(a, chat, "hi")
+        before = scripts_run(infra)
+        began = time.monotonic()
+        for _ in range(10):
+            assert_limited(api.post(a, chat, "/messages", content="again"), "this session", 600)
+        seconds = time.monotonic() - began
+        # Each refusal that asks Redis runs three scripts (admit for the address and the
+        # session, release of the address's): one such refusal per second passed at most.
+        assert scripts_run(infra) - before <= 3 * (1 + math.floor(seconds))
+        assert len(api.history(a, chat)) == 2, "no refused message was stored"
 
 
 def test_tokens_per_window(infra: Infra) -> None:
