@@ -18,7 +18,7 @@ from tests.integration.load.polite import Plan as ChatPlan
 from tests.integration.load.polite import Record, chat
 from tests.support.fake_control import FakeControl
 
-SCALE = int(os.environ.get("LOAD_SCALE", "1"))
+SCALE = int(os.environ.get("LOAD_SCALE", "2"))
 TURNS = 8 * SCALE  # per polite client and phase
 # A turn each ~1.1 s: under a browser's 60 turns a minute (LIMIT_CLIENT_TURNS), at any scale.
 PAUSE = 1.1
