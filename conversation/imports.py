@@ -50,25 +50,19 @@ class ImportResult(BaseModel):
     skipped: list[Skipped]
 
 
-def import_index(store: Store, owner: str) -> str:
-    return f"{store.keys.prefix}:imp:{{{owner}}}"
-
-
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where one chat's import is recorded: its field in the index, and its claim."""
+    """One chat's import: the browser importing it (a digest) and the digest of the source,
+    its field in that browser's import index and the name of its claim (Store.keys)."""
 
-    index: str
+    owner: str
     field: str
-
-    @property
-    def claim(self) -> str:
-        return f"{self.index}:c:{self.field}"
 
 
 async def imported_copy(store: Store, source: Source) -> str | None:
     """The session an earlier import made of this source, when it still exists."""
-    before = cast(str | None, await store.redis.hget(source.index, source.field))
+    index = store.keys.import_index(source.owner)
+    before = cast(str | None, await store.redis.hget(index, source.field))
     if before and await store.redis.exists(store.keys.session(before)):
         return before
     return None
@@ -84,13 +78,13 @@ async def claim(store: Store, source: Source) -> Refusal | None:
     for _ in range(2):
         if before := await imported_copy(store, source):
             return ALREADY, before
-        if await store.redis.set(source.claim, "", nx=True, ex=CLAIM_SECONDS):
+        if await store.claim_import(source.owner, source.field, CLAIM_SECONDS):
             # The holder may have finished between the read above and the claim.
             if before := await imported_copy(store, source):
-                await store.redis.delete(source.claim)
+                await store.release_import_claim(source.owner, source.field)
                 return ALREADY, before
             return None
-        holder = cast(str | None, await store.redis.get(source.claim))
+        holder = await store.import_claim_holder(source.owner, source.field)
         if holder:
             return ALREADY, holder
         if holder == "":
@@ -101,7 +95,6 @@ async def claim(store: Store, source: Source) -> Refusal | None:
 
 async def import_chats(store: Store, owner: str, candidates: list[Candidate]) -> ImportResult:
     """Store each candidate as a new session of browser `owner` (a digest)."""
-    index = import_index(store, owner)
     imported: list[Imported] = []
     skipped: list[Skipped] = []
     full: str | None = None
@@ -112,7 +105,7 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
         if full is not None:
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
-        source = Source(index, digest(c.source))
+        source = Source(owner, digest(c.source))
         if refused := await claim(store, source):
             reason, held_by = refused
             skipped.append(
@@ -126,7 +119,7 @@ async def import_chats(store: Store, owner: str, candidates: list[Candidate]) ->
             skipped.append(Skipped(source=c.source, name=c.title, reason=full))
             continue
         finally:
-            await store.redis.delete(source.claim)
+            await store.release_import_claim(source.owner, source.field)
         imported.append(done)
     return ImportResult(imported=imported, skipped=skipped)
 
@@ -137,10 +130,11 @@ async def store_chat(store: Store, owner: str, c: Candidate, source: Source) -> 
         c.title, c.system_prompt, owner, created_at=c.created_at
     )
     # Another import meeting the claim from now on names this session.
-    await store.redis.set(source.claim, meta.session_id, xx=True, keepttl=True)
+    await store.name_import_claim(source.owner, source.field, meta.session_id)
     await store.append_messages(meta.session_id, c.messages, c.active)
     ttl = store.settings.cookie_max_age
-    await hset_expiring(store.redis, source.index, source.field, meta.session_id, ttl)
+    index = store.keys.import_index(owner)
+    await hset_expiring(store.redis, index, source.field, meta.session_id, ttl)
     return Imported(
         session_id=meta.session_id,
         token=token,

@@ -224,6 +224,14 @@ class Keys:
     def owner(self, owner: str) -> str:
         return f"{self.prefix}:b:{owner}"
 
+    def import_index(self, owner: str) -> str:
+        """Browser `owner`'s import index (the layout: conversation/imports.py)."""
+        return f"{self.prefix}:imp:{{{owner}}}"
+
+    def import_claim(self, owner: str, source: str) -> str:
+        """The claim on importing chat `source` (a digest); in the import index's slot."""
+        return f"{self.import_index(owner)}:c:{source}"
+
 
 class Store:
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
@@ -681,6 +689,27 @@ class Store:
 
     async def publish_cancel(self, sid: str, mid: str) -> None:
         await self.redis.publish(self.cancel_channel, f"{sid} {mid}")
+
+    # Import claims (what they hold and why: conversation/imports.py) -------------------
+
+    async def claim_import(self, owner: str, source: str, seconds: int) -> bool:
+        """Claim storing chat `source` (a digest) as browser `owner`'s for `seconds`, unless
+        a claim exists. True: the claim is the caller's, holding "" (no session yet)."""
+        key = self.keys.import_claim(owner, source)
+        return bool(await self.redis.set(key, "", nx=True, ex=seconds))
+
+    async def import_claim_holder(self, owner: str, source: str) -> str | None:
+        """What the claim holds: "" while its chat is stored, then the session made of it;
+        None: no claim."""
+        return cast(str | None, await self.redis.get(self.keys.import_claim(owner, source)))
+
+    async def name_import_claim(self, owner: str, source: str, sid: str) -> None:
+        """Let a claim that still exists name session `sid`, keeping its expiry."""
+        key = self.keys.import_claim(owner, source)
+        await self.redis.set(key, sid, xx=True, keepttl=True)
+
+    async def release_import_claim(self, owner: str, source: str) -> None:
+        await self.redis.delete(self.keys.import_claim(owner, source))
 
 
 def new_message(

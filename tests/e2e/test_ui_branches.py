@@ -5,23 +5,12 @@ chatController.test.ts, components.test.tsx)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Locator, Page, Request, expect
+from playwright.sync_api import Locator, Request, expect
 
-from tests.conftest import Stack
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import REPLY_TIMEOUT_MS, Chat
+from tests.e2e.conftest import REPLY_TIMEOUT_MS, Chat, screenshot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def chat(page: Page, stack: Stack) -> Iterator[Chat]:
-    c = Chat(page, stack.url)
-    yield c
-    c.assert_clean()
 
 
 def versions(message: Locator) -> Locator:

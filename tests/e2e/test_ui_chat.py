@@ -11,118 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
-    Dialog,
-    Locator,
-    Page,
-    Request,
     Route,
     expect,
 )
 
 from tests.conftest import Stack
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import REPLY_TIMEOUT_MS, Chat, screenshot
 
 pytestmark = pytest.mark.browser
-
-REPLY_TIMEOUT_MS = 20_000
-
-
-@dataclass
-class Watch:
-    """What the page did that it must not: dialogs, script errors, CSP violations, requests."""
-
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def attach(self, page: Page) -> None:
-        def on_dialog(dialog: Dialog) -> None:
-            self.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        def on_console(msg: ConsoleMessage) -> None:
-            if msg.type == "error" and "Content Security Policy" in msg.text:
-                self.errors.append(msg.text)
-
-        def on_request(request: Request) -> None:
-            self.requests.append(request.url)
-
-        page.on("dialog", on_dialog)
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        page.on("request", on_request)
-
-
-class Chat:
-    """The chat page, in the words a person would use."""
-
-    def __init__(self, page: Page, base_url: str) -> None:
-        self.page = page
-        self.base_url = base_url
-        self.watch = Watch()
-        self.watch.attach(page)
-
-    def open(self, path: str = "/") -> Chat:
-        self.page.goto(self.base_url + path)
-        expect(self.composer).to_be_visible()
-        return self
-
-    @property
-    def composer(self) -> Locator:
-        return self.page.get_by_label("Message", exact=True)
-
-    @property
-    def replies(self) -> Locator:
-        return self.page.locator("article.msg-assistant")
-
-    @property
-    def user_messages(self) -> Locator:
-        return self.page.locator("article.msg-user .bubble")
-
-    @property
-    def last_reply(self) -> Locator:
-        return self.replies.last
-
-    @property
-    def stop_button(self) -> Locator:
-        return self.page.get_by_role("button", name="Stop generating")
-
-    def send(self, text: str) -> None:
-        self.composer.fill(text)
-        self.composer.press("Enter")
-
-    def wait_reply_done(self) -> None:
-        expect(self.page.locator("article.msg-assistant.is-streaming")).to_have_count(
-            0, timeout=REPLY_TIMEOUT_MS
-        )
-        expect(self.page.get_by_role("button", name="Send message")).to_be_visible(
-            timeout=REPLY_TIMEOUT_MS
-        )
-
-    def ask(self, text: str) -> None:
-        """Send and wait for the whole echo."""
-        self.send(text)
-        expect(self.last_reply.locator(".markdown")).to_have_text(
-            f"Echo: {text}", timeout=REPLY_TIMEOUT_MS
-        )
-        self.wait_reply_done()
-
-    def sidebar_link(self, name: str) -> Locator:
-        return self.page.get_by_role("navigation", name="Your chats").get_by_role(
-            "link", name=name, exact=True
-        )
-
-    def assert_clean(self) -> None:
-        assert self.watch.dialogs == []
-        assert self.watch.errors == []
 
 
 def fake(stack: Stack, *behaviours: dict[str, object]) -> None:
@@ -141,13 +43,6 @@ def fake_recovers(stack: Stack) -> None:
 
 def words(n: int, prefix: str = "w") -> list[str]:
     return [f"{prefix}{i} " for i in range(n)]
-
-
-@pytest.fixture
-def chat(page: Page, stack: Stack) -> Iterator[Chat]:
-    c = Chat(page, stack.url)
-    yield c
-    c.assert_clean()
 
 
 def test_send_stream_and_history_after_reload(chat: Chat) -> None:

@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
 
 from tests.conftest import Stack
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import REPLY_TIMEOUT_MS, Chat, fake
+from tests.e2e.conftest import REPLY_TIMEOUT_MS, Chat, screenshot
+from tests.e2e.test_ui_chat import fake
 from tests.support.servers import ROOT
 
 pytestmark = pytest.mark.browser
@@ -102,8 +102,15 @@ def no_csp(browser: Browser) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def chat(no_csp: BrowserContext, stack: Stack) -> Chat:
-    return Chat(no_csp.new_page(), stack.url)
+def page(no_csp: BrowserContext) -> Page:
+    return no_csp.new_page()
+
+
+@pytest.fixture
+def chat_checked_clean() -> bool:
+    """These tests judge the page by its canary (and what it renders), not by its dialogs
+    and script errors."""
+    return False
 
 
 def take_canary(page: Page) -> object:

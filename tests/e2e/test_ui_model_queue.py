@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import REPLY_TIMEOUT_MS, Chat
+from tests.e2e.conftest import REPLY_TIMEOUT_MS, Chat, screenshot
 from tests.integration.assistant.test_local_batching import Chat as ApiChat
 from tests.integration.assistant.test_local_model import LONG
 from tests.support.conversation import conversation_env
@@ -62,10 +61,8 @@ def local_stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def chat(page: Page, local_stack: LocalStack) -> Iterator[Chat]:
-    c = Chat(page, local_stack.url)
-    yield c
-    c.assert_clean()
+def chat_url(local_stack: LocalStack) -> str:
+    return local_stack.url
 
 
 def test_a_chat_waits_in_the_models_queue_then_gets_its_reply(

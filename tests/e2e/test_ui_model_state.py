@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import Chat
+from tests.e2e.conftest import Chat, screenshot
 from tests.support.conversation import conversation_env
 from tests.support.fake_control import start_hf_upstream
 from tests.support.nginx import start_nginx
@@ -74,10 +73,8 @@ def no_model() -> Iterator[NoModel]:
 
 
 @pytest.fixture
-def chat(page: Page, no_model: NoModel) -> Iterator[Chat]:
-    c = Chat(page, no_model.url)
-    yield c
-    c.assert_clean()
+def chat_url(no_model: NoModel) -> str:
+    return no_model.url
 
 
 def test_a_message_sent_before_the_model_is_there_is_answered_once_it_is(

@@ -15,8 +15,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import Stack, build_stack
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import REPLY_TIMEOUT_MS, Chat
+from tests.e2e.conftest import REPLY_TIMEOUT_MS, Chat, screenshot
 from tests.support.conversation import models_file
 from tests.support.fake_control import FakeControl
 from tests.support.servers import Server, start_fake_upstream

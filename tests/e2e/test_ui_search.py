@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import BrowserContext, FilePayload, expect
 
 from tests.conftest import Stack
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import Chat
+from tests.e2e.conftest import Chat, screenshot
 from tests.e2e.test_ui_sharing import document
 
 pytestmark = pytest.mark.browser

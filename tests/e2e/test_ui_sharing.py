@@ -16,8 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, expect
 
 from tests.conftest import Stack
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_ui_chat import Chat
+from tests.e2e.conftest import Chat, screenshot
 from tests.e2e.test_ui_hostile_output import CANARY, INSPECT, PROVOKE, RULES, VECTORS
 
 pytestmark = pytest.mark.browser
