@@ -3,9 +3,10 @@ place in the model's queue, keeps it across a reload, then gets its reply once t
 before it are gone.
 
 Its own stack: redis-server, assistant with the real SmolLM2 (LOCAL_PARALLEL=1), conversation
-and nginx. The replies ahead are other clients' requests straight to assistant's API: greedy
-ones that hold the only slot for their 1000-token cap, far longer than the test, until the
-test closes them (a chat's reply, sampled, could end at any token).
+and nginx. The replies ahead are two other people's requests straight to assistant's API (each
+its own `user`, holding nothing else: the fair queue keeps them ahead of the browser's,
+which came later): greedy ones that hold the only slot for their 1000-token cap, far longer
+than the test, until the test closes them (a chat's reply, sampled, could end at any token).
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ def test_a_chat_waits_in_the_models_queue_then_gets_its_reply(
         httpx.Client(base_url=local_stack.assistant_url, timeout=60) as api,
         ExitStack() as requests,
     ):
-        writing = ApiChat(requests, api, LONG)
+        writing = ApiChat(requests, api, {**LONG, "user": "someone"})
         writing.first_text()
-        waiting = ApiChat(requests, api, LONG)
+        waiting = ApiChat(requests, api, {**LONG, "user": "someone else"})
         assert waiting.place() == 0
 
         chat.open().send("What is the capital of France?")
