@@ -201,23 +201,6 @@ def decode_address(hex_address: str) -> str:
     return "::" if set(hex_address) == {"0"} else hex_address
 
 
-def connected_to(pids: list[int], port: int) -> list[int]:
-    """Those of `pids` holding an established TCP connection to 127.0.0.1:port."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        parts = line.split()
-        if parts[3] == "01" and parts[2] == f"0100007F:{port:04X}":  # ESTABLISHED
-            inodes.add(parts[9])
-    found = []
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fds = Path(f"/proc/{pid}/fd")
-            links = {os.readlink(fds / fd) for fd in os.listdir(fds)}
-            if any(f"socket:[{inode}]" in links for inode in inodes):
-                found.append(pid)
-    return found
-
-
 def processes_of(run_dir: Path) -> list[str]:
     """Every live process started for this run, children of children included. A process
     carries RUN_DIR=<this run's folder> in its environment, or, where it wrote its title over
