@@ -13,11 +13,9 @@ exists: an import meeting the claim skips the chat, naming that session.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 from pydantic import BaseModel
 
-from conversation.expiring_hash import hset_expiring
 from conversation.import_formats import Candidate
 from conversation.limits import LimitExceeded
 from conversation.store import Store, digest
@@ -61,11 +59,7 @@ class Source:
 
 async def imported_copy(store: Store, source: Source) -> str | None:
     """The session an earlier import made of this source, when it still exists."""
-    index = store.keys.import_index(source.owner)
-    before = cast(str | None, await store.redis.hget(index, source.field))
-    if before and await store.redis.exists(store.keys.session(before)):
-        return before
-    return None
+    return await store.imported_session(source.owner, source.field)
 
 
 # Why a chat is not stored by this request, and the session that holds it when known.
@@ -132,9 +126,7 @@ async def store_chat(store: Store, owner: str, c: Candidate, source: Source) -> 
     # Another import meeting the claim from now on names this session.
     await store.name_import_claim(source.owner, source.field, meta.session_id)
     await store.append_messages(meta.session_id, c.messages, c.active)
-    ttl = store.settings.cookie_max_age
-    index = store.keys.import_index(owner)
-    await hset_expiring(store.redis, index, source.field, meta.session_id, ttl)
+    await store.record_import(owner, source.field, meta.session_id, store.settings.cookie_max_age)
     return Imported(
         session_id=meta.session_id,
         token=token,

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from conversation import redis_scripts
 from conversation.config import Settings
+from conversation.expiring_hash import hset_expiring
 from conversation.limits import too_many_sessions
 from conversation.models import ErrorInfo, Status, StoredMessage
 from conversation.redis_client import RedisClient
@@ -710,6 +711,20 @@ class Store:
 
     async def release_import_claim(self, owner: str, source: str) -> None:
         await self.redis.delete(self.keys.import_claim(owner, source))
+
+    async def imported_session(self, owner: str, source: str) -> str | None:
+        """The session an earlier import of chat `source` made for browser `owner`, while
+        that session still exists."""
+        before = cast(str | None, await self.redis.hget(self.keys.import_index(owner), source))
+        if before and await self.redis.exists(self.keys.session(before)):
+            return before
+        return None
+
+    async def record_import(self, owner: str, source: str, sid: str, seconds: int) -> None:
+        """Note in browser `owner`'s import index that chat `source` became session `sid`;
+        the index lives `seconds` from this write."""
+        index = self.keys.import_index(owner)
+        await hset_expiring(self.redis, index, source, sid, seconds)
 
 
 def new_message(
