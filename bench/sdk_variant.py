@@ -10,14 +10,13 @@ stream read raw by the provider's own `Chunks` (the SDK's typed chunks cost far 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import httpx2
 import openai
 from fastapi import FastAPI
 
 from assistant.app import create_app as create_assistant
-from assistant.providers.base import GenerationParams, Provider, StreamItem, token_budget
+from assistant.providers.base import GenerationParams, Provider, StreamItem
 from assistant.providers.openai_compatible import Chunks, OpenAIProvider
 
 _clients: dict[int, openai.AsyncOpenAI] = {}
@@ -49,13 +48,7 @@ async def _close(self: OpenAIProvider) -> None:
 async def _stream(
     self: OpenAIProvider, messages: list[dict[str, str]], params: GenerationParams
 ) -> AsyncGenerator[StreamItem, None]:
-    body: dict[str, Any] = {
-        "model": params.model or self.model_id,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "max_tokens": token_budget(params.max_tokens, self.endpoint.max_tokens),
-    }
+    body = self.request_body(messages, params)
     chunks = Chunks(self.name)
     response = await _clients[id(self)].post(
         "/chat/completions", body=body, cast_to=httpx2.Response, stream=True

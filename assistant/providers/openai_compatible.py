@@ -210,11 +210,11 @@ class OpenAIProvider(Provider):
             self.name, response.status, detail, retry_after, self.endpoint.retry_after
         )
 
-    async def _stream(
+    def request_body(
         self, messages: list[dict[str, str]], params: GenerationParams
-    ) -> AsyncGenerator[StreamItem, None]:
+    ) -> dict[str, Any]:
+        """The streamed `chat/completions` request this provider sends."""
         e = self.endpoint
-        assert self._http is not None
         body: dict[str, Any] = {
             "model": params.model or self.model_id,
             "messages": messages,
@@ -230,6 +230,13 @@ class OpenAIProvider(Provider):
             body["top_p"] = params.top_p
         if params.stop:
             body["stop"] = list(params.stop)
+        return body
+
+    async def _stream(
+        self, messages: list[dict[str, str]], params: GenerationParams
+    ) -> AsyncGenerator[StreamItem, None]:
+        assert self._http is not None
+        body = self.request_body(messages, params)
         chunks = Chunks(self.name)
         try:
             sent = post(self._http, self._completions_url, orjson.dumps(body))
