@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
 
 import httpx
 import orjson
@@ -220,35 +221,56 @@ class Outcome:
     cpu: float  # CPU seconds the abuser itself spent
 
 
-def main(plan: Plan, ready: MpEvent, stop: MpEvent, results: Queue[Outcome]) -> None:
-    # An attacker spends its own machine's CPU, not the server's: here it shares the
-    # server's cores, so it runs under the idle scheduling class and gets only the cycles
-    # the product leaves idle, never one the product wants. Niceness alone is not that: at
-    # nice 19 it still took a share of a busy core (tests/README.md, "Load against limits").
-    # What it sends still reaches the product as fast as the product reads it.
+def idle_priority() -> None:
+    """An attacker spends its own machine's CPU, not the server's: here it shares the
+    server's cores, so it runs under the idle scheduling class and gets only the cycles
+    the product leaves idle, never one the product wants. Niceness alone is not that: at
+    nice 19 it still took a share of a busy core (tests/README.md, "Load against limits")."""
     os.nice(19)
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def main(plan: Plan, ready: MpEvent, stop: MpEvent, results: Queue[Outcome]) -> None:
+    # What it sends still reaches the product as fast as the product reads it.
+    idle_priority()
     counts = asyncio.run(Abuser(plan, stop).run(ready))
     results.put(Outcome(dict(counts), time.process_time()))
 
 
+def spin(seconds: float, ready: MpEvent, stop: MpEvent, results: Queue[Outcome]) -> None:
+    """The control for the abuser's own CPU: a process as busy as the abuser's (one core,
+    at the same priority) that sends nothing. Even at idle priority a busy core slows the
+    product's turns beside it (waking a process takes it from the spinner, caches are
+    shared), and a remote attacker would not cost the product that."""
+    idle_priority()
+    deadline = time.monotonic() + seconds
+    ready.set()
+    while not stop.is_set() and time.monotonic() < deadline:
+        for _ in range(1000):
+            pass
+    results.put(Outcome({}, time.process_time()))
+
+
 @contextlib.contextmanager
-def abusing(plan: Plan) -> Iterator[Callable[[], Outcome]]:
-    """The abuser running in its own process, started once it floods; the yielded function
-    stops it and returns what it counted. It stops by itself after `plan.seconds`."""
+def in_process(
+    target: Callable[[Any, MpEvent, MpEvent, Queue[Outcome]], None], arg: Any, seconds: float
+) -> Iterator[Callable[[], Outcome]]:
+    """`target(arg, ready, stop, results)` running in its own process, once it has said it
+    is ready; the yielded function stops it and returns its outcome. It stops by itself
+    after `seconds`."""
     context = mp.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     results: Queue[Outcome] = context.Queue()
-    process = context.Process(target=main, args=(plan, ready, stop, results), daemon=True)
+    process = context.Process(target=target, args=(arg, ready, stop, results), daemon=True)
     process.start()
     try:
-        wait_until(lambda: ready.is_set() or not process.is_alive(), 30, "the abuser")
+        wait_until(lambda: ready.is_set() or not process.is_alive(), 30, target.__name__)
         if not ready.is_set():
-            raise RuntimeError(f"the abuser failed to start (exit code {process.exitcode})")
+            raise RuntimeError(f"{target.__name__} failed to start (exit code {process.exitcode})")
 
         def finish() -> Outcome:
             stop.set()
-            outcome: Outcome = results.get(timeout=plan.seconds + 30)
+            outcome: Outcome = results.get(timeout=seconds + 30)
             process.join(timeout=10)
             return outcome
 
@@ -259,3 +281,13 @@ def abusing(plan: Plan) -> Iterator[Callable[[], Outcome]]:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def abusing(plan: Plan) -> contextlib.AbstractContextManager[Callable[[], Outcome]]:
+    """The abuser running in its own process, started once it floods."""
+    return in_process(main, plan, plan.seconds)
+
+
+def spinning(seconds: float) -> contextlib.AbstractContextManager[Callable[[], Outcome]]:
+    """The abuser's control (`spin`) running in its own process."""
+    return in_process(spin, seconds, seconds)

@@ -1,5 +1,6 @@
-"""One run of the suite: the ten polite clients alone, then under the abuser, then alone
-again once the abuse has passed, with every figure printed (run pytest with -s)."""
+"""One run of the suite: the ten polite clients alone, then beside the abuser's control (a
+process as busy as the abuser, sending nothing), then under the abuser, then beside the
+control again once the abuse has passed, with every figure printed (run pytest with -s)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tests.conftest import Stack
-from tests.integration.load.abuser import Outcome, abusing
+from tests.integration.load.abuser import Outcome, abusing, spinning
 from tests.integration.load.abuser import Plan as AbusePlan
 from tests.integration.load.cpu import CpuMeter
 from tests.integration.load.figures import Phase, refusals
@@ -30,19 +31,21 @@ ABUSER = "127.0.0.2"
 
 @dataclass(frozen=True)
 class LoadRun:
-    before: Phase
+    alone: Phase  # nothing else running
+    control: Phase  # beside the control, before and after the abuse together
     abused: Phase
-    after: Phase
-    alone: Phase  # before and after together: the unloaded figure
+    phases: tuple[Phase, ...]  # each as measured, in order
     abuser: Outcome
 
     @property
-    def phases(self) -> tuple[Phase, Phase, Phase]:
-        return (self.before, self.abused, self.after)
+    def ratio(self) -> float:
+        """Polite p99 time to first token under abuse over the one beside the control: what
+        the abuser's traffic costs, without what its sharing the product's cores costs."""
+        return self.abused.p99 / self.control.p99
 
     @property
-    def ratio(self) -> float:
-        """Polite p99 time to first token under abuse over the unloaded one."""
+    def ratio_alone(self) -> float:
+        """The same over the one with nothing else running: the traffic and the sharing."""
         return self.abused.p99 / self.alone.p99
 
 
@@ -79,12 +82,15 @@ async def run_load(stack: Stack) -> LoadRun:
     # Connections, scripts loaded into Redis, pools filled: not what the phases measure.
     await chat(ChatPlan(stack.url, 2, PAUSE), POLITE)
     print()
-    before, records = await measured(stack, meter, "polite alone, before")
+    alone, _ = await measured(stack, meter, "polite alone")
+    seconds = 2 * TURNS * (PAUSE + 1) + 30  # bounded: long after a phase would have ended
+    with spinning(seconds) as finish:
+        control, records = await measured(stack, meter, "polite beside the control")
+        print(f"  the control itself: {finish().cpu:.1f} s of CPU in all")
     abuse = AbusePlan(
         stack.url,
         ABUSER,
-        # Bounded: it stops by itself long after the polite clients' phase would have ended.
-        seconds=2 * TURNS * (PAUSE + 1) + 30,
+        seconds=seconds,
         sockets=48,
         streams=16,
         creators=2,
@@ -97,11 +103,15 @@ async def run_load(stack: Stack) -> LoadRun:
         outcome = finish()
     print(f"  the abuser itself: {outcome.cpu:.1f} s of CPU in all")
     # The replies the abuser walked away from are still written (to their cap): the second
-    # unloaded phase starts once the model has answered every request.
+    # control phase starts once the model has answered every request.
     model.settled(len(model.requests()), timeout=30)
-    after, more = await measured(stack, meter, "polite alone, after")
-    run = LoadRun(before, abused, after, Phase.of("polite alone, both", records + more), outcome)
-    print(run.alone)
-    print(f"p99 under abuse / alone: {run.ratio:.2f}")
+    with spinning(seconds) as finish:
+        after, more = await measured(stack, meter, "polite beside the control, after")
+        print(f"  the control itself: {finish().cpu:.1f} s of CPU in all")
+    both = Phase.of("polite beside the control, both", records + more)
+    run = LoadRun(alone, both, abused, (alone, control, abused, after), outcome)
+    print(both)
+    print(f"p99 under abuse / beside the control: {run.ratio:.2f}")
+    print(f"p99 under abuse / alone: {run.ratio_alone:.2f}")
     print(f"the abuser ({ABUSER}), what it did and was told:\n{refusals(outcome.counts)}")
     return run
