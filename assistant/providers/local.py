@@ -147,15 +147,18 @@ class LocalProvider(Provider):
 
     def _scheduler(self) -> Scheduler:
         settings = self.settings
-        cores = os.cpu_count() or 1
-        # llama-cpp-python's defaults: half the cores for one token, all for a prompt.
+        cores = len(os.sched_getaffinity(0)) or 1
+        # Unless the operator fixed it: half the cores (llama-cpp-python's default for one
+        # token) or all of them, whichever the scheduler measures faster (local_threads.py).
+        threads = [max(cores // 2, 1), cores]
+        if settings.local_n_threads:
+            threads = [settings.local_n_threads]
         return Scheduler(
             self.llm,
             n_ctx=settings.local_n_ctx,
             slots=settings.local_parallel,
             queue_size=settings.local_queue_size,
-            n_threads=settings.local_n_threads or max(cores // 2, 1),
-            n_threads_batch=settings.local_n_threads or cores,
+            threads=threads,
         )
 
     def _chat_template(self) -> ChatTemplate:

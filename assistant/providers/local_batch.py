@@ -26,21 +26,28 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # llama.cpp's threads (OpenMP's) meet at a barrier after every operation of a step. By
-# default they spin there; on cores other processes share, a thread spinning for one that
-# was descheduled made 4-chat steps ~5x slower than one chat alone (bench scenario 13).
-# Asleep instead, they cost a wake-up per barrier. Read once, when llama.cpp's library
-# loads, so set before the import; an operator's own value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# default they spin there for long; on cores other processes share, a thread spinning for one
+# that was descheduled made 4-chat steps ~5x slower than one chat alone (bench scenario 13).
+# Asleep at once (OMP_WAIT_POLICY=PASSIVE), each barrier costs a wake-up, and two threads were
+# slower than one (one token 25 ms against 14). A short spin before sleeping (GOMP_SPINCOUNT,
+# iterations of a pause) keeps both: two threads take one token in 8.6 ms, and a descheduled
+# partner costs microseconds of spinning. The scheduler then picks the thread count by
+# measuring (local_threads.py). Read once, when llama.cpp's library loads, so set before the
+# import; an operator's own values win.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import llama_cpp
 
 from assistant.errors import AssistantError, internal
+from assistant.providers.local_threads import ThreadChooser
 from common.protocol import FinishReason
 
 log = logging.getLogger(__name__)
@@ -166,8 +173,7 @@ class Scheduler:
         n_ctx: int,
         slots: int,
         queue_size: int,
-        n_threads: int,
-        n_threads_batch: int,
+        threads: Sequence[int],
         n_batch: int = 512,
     ) -> None:
         from llama_cpp._internals import LlamaContext
@@ -179,8 +185,8 @@ class Scheduler:
         # As `Llama` sets it: the same arithmetic, so the same greedy replies, as before.
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.n_batch = params.n_ubatch = n_batch
-        params.n_threads = n_threads
-        params.n_threads_batch = n_threads_batch
+        self._threads = ThreadChooser(threads)
+        self._threads_now = params.n_threads = params.n_threads_batch = max(threads)
         self._context: Any = LlamaContext(model=model, params=params, verbose=False)
         self.ctx = self._context.ctx
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)
@@ -236,6 +242,8 @@ class Scheduler:
                 "queued": max(0, len(self._waiting) - free),
                 "prompt_tokens_read": self._read,
                 "prompt_tokens_reused": self._reused,
+                # What the last step ran on: the thread count found fastest (local_threads.py).
+                "threads": self._threads_now,
             }
 
     def close(self) -> None:
@@ -378,9 +386,15 @@ class Scheduler:
         if n == 0:
             return
         batch.n_tokens = n
+        threads = self._threads.pick(n)
+        if threads != self._threads_now:
+            llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+            self._threads_now = threads
+        began = time.perf_counter()
         code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
+        self._threads.record(n, threads, time.perf_counter() - began)
         for slot in self.slots:
             if slot.row < 0 or slot.job is None:
                 continue
