@@ -56,7 +56,12 @@ async def read_page(
         return await page_around(store, sid, around, size)
     if after is not None:
         return await page_after(store, sid, after, size)
-    page = await store.history(sid, size, before)
+    try:
+        page = await store.history(sid, size, before)
+    except NoSuchMessage:
+        if before is not None and (await store.path_place(sid, before)).held:
+            raise NotOnPath(sid, "before") from None
+        raise
     return None if page is None else Window(page, has_newer=False)
 
 

@@ -155,13 +155,15 @@ def test_only_the_owner_reads_pages_around_its_messages(
             assert stranger.get(url, params={cursor: "p20"}, headers=token).status_code == 404
 
 
-def test_an_after_cursor_on_a_branch_not_shown_is_a_409_naming_it(
-    fast: Fast, chat: tuple[str, dict[str, str]]
+@pytest.mark.parametrize("cursor", ["after", "before"])
+def test_a_cursor_on_a_branch_not_shown_is_a_409_naming_it(
+    fast: Fast, chat: tuple[str, dict[str, str]], cursor: str
 ) -> None:
-    hidden = page(fast, chat, after="p20b")
+    hidden = page(fast, chat, **{cursor: "p20b"})
     assert hidden.status_code == 409, hidden.text
     assert hidden.json()["code"] == "conflict"
-    assert "`after`" in hidden.json()["detail"] and "branch" in hidden.json()["detail"]
+    assert f"`{cursor}`" in hidden.json()["detail"] and "branch" in hidden.json()["detail"]
+    assert page(fast, chat, **{cursor: "nope"}).status_code == 404
 
 
 @dataclass
