@@ -173,7 +173,7 @@ class OpenAIProvider(Provider):
                     raise await self._status_error(response)
                 page = orjson.loads(await response.read())
         except aiohttp.ClientError as exc:
-            raise self._map_error(exc) from exc
+            raise self._map_error(exc, seconds) from exc
         except TimeoutError as exc:
             raise upstream_timeout(self.name, "response", seconds) from exc
         except orjson.JSONDecodeError as exc:
@@ -188,12 +188,14 @@ class OpenAIProvider(Provider):
             found.append(Listed(model["id"], length if isinstance(length, int) else None))
         return found
 
-    def _map_error(self, exc: aiohttp.ClientError) -> AssistantError:
+    def _map_error(self, exc: aiohttp.ClientError, seconds: float | None = None) -> AssistantError:
+        """`seconds`: the request's own limit for connecting and reading, when it has one
+        (the model list's), instead of the endpoint's."""
         e = self.endpoint
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return upstream_timeout(self.name, "connection", e.connect_timeout)
+            return upstream_timeout(self.name, "connection", seconds or e.connect_timeout)
         if isinstance(exc, aiohttp.ServerTimeoutError):
-            return upstream_timeout(self.name, "response", e.read_timeout)
+            return upstream_timeout(self.name, "response", seconds or e.read_timeout)
         if isinstance(exc, aiohttp.ClientConnectorError):
             return upstream_unreachable(self.name, transport_detail(exc))
         return upstream_failed(self.name, "the connection broke", transport_detail(exc))

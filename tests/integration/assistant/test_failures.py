@@ -11,6 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.assistant.conftest import OPENAI_MAX_TOKENS
 from tests.integration.assistant.helpers import USER, chat, error_of, stream_payloads
 from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
@@ -193,3 +194,36 @@ def test_caller_disconnect_cancels_a_non_streamed_request(
     record = upstream.settled(1)[0]
     assert record["state"] == "cancelled"
     assert record["tokens_sent"] < 40
+
+
+async def test_a_model_list_that_times_out_names_its_own_limit(
+    openai_upstream: Server, upstream: FakeControl
+) -> None:
+    """The model list has its own limit, far below the endpoint's read backstop: the error
+    names the limit that ran out."""
+    from assistant.errors import AssistantError
+    from assistant.providers.openai_compatible import Endpoint, OpenAIProvider
+
+    endpoint = Endpoint(
+        name="openai",
+        base_url=f"{openai_upstream.url}/v1",
+        api_key="upstream-key",
+        model="fake-model",
+        max_tokens=OPENAI_MAX_TOKENS,
+        connect_timeout=30,
+        read_timeout=600,
+        max_connections=4,
+        keepalive_timeout=5,
+        retry_after=3,
+    )
+    provider = OpenAIProvider(endpoint)
+    await provider.start()
+    upstream.stall(True)
+    try:
+        with pytest.raises(AssistantError) as raised:
+            await provider.list_models(0.3)
+    finally:
+        upstream.stall(False)
+        await provider.close()
+    assert raised.value.status == 504
+    assert "within 0.3s" in raised.value.message, raised.value.message
