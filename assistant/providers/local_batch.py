@@ -45,6 +45,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import llama_cpp
+import numpy
 
 from assistant.errors import AssistantError, internal
 from assistant.providers.local_threads import ThreadChooser
@@ -192,6 +193,7 @@ class Scheduler:
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)
         self._memory = llama_cpp.llama_get_memory(self.ctx)
         self._vocab = model.vocab
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(model.vocab)
         self.n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.queue_size = queue_size
@@ -398,7 +400,7 @@ class Scheduler:
         for slot in self.slots:
             if slot.row < 0 or slot.job is None:
                 continue
-            token = llama_cpp.llama_sampler_sample(slot.sampler, self.ctx, slot.row)
+            token = self._sample(slot)
             if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 self._release(slot, "stop")
                 continue
@@ -406,6 +408,16 @@ class Scheduler:
             reason = slot.job.token(token)
             if reason is not None:
                 self._release(slot, reason)
+
+    def _sample(self, slot: Slot) -> int:
+        assert slot.job is not None
+        if slot.job.sampling.temperature == 0:
+            # Greedy: the first of the highest logits, as llama.cpp's greedy sampler picks,
+            # read in place. The sampler copies the whole vocabulary (49,152 entries for
+            # SmolLM2) into a candidate list first: ~5% of a step's time.
+            logits = llama_cpp.llama_get_logits_ith(self.ctx, slot.row)
+            return int(numpy.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
+        return int(llama_cpp.llama_sampler_sample(slot.sampler, self.ctx, slot.row))
 
     def _release(self, slot: Slot, outcome: FinishReason | AssistantError | None) -> None:
         job = slot.job

@@ -18,6 +18,10 @@ from collections.abc import Sequence
 # Kinds of step whose cost per token differs: one chat's next token, a few chats' next tokens
 # together, a prompt being read (many tokens, the work split well between threads).
 FEW_TOKENS = 8
+# The first steps of a kind on a thread count are not timed: the first of all (the model's
+# warm-up) read its prompt at 6-7 ms a token on two threads against 3.3 ms afterwards
+# (allocations, the threads' start), and kept prompts on one thread for 50 prompts.
+WARM_UP_STEPS = 1
 
 
 def kind(tokens: int) -> int:
@@ -35,12 +39,13 @@ class ThreadChooser:
         self.weight = weight
         # Seconds per token, a moving average per (kind of step, threads).
         self._cost: dict[tuple[int, int], float] = {}
+        self._seen: dict[tuple[int, int], int] = {}  # steps timed, warm-up ones included
         self._steps = [0, 0, 0]
 
     def pick(self, tokens: int) -> int:
         """Threads for a step of `tokens` tokens."""
         k = kind(tokens)
-        untried = [n for n in self.choices if (k, n) not in self._cost]
+        untried = [n for n in self.choices if self._seen.get((k, n), 0) <= WARM_UP_STEPS]
         if untried:
             return untried[-1]
         best = self.best(k)
@@ -61,6 +66,9 @@ class ThreadChooser:
     def record(self, tokens: int, threads: int, seconds: float) -> None:
         k = kind(tokens)
         key = (k, threads)
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] <= WARM_UP_STEPS:
+            return
         cost = seconds / max(tokens, 1)
         before = self._cost.get(key)
         if before is None or threads != self.best(k):
