@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from tests.integration.assistant.conftest import OPENAI_MAX_TOKENS
+from assistant.catalogue import single_provider
+from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.providers.openai_compatible import OpenAIProvider
+from assistant.registry import build_upstream
 from tests.integration.assistant.helpers import USER, chat, error_of, stream_payloads
 from tests.support.fake_control import FakeControl
 from tests.support.servers import Server
@@ -200,23 +205,17 @@ async def test_a_model_list_that_times_out_names_its_own_limit(
     openai_upstream: Server, upstream: FakeControl
 ) -> None:
     """The model list has its own limit, far below the endpoint's read backstop: the error
-    names the limit that ran out."""
-    from assistant.errors import AssistantError
-    from assistant.providers.openai_compatible import Endpoint, OpenAIProvider
-
-    endpoint = Endpoint(
-        name="openai",
-        base_url=f"{openai_upstream.url}/v1",
-        api_key="upstream-key",
-        model="fake-model",
-        max_tokens=OPENAI_MAX_TOKENS,
-        connect_timeout=30,
-        read_timeout=600,
-        max_connections=4,
-        keepalive_timeout=5,
-        retry_after=3,
+    names the limit that ran out. The provider is built as the service builds it."""
+    settings = Settings(
+        assistant_provider="openai",
+        openai_base_url=f"{openai_upstream.url}/v1",
+        openai_api_key=SecretStr("upstream-key"),
+        openai_model="fake-model",
     )
-    provider = OpenAIProvider(endpoint)
+    catalogue = single_provider(settings, "unused")
+    built = build_upstream(catalogue.providers[0], catalogue, settings, [settings.openai_model])
+    provider = built.provider_for(settings.openai_model)
+    assert isinstance(provider, OpenAIProvider) and provider.endpoint.read_timeout > 0.3
     await provider.start()
     upstream.stall(True)
     try:
