@@ -143,14 +143,15 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def sampler_chain(sampling: Sampling) -> Any:
-    """`Llama.generate`'s sampling: greedy at temperature 0, else top-k, typical, top-p,
-    min-p, temperature, then a draw. Its penalty sampler is left out: at the values it is
-    given there (repeat 1, frequency 0, presence 0) it changes no logit."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    """`Llama.generate`'s sampling: greedy at temperature 0 (None: no chain, the scheduler
+    takes the highest logit itself), else top-k, typical, top-p, min-p, temperature, then a
+    draw. Its penalty sampler is left out: at the values it is given there (repeat 1,
+    frequency 0, presence 0) it changes no logit."""
     t = sampling.temperature
     if t == 0:
-        links = [llama_cpp.llama_sampler_init_greedy()]
-    elif t < 0:
+        return None
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    if t < 0:
         links = [llama_cpp.llama_sampler_init_dist(sampling.seed)]
     else:
         links = [
@@ -410,10 +411,9 @@ class Scheduler:
                 self._release(slot, reason)
 
     def _sample(self, slot: Slot) -> int:
-        assert slot.job is not None
-        if slot.job.sampling.temperature == 0:
+        if slot.sampler is None:
             # Greedy: the first of the highest logits, as llama.cpp's greedy sampler picks,
-            # read in place. The sampler copies the whole vocabulary (49,152 entries for
+            # read in place. A sampler copies the whole vocabulary (49,152 entries for
             # SmolLM2) into a candidate list first: ~5% of a step's time.
             logits = llama_cpp.llama_get_logits_ith(self.ctx, slot.row)
             return int(numpy.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
@@ -422,7 +422,8 @@ class Scheduler:
     def _release(self, slot: Slot, outcome: FinishReason | AssistantError | None) -> None:
         job = slot.job
         assert job is not None
-        llama_cpp.llama_sampler_free(slot.sampler)
+        if slot.sampler is not None:
+            llama_cpp.llama_sampler_free(slot.sampler)
         slot.sampler = None
         slot.job = None
         if slot.read < len(job.prompt) or isinstance(outcome, AssistantError):
